@@ -1,0 +1,43 @@
+//! Link-time fixes so `target/release/vqclip` runs with no environment variables:
+//! an rpath to the libtorch that tch was built against, and `--no-as-needed` around
+//! `libtorch_cuda` so the CUDA backend is really loaded on a GPU machine (nothing in our
+//! code references its symbols, so `--as-needed` would otherwise drop it).
+use std::path::{Path, PathBuf};
+
+fn torch_lib_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LIBTORCH") {
+        return Some(PathBuf::from(dir).join("lib"));
+    }
+    // The project-local venv made by scripts/setup (.venv/lib/pythonX.Y/site-packages/torch/lib).
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    let venv_lib = root.join(".venv").join("lib");
+    let mut found = None;
+    for entry in std::fs::read_dir(&venv_lib).ok()?.flatten() {
+        let candidate = entry.path().join("site-packages").join("torch").join("lib");
+        if candidate.join("libtorch_cpu.so").exists() {
+            found = Some(candidate);
+        }
+    }
+    found
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-changed=build.rs");
+    let Some(lib) = torch_lib_dir() else {
+        println!("cargo:warning=libtorch not found in .venv; run scripts/setup (the binary will need LD_LIBRARY_PATH)");
+        return;
+    };
+    let lib = lib.canonicalize().unwrap_or(lib);
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if has(&lib, "libtorch_cuda.so") {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}
+
+fn has(dir: &Path, name: &str) -> bool {
+    dir.join(name).exists()
+}

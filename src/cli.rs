@@ -1,0 +1,174 @@
+//! Command-line interface (clap derive). Raw flags only: resolution and validation live in
+//! `settings`, so a flag, a preset and a config file go through the same checks.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 runtime failure (weights, I/O, CUDA, NaN), \
+2 bad usage or invalid settings, 130 interrupted (a checkpoint was saved; resume with \
+`vqclip generate --resume RUN_DIR`).";
+
+#[derive(Debug, Parser)]
+#[command(name = "vqclip", version, about = "VQGAN+CLIP text-to-image generation, CLIP classification and image search", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an image from a text prompt (VQGAN latents optimized against CLIP).
+    Generate(Box<GenerateArgs>),
+    /// List or show style and quality presets.
+    #[command(subcommand)]
+    Presets(PresetsCommand),
+    /// Print versions, CUDA devices and which weight files are present.
+    Doctor,
+    /// Encode and decode an image through the VQGAN (checks a VQGAN checkpoint).
+    Reconstruct(ReconstructArgs),
+    /// Print CLIP embeddings of texts and images.
+    Embed(EmbedArgs),
+    /// Print the prompt, seed and settings stored in a vqclip PNG.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PresetsCommand {
+    /// Name and one-line description of every preset.
+    List,
+    /// The preset's resolved TOML.
+    Show {
+        /// Preset name or path to a .toml file.
+        name: String,
+    },
+}
+
+/// Flags of `generate`. Every setting is optional here: unset flags fall back to
+/// `--config`, then presets, then built-in defaults.
+#[derive(Debug, Args, Default)]
+pub struct GenerateArgs {
+    /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
+    /// (a negative weight pushes away; stop ends the push once the distance passes it).
+    #[arg(value_name = "PROMPT")]
+    pub prompt: Option<String>,
+    /// Output size WxH, both multiples of 16 (default 256x256).
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// Optimization steps (default 300).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<i64>,
+    /// Seed: an integer, or any text (hashed to one). Random and recorded when absent.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<String>,
+    /// Cutouts per step per CLIP model (default 32).
+    #[arg(long, value_name = "N")]
+    pub cutouts: Option<i64>,
+    /// Cutout size power for --cut-method original: >1 favours small crops (default 1.0).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub cut_pow: Option<f64>,
+    /// Cutout method: pooled (whole image, avg+max pooled) or original (random square crops).
+    #[arg(long, value_name = "METHOD")]
+    pub cut_method: Option<String>,
+    /// Comma list of cutout augments: flip, affine, perspective, jitter, erasing, noise (or `none`).
+    #[arg(long, value_name = "LIST")]
+    pub augments: Option<String>,
+    /// Learning rate (default 0.1).
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Optimizer: adam or adamw.
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+    /// Comma list of percents of the run where the learning rate is divided by 10 (e.g. 75).
+    #[arg(long, value_name = "LIST", allow_negative_numbers = true)]
+    pub lr_drops: Option<String>,
+    /// Save a frame every N steps (0 = only the final image; default 50).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub save_every: Option<i64>,
+    /// Starting latents: codes (random codebook entries), perlin, gradient or snow.
+    #[arg(long, value_name = "KIND")]
+    pub init: Option<String>,
+    /// Start from this image (resized and cropped to --size, then encoded).
+    #[arg(long, value_name = "PATH")]
+    pub init_image: Option<PathBuf>,
+    /// Weight of the pull back toward the initial latents (default 0).
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
+    pub init_weight: Option<f64>,
+    /// Image prompt PATH[:weight]; repeatable.
+    #[arg(long, value_name = "PATH[:W]")]
+    pub image_prompt: Vec<String>,
+    /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
+    #[arg(long, value_name = "LIST")]
+    pub loss: Option<String>,
+    /// VQGAN: a known name (imagenet_f16_16384, ...) or a .ckpt/.safetensors path.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub vqgan: Option<String>,
+    /// CLIP model(s), comma separated: known names (ViT-B/32, ...) or paths.
+    #[arg(long, value_name = "NAME|PATH,...")]
+    pub clip: Option<String>,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Numeric precision of the frozen models: f32, bf16 or auto.
+    #[arg(long, value_name = "P")]
+    pub precision: Option<String>,
+    /// Run directory (default outputs/<date>-<time>-<prompt>).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Allow writing into a run directory that already holds a result.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar or notices (errors are still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Style or quality preset name, or a .toml path; repeatable, applied in order.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub preset: Vec<String>,
+    /// Settings file: a TOML with the same keys as the flags, or a vqclip PNG / run.toml to repeat a run.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its checkpoint (only --steps, --save-every, --device, --quiet may change).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// Input image.
+    pub image: PathBuf,
+    /// Output PNG.
+    #[arg(short = 'o', long = "out", value_name = "OUT.png")]
+    pub out: PathBuf,
+    /// VQGAN: a known name or a .ckpt/.safetensors path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "imagenet_f16_16384")]
+    pub vqgan: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Text to embed; repeatable.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Image to embed; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub image: Vec<PathBuf>,
+    /// CLIP model: a known name (ViT-B/32, ...) or a path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
+    pub clip: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A PNG written by vqclip.
+    pub image: PathBuf,
+}

@@ -1,0 +1,43 @@
+//! `vqclip doctor`: what this installation can do. Always exits 0.
+use crate::weights::registry;
+
+pub fn run() -> anyhow::Result<()> {
+    println!("vqclip {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch {}", libtorch_version());
+    println!("cpu threads: {}", tch::get_num_threads());
+    let cuda = tch::Cuda::is_available();
+    let n = tch::Cuda::device_count();
+    if cuda {
+        println!("cuda: available, {n} device(s), cudnn {}", if tch::Cuda::cudnn_is_available() { "yes" } else { "no" });
+        for i in 0..n {
+            println!("  cuda:{i}: {}", cuda_device_summary(i));
+        }
+    } else {
+        println!("cuda: not available (running on CPU)");
+    }
+    let dir = registry::weights_dir();
+    println!("weights directory: {}{}", dir.display(), if dir.is_dir() { "" } else { " (does not exist yet)" });
+    for (name, found) in registry::presence(&dir) {
+        match found {
+            Some(p) => println!("  {name:22} present: {}", p.display()),
+            None => println!("  {name:22} missing"),
+        }
+    }
+    Ok(())
+}
+
+fn libtorch_version() -> String {
+    // tch exposes no version call; the build pins 2.11 (tch 0.24) and the rpath'd library is that one.
+    "2.11 (tch 0.24)".to_string()
+}
+
+fn cuda_device_summary(i: i64) -> String {
+    // Name and memory through nvidia-smi when present: tch 0.24 has no device-properties call.
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader", &format!("--id={i}")])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "CUDA device (name unavailable: nvidia-smi not found)".to_string(),
+    }
+}

@@ -1,0 +1,14 @@
+//! vqclip: VQGAN+CLIP text-to-image generation, zero-shot classification and image search,
+//! on libtorch through tch, reading the official checkpoints natively.
+pub mod cli;
+pub mod cmd;
+pub mod device;
+pub mod error;
+pub mod generate;
+pub mod image_io;
+pub mod models;
+pub mod presets;
+pub mod runplan;
+pub mod settings;
+pub mod tokenizer;
+pub mod weights;

@@ -1,0 +1,709 @@
+//! Generation settings: the file/flag form (`PartialSettings`, every field optional) and the
+//! resolved, validated form (`Settings`) that the rest of the program sees.
+//!
+//! Precedence: built-in defaults < presets in order < `--config` < flags. Every layer goes
+//! through the same parsing, so an invalid value fails with the same message wherever it came from.
+use crate::cli::GenerateArgs;
+use crate::error::usage;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// One text prompt: `text[:weight[:stop]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub text: String,
+    pub weight: f64,
+    /// Gradient flows only while the signed distance is above this (−∞: always).
+    pub stop: f64,
+}
+
+impl Prompt {
+    /// Parses `text`, `text:weight` or `text:weight:stop`. Up to two numeric suffixes are peeled
+    /// from the right (pixray's rule), so `a photo: sunset` keeps its colon.
+    pub fn parse(spec: &str) -> Result<Prompt> {
+        let spec = spec.trim();
+        let mut parts: Vec<&str> = spec.split(':').collect();
+        let mut nums = Vec::new();
+        while nums.len() < 2 && parts.len() > 1 {
+            let last = parts[parts.len() - 1].trim();
+            match last.parse::<f64>() {
+                Ok(v) => {
+                    nums.push((last, v));
+                    parts.pop();
+                }
+                Err(_) => break,
+            }
+        }
+        nums.reverse();
+        let text = parts.join(":").trim().to_string();
+        if text.is_empty() {
+            return Err(usage(format!("prompt '{spec}': the text is empty")));
+        }
+        let weight = nums.first().map(|n| n.1).unwrap_or(1.0);
+        let stop = nums.get(1).map(|n| n.1).unwrap_or(f64::NEG_INFINITY);
+        if !weight.is_finite() {
+            return Err(usage(format!("prompt '{spec}': weight must be a finite number")));
+        }
+        if weight == 0.0 {
+            return Err(usage(format!("prompt '{spec}': weight 0 does nothing; remove the prompt")));
+        }
+        if stop.is_nan() {
+            return Err(usage(format!("prompt '{spec}': stop must be a number")));
+        }
+        Ok(Prompt { text, weight, stop })
+    }
+
+    /// Splits a `|`-separated prompt argument.
+    pub fn parse_list(arg: &str) -> Result<Vec<Prompt>> {
+        arg.split('|').filter(|s| !s.trim().is_empty()).map(Prompt::parse).collect()
+    }
+}
+
+impl fmt::Display for Prompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.text)?;
+        if self.weight != 1.0 || self.stop.is_finite() {
+            write!(f, ":{}", self.weight)?;
+        }
+        if self.stop.is_finite() {
+            write!(f, ":{}", self.stop)?;
+        }
+        Ok(())
+    }
+}
+
+/// An image prompt `PATH[:weight]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImagePrompt {
+    pub path: PathBuf,
+    pub weight: f64,
+}
+
+impl ImagePrompt {
+    pub fn parse(spec: &str) -> Result<ImagePrompt> {
+        // A trailing `:number` is a weight unless the whole thing is an existing file.
+        if let Some((p, w)) = spec.rsplit_once(':')
+            && let Ok(weight) = w.trim().parse::<f64>()
+            && !Path::new(spec).exists()
+        {
+            if !weight.is_finite() || weight == 0.0 {
+                return Err(usage(format!(
+                    "--image-prompt '{spec}': weight must be a finite non-zero number"
+                )));
+            }
+            return Ok(ImagePrompt { path: PathBuf::from(p), weight });
+        }
+        if spec.trim().is_empty() {
+            return Err(usage("--image-prompt: empty path"));
+        }
+        Ok(ImagePrompt { path: PathBuf::from(spec), weight: 1.0 })
+    }
+}
+
+impl fmt::Display for ImagePrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weight == 1.0 {
+            write!(f, "{}", self.path.display())
+        } else {
+            write!(f, "{}:{}", self.path.display(), self.weight)
+        }
+    }
+}
+
+/// Image size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub width: i64,
+    pub height: i64,
+}
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size> {
+        let bad = || {
+            usage(format!(
+                "--size: invalid value '{s}': expected WxH with both sides multiples of 16 from 16 to 4096 (e.g. 256x256)"
+            ))
+        };
+        let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+        let width: i64 = w.trim().parse().map_err(|_| bad())?;
+        let height: i64 = h.trim().parse().map_err(|_| bad())?;
+        for v in [width, height] {
+            if !(16..=4096).contains(&v) || v % 16 != 0 {
+                return Err(bad());
+            }
+        }
+        Ok(Size { width, height })
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn names() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+        impl FromStr for $name {
+            type Err = anyhow::Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(usage(format!("{}: invalid value '{}': expected one of {}", $what, s, $name::names()))),
+                }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+named_enum!(
+    /// How cutouts are taken from the image.
+    CutMethod, "--cut-method" { Pooled = "pooled", Original = "original" }
+);
+named_enum!(
+    /// Differentiable augments applied to each cutout.
+    Augment, "--augments" {
+        Flip = "flip",
+        Affine = "affine",
+        Perspective = "perspective",
+        Jitter = "jitter",
+        Erasing = "erasing",
+        Noise = "noise",
+    }
+);
+named_enum!(
+    /// Optimizer over the latents.
+    OptimizerKind, "--optimizer" { Adam = "adam", AdamW = "adamw" }
+);
+named_enum!(
+    /// Starting latents when there is no init image.
+    InitKind, "--init" { Codes = "codes", Perlin = "perlin", Gradient = "gradient", Snow = "snow" }
+);
+named_enum!(
+    /// Extra image losses (pixray style).
+    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness" }
+);
+named_enum!(
+    /// Numeric precision of the frozen models (z and optimizer state stay f32).
+    Precision, "--precision" { F32 = "f32", Bf16 = "bf16", Auto = "auto" }
+);
+
+/// The resolved, validated settings of one generation run. Serialized into `run.toml`,
+/// checkpoints and PNG metadata, and read back by `--config` and `--resume`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub prompts: Vec<Prompt>,
+    pub size: Size,
+    pub steps: i64,
+    pub seed: u64,
+    pub cutouts: i64,
+    pub cut_pow: f64,
+    pub cut_method: CutMethod,
+    pub augments: Vec<Augment>,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub lr_drops: Vec<f64>,
+    pub save_every: i64,
+    pub init: InitKind,
+    pub init_image: Option<PathBuf>,
+    pub init_weight: f64,
+    pub image_prompts: Vec<ImagePrompt>,
+    pub losses: Vec<(LossKind, f64)>,
+    pub vqgan: String,
+    pub clip: Vec<String>,
+    pub device: String,
+    pub precision: Precision,
+    /// Presets applied, in order (for the record).
+    pub presets: Vec<String>,
+}
+
+/// Built-in defaults (the anchors' usual values: nerdyrodent's lr 0.1, 32 cutouts, ViT-B/32).
+pub const DEFAULT_STEPS: i64 = 300;
+pub const DEFAULT_CUTOUTS: i64 = 32;
+pub const DEFAULT_LR: f64 = 0.1;
+pub const DEFAULT_SAVE_EVERY: i64 = 50;
+pub const DEFAULT_VQGAN: &str = "imagenet_f16_16384";
+pub const DEFAULT_CLIP: &str = "ViT-B/32";
+pub const DEFAULT_AUGMENTS: &[Augment] =
+    &[Augment::Affine, Augment::Perspective, Augment::Jitter, Augment::Erasing, Augment::Noise];
+
+/// Settings as written in TOML (config files, presets, run.toml) with every key optional.
+/// Keys are the flag names (kebab-case). Unknown keys are errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PartialSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PromptList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SeedValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutouts: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_pow: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augments: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_drops: Option<NumberList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_image: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_weight: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_prompts: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vqgan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
+}
+
+/// `"a|b:2"` or `["a", "b:2"]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PromptList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PromptList {
+    pub fn parse(&self) -> Result<Vec<Prompt>> {
+        match self {
+            PromptList::One(s) => Prompt::parse_list(s),
+            PromptList::Many(v) => v.iter().map(|s| Prompt::parse(s)).collect(),
+        }
+    }
+}
+
+/// `"a,b"` or `["a", "b"]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StringList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringList::One(s) => {
+                s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+            }
+            StringList::Many(v) => v.iter().map(|x| x.trim().to_string()).collect(),
+        }
+    }
+}
+
+/// `75`, `[50, 75]` or `"50,75"`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumberList {
+    One(f64),
+    Many(Vec<f64>),
+    Text(String),
+}
+
+/// A seed as written: an integer or any text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SeedValue {
+    Int(i64),
+    Text(String),
+}
+
+/// An integer stays itself; any other text is hashed (SHA-256, first 8 bytes, big-endian, mod 2^32)
+/// so "my cat" always gives the same image.
+pub fn seed_from_text(s: &str) -> Result<u64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(usage("--seed: empty value"));
+    }
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(v);
+    }
+    if t.starts_with('-') && t[1..].parse::<u64>().is_ok() {
+        return Err(usage(format!("--seed: invalid value '{s}': must not be negative")));
+    }
+    let digest = Sha256::digest(t.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    Ok(u64::from_be_bytes(b) % (1u64 << 32))
+}
+
+impl PartialSettings {
+    /// Overlays `other` on `self` (fields set in `other` win).
+    pub fn merge(&mut self, other: PartialSettings) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(
+            prompts, size, steps, seed, cutouts, cut_pow, cut_method, augments, lr, optimizer, lr_drops,
+            save_every, init, init_image, init_weight, image_prompts, loss, vqgan, clip, device, precision
+        );
+        if let Some(p) = other.presets {
+            self.presets.get_or_insert_with(Vec::new).extend(p);
+        }
+    }
+
+    /// Parses a TOML settings file (`--config`); unknown keys name the key and the file.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<PartialSettings> {
+        toml::from_str(text).map_err(|e| {
+            usage(format!("{}: {}", origin.display(), e.message().trim().replace('\n', " ")))
+        })
+    }
+
+    /// The flag layer.
+    pub fn from_args(a: &GenerateArgs) -> PartialSettings {
+        PartialSettings {
+            prompts: a.prompt.clone().map(PromptList::One),
+            size: a.size.clone(),
+            steps: a.steps,
+            seed: a.seed.clone().map(SeedValue::Text),
+            cutouts: a.cutouts,
+            cut_pow: a.cut_pow,
+            cut_method: a.cut_method.clone(),
+            augments: a.augments.clone().map(StringList::One),
+            lr: a.lr,
+            optimizer: a.optimizer.clone(),
+            lr_drops: a.lr_drops.clone().map(NumberList::Text),
+            save_every: a.save_every,
+            init: a.init.clone(),
+            init_image: a.init_image.clone(),
+            init_weight: a.init_weight,
+            image_prompts: if a.image_prompt.is_empty() {
+                None
+            } else {
+                Some(StringList::Many(a.image_prompt.clone()))
+            },
+            loss: a.loss.clone().map(StringList::One),
+            vqgan: a.vqgan.clone(),
+            clip: a.clip.clone().map(StringList::One),
+            device: a.device.clone(),
+            precision: a.precision.clone(),
+            presets: None,
+        }
+    }
+
+    /// Resolves and validates: every missing key takes its default, every value is checked once.
+    /// A missing seed is drawn at random here (and then recorded).
+    pub fn resolve(&self) -> Result<Settings> {
+        let prompts = match &self.prompts {
+            Some(p) => p.parse()?,
+            None => Vec::new(),
+        };
+        let size = match &self.size {
+            Some(s) => Size::parse(s)?,
+            None => Size { width: 256, height: 256 },
+        };
+        let steps = self.steps.unwrap_or(DEFAULT_STEPS);
+        if steps < 1 {
+            return Err(usage(format!("--steps: invalid value {steps}: must be at least 1")));
+        }
+        let seed = match &self.seed {
+            Some(SeedValue::Int(v)) if *v >= 0 => *v as u64,
+            Some(SeedValue::Int(v)) => {
+                return Err(usage(format!("--seed: invalid value {v}: must not be negative")));
+            }
+            Some(SeedValue::Text(t)) => seed_from_text(t)?,
+            None => rand::random::<u32>() as u64,
+        };
+        let cutouts = self.cutouts.unwrap_or(DEFAULT_CUTOUTS);
+        if cutouts < 1 {
+            return Err(usage(format!("--cutouts: invalid value {cutouts}: must be at least 1")));
+        }
+        let cut_pow = self.cut_pow.unwrap_or(1.0);
+        if !(cut_pow.is_finite() && cut_pow > 0.0) {
+            return Err(usage(format!("--cut-pow: invalid value {cut_pow}: must be a number > 0")));
+        }
+        let cut_method = match &self.cut_method {
+            Some(s) => s.parse()?,
+            None => CutMethod::Pooled,
+        };
+        let augments = match &self.augments {
+            Some(list) => parse_augments(&list.items())?,
+            None => DEFAULT_AUGMENTS.to_vec(),
+        };
+        let lr = self.lr.unwrap_or(DEFAULT_LR);
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(usage(format!("--lr: invalid value {lr}: must be a number > 0")));
+        }
+        let optimizer = match &self.optimizer {
+            Some(s) => s.parse()?,
+            None => OptimizerKind::Adam,
+        };
+        let lr_drops = match &self.lr_drops {
+            Some(l) => parse_lr_drops(l)?,
+            None => Vec::new(),
+        };
+        let save_every = self.save_every.unwrap_or(DEFAULT_SAVE_EVERY);
+        if save_every < 0 {
+            return Err(usage(format!(
+                "--save-every: invalid value {save_every}: must be 0 (final image only) or more"
+            )));
+        }
+        let init = match &self.init {
+            Some(s) => s.parse()?,
+            None => InitKind::Codes,
+        };
+        let init_weight = self.init_weight.unwrap_or(0.0);
+        if !(init_weight.is_finite() && init_weight >= 0.0) {
+            return Err(usage(format!("--init-weight: invalid value {init_weight}: must be a number >= 0")));
+        }
+        let image_prompts = match &self.image_prompts {
+            Some(l) => l.items().iter().map(|s| ImagePrompt::parse(s)).collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let losses = match &self.loss {
+            Some(l) => parse_losses(&l.items())?,
+            None => Vec::new(),
+        };
+        let vqgan = self.vqgan.clone().unwrap_or_else(|| DEFAULT_VQGAN.to_string());
+        if vqgan.trim().is_empty() {
+            return Err(usage("--vqgan: empty value"));
+        }
+        let clip = match &self.clip {
+            Some(l) => l.items(),
+            None => vec![DEFAULT_CLIP.to_string()],
+        };
+        if clip.is_empty() || clip.iter().any(|c| c.is_empty()) {
+            return Err(usage("--clip: expected one or more model names or paths separated by commas"));
+        }
+        let device = self.device.clone().unwrap_or_else(|| "auto".to_string());
+        crate::device::check_device_syntax(&device)?;
+        let precision = match &self.precision {
+            Some(s) => s.parse()?,
+            None => Precision::F32,
+        };
+        if prompts.is_empty() && image_prompts.is_empty() {
+            return Err(usage(
+                "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
+                 --image-prompt, or a --config/--preset that has prompts",
+            ));
+        }
+        Ok(Settings {
+            prompts,
+            size,
+            steps,
+            seed,
+            cutouts,
+            cut_pow,
+            cut_method,
+            augments,
+            lr,
+            optimizer,
+            lr_drops,
+            save_every,
+            init,
+            init_image: self.init_image.clone(),
+            init_weight,
+            image_prompts,
+            losses,
+            vqgan,
+            clip,
+            device,
+            precision,
+            presets: self.presets.clone().unwrap_or_default(),
+        })
+    }
+}
+
+fn parse_augments(items: &[String]) -> Result<Vec<Augment>> {
+    if items.len() == 1 && items[0].eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for it in items {
+        let a: Augment = it.parse()?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
+    let v = match l {
+        NumberList::One(x) => vec![*x],
+        NumberList::Many(v) => v.clone(),
+        NumberList::Text(s) => s
+            .split(',')
+            .map(|x| x.trim().trim_end_matches('%'))
+            .filter(|x| !x.is_empty())
+            .map(|x| {
+                x.parse::<f64>().map_err(|_| {
+                    usage(format!("--lr-drops: invalid value '{s}': expected percents like 50,75"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    for x in &v {
+        if !(x.is_finite() && *x > 0.0 && *x < 100.0) {
+            return Err(usage(format!("--lr-drops: invalid value {x}: each drop must be a percent between 0 and 100")));
+        }
+    }
+    let mut v = v;
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.dedup();
+    Ok(v)
+}
+
+fn parse_losses(items: &[String]) -> Result<Vec<(LossKind, f64)>> {
+    let mut out: Vec<(LossKind, f64)> = Vec::new();
+    for it in items {
+        let (name, w) = match it.split_once(':') {
+            Some((n, w)) => {
+                let w: f64 = w.trim().parse().map_err(|_| {
+                    usage(format!("--loss: invalid weight in '{it}': expected name:number (e.g. tv:0.5)"))
+                })?;
+                (n, w)
+            }
+            None => (it.as_str(), 1.0),
+        };
+        if !w.is_finite() {
+            return Err(usage(format!("--loss: invalid weight in '{it}': must be finite")));
+        }
+        let kind: LossKind = name.parse()?;
+        out.retain(|(k, _)| *k != kind);
+        out.push((kind, w));
+    }
+    Ok(out)
+}
+
+impl Settings {
+    /// The full, explicit TOML form (every key), as written to run.toml and PNG metadata.
+    pub fn to_partial(&self) -> PartialSettings {
+        PartialSettings {
+            prompts: Some(PromptList::Many(self.prompts.iter().map(|p| p.to_string()).collect())),
+            size: Some(self.size.to_string()),
+            steps: Some(self.steps),
+            seed: Some(SeedValue::Int(self.seed as i64)),
+            cutouts: Some(self.cutouts),
+            cut_pow: Some(self.cut_pow),
+            cut_method: Some(self.cut_method.to_string()),
+            augments: Some(StringList::Many(self.augments.iter().map(|a| a.to_string()).collect())),
+            lr: Some(self.lr),
+            optimizer: Some(self.optimizer.to_string()),
+            lr_drops: Some(NumberList::Many(self.lr_drops.clone())),
+            save_every: Some(self.save_every),
+            init: Some(self.init.to_string()),
+            init_image: self.init_image.clone(),
+            init_weight: Some(self.init_weight),
+            image_prompts: Some(StringList::Many(self.image_prompts.iter().map(|p| p.to_string()).collect())),
+            loss: Some(StringList::Many(self.losses.iter().map(|(k, w)| format!("{k}:{w}")).collect())),
+            vqgan: Some(self.vqgan.clone()),
+            clip: Some(StringList::Many(self.clip.clone())),
+            device: Some(self.device.clone()),
+            precision: Some(self.precision.to_string()),
+            presets: Some(self.presets.clone()),
+        }
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(&self.to_partial()).context("cannot serialize settings")
+    }
+
+    /// The steps (1-based) after which the learning rate is divided by 10.
+    pub fn lr_drop_steps(&self) -> Vec<i64> {
+        self.lr_drops.iter().map(|p| ((p / 100.0) * self.steps as f64).round().max(1.0) as i64).collect()
+    }
+}
+
+/// The prompt text for a run-directory name: lowercase words joined by `-`, at most 40 chars.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for ch in text.chars() {
+        if ch.is_alphanumeric() {
+            for c in ch.to_lowercase() {
+                out.push(c);
+            }
+            dash = false;
+        } else if !dash && !out.is_empty() {
+            out.push('-');
+            dash = true;
+        }
+        if out.chars().count() >= 40 {
+            break;
+        }
+    }
+    let s = out.trim_end_matches('-').to_string();
+    if s.is_empty() { "image".to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_suffixes() {
+        let p = Prompt::parse("a cat:2:-0.5").unwrap();
+        assert_eq!((p.text.as_str(), p.weight, p.stop), ("a cat", 2.0, -0.5));
+        let p = Prompt::parse("ratio 16:9 poster").unwrap();
+        assert_eq!(p.text, "ratio 16:9 poster");
+        let p = Prompt::parse("title: dawn:-1").unwrap();
+        assert_eq!((p.text.as_str(), p.weight), ("title: dawn", -1.0));
+        assert!(Prompt::parse(":2").is_err());
+    }
+
+    #[test]
+    fn seeds() {
+        assert_eq!(seed_from_text("42").unwrap(), 42);
+        let a = seed_from_text("my cat").unwrap();
+        assert_eq!(a, seed_from_text("my cat").unwrap());
+        assert!(a < 1 << 32);
+        assert!(seed_from_text("-3").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("320x240").unwrap(), Size { width: 320, height: 240 });
+        for bad in ["250x256", "0x16", "8192x16", "abc", "256"] {
+            assert!(Size::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("A Lighthouse, at dusk!"), "a-lighthouse-at-dusk");
+        assert_eq!(slug("!!!"), "image");
+    }
+}

@@ -1,0 +1,186 @@
+//! The standard models (registry.toml, compiled in) and how a `--vqgan`/`--clip` value becomes a file.
+use crate::error::usage;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const REGISTRY_TOML: &str = include_str!("registry.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Vqgan,
+    Clip,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Vqgan => "VQGAN",
+            ModelKind::Clip => "CLIP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileEntry {
+    pub name: String,
+    #[serde(default)]
+    pub approx_mb: u64,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    pub urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub kind: ModelKind,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub description: String,
+    /// The official files (checkpoint first, then its config).
+    pub file: Vec<FileEntry>,
+    /// Equivalent alternatives (safetensors mirrors), any one of which replaces `file[0]`.
+    #[serde(default)]
+    pub alt: Vec<FileEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registry {
+    model: Vec<ModelEntry>,
+}
+
+/// All registry entries.
+pub fn models() -> &'static [ModelEntry] {
+    static CELL: OnceLock<Vec<ModelEntry>> = OnceLock::new();
+    CELL.get_or_init(|| match toml::from_str::<Registry>(REGISTRY_TOML) {
+        Ok(r) => r.model,
+        // The registry is compiled in and covered by a test; an empty list is the safe fallback.
+        Err(_) => Vec::new(),
+    })
+}
+
+/// Checks the compiled-in registry parses (used by tests and `weights list`).
+pub fn check() -> Result<()> {
+    toml::from_str::<Registry>(REGISTRY_TOML).context("built-in model registry is invalid")?;
+    Ok(())
+}
+
+/// Finds an entry by name or alias (case-insensitive).
+pub fn find(name: &str, kind: ModelKind) -> Option<&'static ModelEntry> {
+    let n = name.trim();
+    models().iter().filter(|m| m.kind == kind).find(|m| {
+        m.name.eq_ignore_ascii_case(n) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(n))
+    })
+}
+
+/// `$VQCLIP_WEIGHTS`, else `weights/` in the current directory.
+pub fn weights_dir() -> PathBuf {
+    match std::env::var_os("VQCLIP_WEIGHTS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from("weights"),
+    }
+}
+
+/// The file names that satisfy an entry, most preferred first: the fast-load cache
+/// (`<stem>.safetensors`), the official checkpoint, then the alternative mirrors.
+fn candidates(m: &ModelEntry) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(main) = m.file.first() {
+        let stem = Path::new(&main.name).file_stem().map(|s| s.to_string_lossy().to_string());
+        if let Some(stem) = stem {
+            out.push(format!("{stem}.safetensors"));
+        }
+        out.push(main.name.clone());
+    }
+    for a in &m.alt {
+        if !out.contains(&a.name) {
+            out.push(a.name.clone());
+        }
+    }
+    // Names the anchors use for the same files (pixray/nerdyrodent: vqgan_<name>.ckpt).
+    for alias in &m.aliases {
+        out.push(format!("{alias}.ckpt"));
+    }
+    out
+}
+
+/// The present file for an entry in `dir`, if any. A safetensors cache older than the
+/// official checkpoint beside it is skipped (it may be stale).
+pub fn find_present(m: &ModelEntry, dir: &Path) -> Option<PathBuf> {
+    let cands = candidates(m);
+    let official = m.file.first().map(|f| dir.join(&f.name));
+    for c in cands {
+        let p = dir.join(&c);
+        if !p.is_file() {
+            continue;
+        }
+        if c.ends_with(".safetensors")
+            && let Some(off) = &official
+            && is_older(&p, off)
+        {
+            continue;
+        }
+        return Some(p);
+    }
+    None
+}
+
+fn is_older(a: &Path, b: &Path) -> bool {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((m(a), m(b)), (Some(x), Some(y)) if x < y)
+}
+
+/// Every model with the file found for it (for `doctor` and `weights list`).
+pub fn presence(dir: &Path) -> Vec<(String, Option<PathBuf>)> {
+    models().iter().map(|m| (m.name.clone(), find_present(m, dir))).collect()
+}
+
+/// Error for a known model that is not in the weights directory (exit 1).
+pub fn missing_error(m: &ModelEntry, dir: &Path) -> anyhow::Error {
+    let main = m.file.first().map(|f| f.name.as_str()).unwrap_or("?");
+    let url = m.file.first().and_then(|f| f.urls.first()).map(|s| s.as_str()).unwrap_or("?");
+    anyhow::anyhow!(
+        "{} model '{}' not found: expected {} (run `vqclip weights fetch {}`, or download {} and save it as that file)",
+        m.kind.as_str(),
+        m.name,
+        dir.join(main).display(),
+        m.name,
+        url
+    )
+}
+
+/// Resolves a `--vqgan`/`--clip` value: an existing path is used as is; a known name is looked up
+/// in the weights directory; anything else is a usage error listing the known names.
+pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let flag = match kind {
+        ModelKind::Vqgan => "--vqgan",
+        ModelKind::Clip => "--clip",
+    };
+    if let Some(m) = find(spec, kind) {
+        let dir = weights_dir();
+        return find_present(m, &dir).ok_or_else(|| missing_error(m, &dir));
+    }
+    if path.is_dir() {
+        return Err(usage(format!("{flag} {spec}: is a directory, expected a weight file")));
+    }
+    let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR)
+        && !(kind == ModelKind::Clip && spec.starts_with("ViT"))
+        || [".ckpt", ".pt", ".pth", ".bin", ".safetensors"].iter().any(|e| spec.ends_with(e));
+    if looks_like_path {
+        anyhow::bail!("{flag} {spec}: file not found");
+    }
+    let names: Vec<&str> = models().iter().filter(|m| m.kind == kind).map(|m| m.name.as_str()).collect();
+    Err(usage(format!("{flag}: unknown model '{spec}': give a file path or one of {}", names.join(", "))))
+}
