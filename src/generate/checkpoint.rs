@@ -1,0 +1,117 @@
+//! The resume state of a run: `checkpoint/state.safetensors` (z, z0, Adam moments) and
+//! `checkpoint/meta.toml` (format version, step, lr, Adam step count, full settings, weight files).
+//! Random draws are derived from (seed, step), so no RNG state needs saving.
+//!
+//! Writes go to `checkpoint.tmp/` and are renamed into place, so a kill at any moment leaves a
+//! complete checkpoint (`checkpoint/`, or `checkpoint.old/` during the swap).
+use crate::settings::PartialSettings;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const DIR: &str = "checkpoint";
+
+/// A weight file a run used, to detect a changed file on resume.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WeightFile {
+    pub role: String,
+    pub path: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub format_version: u32,
+    pub vqclip_version: String,
+    /// Steps completed.
+    pub step: i64,
+    pub lr: f64,
+    pub adam_t: i64,
+    pub weights: Vec<WeightFile>,
+    pub settings: PartialSettings,
+}
+
+pub struct State {
+    pub meta: Meta,
+    pub z: Tensor,
+    pub z0: Tensor,
+    pub m: Tensor,
+    pub v: Tensor,
+}
+
+pub fn save(run_dir: &Path, state: &State) -> Result<()> {
+    let dir = run_dir.join(DIR);
+    let tmp = run_dir.join("checkpoint.tmp");
+    let old = run_dir.join("checkpoint.old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let cpu = |t: &Tensor| t.detach().to_device(tch::Device::Cpu).contiguous();
+    Tensor::write_safetensors(
+        &[("z", cpu(&state.z)), ("z0", cpu(&state.z0)), ("adam_m", cpu(&state.m)), ("adam_v", cpu(&state.v))],
+        tmp.join("state.safetensors"),
+    )
+    .with_context(|| format!("cannot write {}", tmp.join("state.safetensors").display()))?;
+    let meta = toml::to_string(&state.meta).context("cannot serialize checkpoint metadata")?;
+    write_synced(&tmp.join("meta.toml"), meta.as_bytes())?;
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_context(|| format!("cannot clear {}", old.display()))?;
+        }
+        std::fs::rename(&dir, &old).with_context(|| format!("cannot move {}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, &dir).with_context(|| format!("cannot move {} into place", tmp.display()))?;
+    if old.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    Ok(())
+}
+
+/// The checkpoint directory of a run: `checkpoint/`, or `checkpoint.old/` if a kill hit the swap.
+pub fn find(run_dir: &Path) -> Option<PathBuf> {
+    ["checkpoint", "checkpoint.old"]
+        .iter()
+        .map(|d| run_dir.join(d))
+        .find(|d| d.join("meta.toml").is_file() && d.join("state.safetensors").is_file())
+}
+
+pub fn read_meta(ckpt_dir: &Path) -> Result<Meta> {
+    let path = ckpt_dir.join("meta.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta: Meta =
+        toml::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    if meta.format_version != FORMAT_VERSION {
+        bail!(
+            "{} has checkpoint format {} but this vqclip reads format {FORMAT_VERSION}",
+            path.display(),
+            meta.format_version
+        );
+    }
+    Ok(meta)
+}
+
+pub fn load(ckpt_dir: &Path) -> Result<State> {
+    let meta = read_meta(ckpt_dir)?;
+    let path = ckpt_dir.join("state.safetensors");
+    let tensors = Tensor::read_safetensors(&path).with_context(|| format!("{} is corrupt", path.display()))?;
+    let get = |name: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+            .with_context(|| format!("{} has no tensor {name}", path.display()))
+    };
+    Ok(State { z: get("z")?, z0: get("z0")?, m: get("adam_m")?, v: get("adam_v")?, meta })
+}
