@@ -1,0 +1,167 @@
+//! The building blocks shared by encoder and decoder.
+//! <https://github.com/CompVis/taming-transformers/blob/3ba01b2/taming/modules/diffusionmodules/model.py>
+use tch::Tensor;
+use tch::nn::{self, Module};
+
+/// `Normalize(c)`: GroupNorm with 32 groups and eps 1e-6 (tch's default eps is 1e-5).
+pub fn normalize(vs: nn::Path, channels: i64) -> nn::GroupNorm {
+    let cfg = nn::GroupNormConfig {
+        eps: 1e-6,
+        ..Default::default()
+    };
+    nn::group_norm(vs, 32, channels, cfg)
+}
+
+/// A conv whose weights will be overwritten from the checkpoint (zero init is the cheapest).
+pub fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride,
+        padding,
+        ws_init: nn::Init::Const(0.0),
+        bs_init: nn::Init::Const(0.0),
+        ..Default::default()
+    };
+    nn::conv2d(vs, c_in, c_out, k, cfg)
+}
+
+/// `nonlinearity`: x * sigmoid(x).
+pub fn swish(xs: &Tensor) -> Tensor {
+    xs * xs.sigmoid()
+}
+
+/// `ResnetBlock` with `temb_channels=0` (no `temb_proj`); dropout is a no-op at inference.
+#[derive(Debug)]
+pub struct ResnetBlock {
+    norm1: nn::GroupNorm,
+    conv1: nn::Conv2D,
+    norm2: nn::GroupNorm,
+    conv2: nn::Conv2D,
+    nin_shortcut: Option<nn::Conv2D>,
+}
+
+impl ResnetBlock {
+    pub fn new(vs: nn::Path, c_in: i64, c_out: i64) -> Self {
+        ResnetBlock {
+            norm1: normalize(&vs / "norm1", c_in),
+            conv1: conv(&vs / "conv1", c_in, c_out, 3, 1, 1),
+            norm2: normalize(&vs / "norm2", c_out),
+            conv2: conv(&vs / "conv2", c_out, c_out, 3, 1, 1),
+            nin_shortcut: (c_in != c_out).then(|| conv(&vs / "nin_shortcut", c_in, c_out, 1, 1, 0)),
+        }
+    }
+}
+
+impl Module for ResnetBlock {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let h = swish(&xs.apply(&self.norm1)).apply(&self.conv1);
+        let h = swish(&h.apply(&self.norm2)).apply(&self.conv2);
+        match &self.nin_shortcut {
+            Some(s) => xs.apply(s) + h,
+            None => xs + h,
+        }
+    }
+}
+
+/// `AttnBlock`: single-head self-attention over all positions, q/k/v/proj_out as 1x1 convs.
+#[derive(Debug)]
+pub struct AttnBlock {
+    norm: nn::GroupNorm,
+    q: nn::Conv2D,
+    k: nn::Conv2D,
+    v: nn::Conv2D,
+    proj_out: nn::Conv2D,
+}
+
+impl AttnBlock {
+    pub fn new(vs: nn::Path, c: i64) -> Self {
+        AttnBlock {
+            norm: normalize(&vs / "norm", c),
+            q: conv(&vs / "q", c, c, 1, 1, 0),
+            k: conv(&vs / "k", c, c, 1, 1, 0),
+            v: conv(&vs / "v", c, c, 1, 1, 0),
+            proj_out: conv(&vs / "proj_out", c, c, 1, 1, 0),
+        }
+    }
+}
+
+impl Module for AttnBlock {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let (b, c, h, w) = xs.size4().unwrap_or_default();
+        let hs = xs.apply(&self.norm);
+        // Same op order as the reference: w = softmax((q^T k) * c^-0.5), out = v w^T.
+        let q = hs.apply(&self.q).reshape([b, c, h * w]).permute([0, 2, 1]);
+        let k = hs.apply(&self.k).reshape([b, c, h * w]);
+        let v = hs.apply(&self.v).reshape([b, c, h * w]);
+        let attn = (q.bmm(&k) * (c as f64).powf(-0.5)).softmax(2, None::<tch::Kind>);
+        let out = v.bmm(&attn.permute([0, 2, 1])).reshape([b, c, h, w]);
+        xs + out.apply(&self.proj_out)
+    }
+}
+
+/// `mid.block_1`, `mid.attn_1`, `mid.block_2` (shared by encoder and decoder).
+#[derive(Debug)]
+pub struct Mid {
+    block_1: ResnetBlock,
+    attn_1: AttnBlock,
+    block_2: ResnetBlock,
+}
+
+impl Mid {
+    pub fn new(vs: nn::Path, c: i64) -> Self {
+        Mid {
+            block_1: ResnetBlock::new(&vs / "block_1", c, c),
+            attn_1: AttnBlock::new(&vs / "attn_1", c),
+            block_2: ResnetBlock::new(&vs / "block_2", c, c),
+        }
+    }
+}
+
+impl Module for Mid {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.apply(&self.block_1)
+            .apply(&self.attn_1)
+            .apply(&self.block_2)
+    }
+}
+
+/// `Upsample`: nearest x2, then a 3x3 conv.
+#[derive(Debug)]
+pub struct Upsample {
+    conv: nn::Conv2D,
+}
+
+impl Upsample {
+    pub fn new(vs: nn::Path, c: i64) -> Self {
+        Upsample {
+            conv: conv(&vs / "conv", c, c, 3, 1, 1),
+        }
+    }
+}
+
+impl Module for Upsample {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let (_, _, h, w) = xs.size4().unwrap_or_default();
+        xs.upsample_nearest2d([h * 2, w * 2], 2.0, 2.0)
+            .apply(&self.conv)
+    }
+}
+
+/// `Downsample`: zero-pad right and bottom by one, then a 3x3 stride-2 conv without padding.
+#[derive(Debug)]
+pub struct Downsample {
+    conv: nn::Conv2D,
+}
+
+impl Downsample {
+    pub fn new(vs: nn::Path, c: i64) -> Self {
+        Downsample {
+            conv: conv(&vs / "conv", c, c, 3, 2, 0),
+        }
+    }
+}
+
+impl Module for Downsample {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.constant_pad_nd([0, 1, 0, 1]).apply(&self.conv)
+    }
+}
