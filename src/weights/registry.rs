@@ -94,7 +94,9 @@ pub fn weights_dir() -> PathBuf {
 fn candidates(m: &ModelEntry) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(main) = m.file.first() {
-        let stem = Path::new(&main.name).file_stem().map(|s| s.to_string_lossy().to_string());
+        let stem = Path::new(&main.name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string());
         if let Some(stem) = stem {
             out.push(format!("{stem}.safetensors"));
         }
@@ -140,13 +142,21 @@ fn is_older(a: &Path, b: &Path) -> bool {
 
 /// Every model with the file found for it (for `doctor` and `weights list`).
 pub fn presence(dir: &Path) -> Vec<(String, Option<PathBuf>)> {
-    models().iter().map(|m| (m.name.clone(), find_present(m, dir))).collect()
+    models()
+        .iter()
+        .map(|m| (m.name.clone(), find_present(m, dir)))
+        .collect()
 }
 
 /// Error for a known model that is not in the weights directory (exit 1).
 pub fn missing_error(m: &ModelEntry, dir: &Path) -> anyhow::Error {
     let main = m.file.first().map(|f| f.name.as_str()).unwrap_or("?");
-    let url = m.file.first().and_then(|f| f.urls.first()).map(|s| s.as_str()).unwrap_or("?");
+    let url = m
+        .file
+        .first()
+        .and_then(|f| f.urls.first())
+        .map(|s| s.as_str())
+        .unwrap_or("?");
     anyhow::anyhow!(
         "{} model '{}' not found: expected {} (run `vqclip weights fetch {}`, or download {} and save it as that file)",
         m.kind.as_str(),
@@ -173,14 +183,52 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
         return find_present(m, &dir).ok_or_else(|| missing_error(m, &dir));
     }
     if path.is_dir() {
-        return Err(usage(format!("{flag} {spec}: is a directory, expected a weight file")));
+        return Err(usage(format!(
+            "{flag} {spec}: is a directory, expected a weight file"
+        )));
     }
-    let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR)
-        && !(kind == ModelKind::Clip && spec.starts_with("ViT"))
-        || [".ckpt", ".pt", ".pth", ".bin", ".safetensors"].iter().any(|e| spec.ends_with(e));
+    // A weight-file extension means the user meant a path; anything else was meant as a name.
+    let looks_like_path =
+        [".ckpt", ".pt", ".pth", ".bin", ".safetensors"].iter().any(|e| spec.to_ascii_lowercase().ends_with(e));
     if looks_like_path {
         anyhow::bail!("{flag} {spec}: file not found");
     }
-    let names: Vec<&str> = models().iter().filter(|m| m.kind == kind).map(|m| m.name.as_str()).collect();
-    Err(usage(format!("{flag}: unknown model '{spec}': give a file path or one of {}", names.join(", "))))
+    let names: Vec<&str> = models()
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.name.as_str())
+        .collect();
+    Err(usage(format!(
+        "{flag}: unknown model '{spec}': give a file path or one of {}",
+        names.join(", ")
+    )))
+}
+
+/// Finds an entry of either kind by name or alias (case-insensitive).
+pub fn find_any(name: &str) -> Option<&'static ModelEntry> {
+    find(name, ModelKind::Vqgan).or_else(|| find(name, ModelKind::Clip))
+}
+
+/// Usage error for a name that is not in the registry, listing the known names.
+pub fn unknown_model_error(name: &str) -> anyhow::Error {
+    let names: Vec<&str> = models().iter().map(|m| m.name.as_str()).collect();
+    usage(format!(
+        "unknown model '{name}': known models are {} (see `vqclip weights list`)",
+        names.join(", ")
+    ))
+}
+
+/// The fast-load cache name for an entry: `<stem of the official checkpoint>.safetensors`.
+pub fn cache_name(m: &ModelEntry) -> Option<String> {
+    let main = m.file.first()?;
+    let stem = Path::new(&main.name)
+        .file_stem()?
+        .to_string_lossy()
+        .to_string();
+    Some(format!("{stem}.safetensors"))
+}
+
+/// File names the anchors' scripts use for the official checkpoint (`vqgan_<name>.ckpt`).
+pub fn alias_names(m: &ModelEntry) -> Vec<String> {
+    m.aliases.iter().map(|a| format!("{a}.ckpt")).collect()
 }

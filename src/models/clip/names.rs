@@ -1,0 +1,32 @@
+//! `--clip` values -> files. The known names (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `ViT-L/14@336px`)
+//! and their file names live in the model registry (`crate::weights::registry`); this adds only the
+//! clear refusal of ResNet CLIPs.
+use crate::error::usage;
+use crate::weights::registry::{self, ModelKind};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// A known name -> its file in the weights directory (`$VQCLIP_WEIGHTS`, default `weights/`:
+/// `ViT-B-32.pt`, or a `ViT-B-32.safetensors` conversion); anything else is taken as a path.
+/// A missing known model is a runtime error naming the expected file and `vqclip weights fetch`;
+/// a word that is neither a known name nor a path is a usage error listing the names.
+pub fn resolve_clip(spec: &str) -> Result<PathBuf> {
+    let lower = spec.trim().to_ascii_lowercase();
+    if !Path::new(spec).exists() && (lower.starts_with("rn50") || lower.starts_with("rn101")) {
+        let names: Vec<String> = known_clip_models();
+        return Err(usage(format!(
+            "--clip {spec}: ResNet CLIP models are not supported; use a ViT model ({})",
+            names.join(", ")
+        )));
+    }
+    registry::resolve(spec, ModelKind::Clip)
+}
+
+/// The CLIP names the registry knows, in its order.
+pub fn known_clip_models() -> Vec<String> {
+    registry::models()
+        .iter()
+        .filter(|m| m.kind == ModelKind::Clip)
+        .map(|m| m.name.clone())
+        .collect()
+}
