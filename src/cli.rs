@@ -8,7 +8,7 @@ const EXIT_CODES: &str = "Exit codes: 0 ok, 1 runtime failure (weights, I/O, CUD
 `vqclip generate --resume RUN_DIR`).";
 
 #[derive(Debug, Parser)]
-#[command(name = "vqclip", version, about = "VQGAN+CLIP text-to-image generation, CLIP classification and image search", after_help = EXIT_CODES)]
+#[command(name = "vqclip", version, args_override_self = true, about = "VQGAN+CLIP text-to-image generation, CLIP classification and image search", after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +29,107 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Print the prompt, seed and settings stored in a vqclip PNG.
     Info(InfoArgs),
+    /// Zero-shot classification of images against text labels.
+    Classify(ClassifyArgs),
+    /// Search a folder of images with a text (or image) query.
+    Search(SearchArgs),
+    /// List, download, verify and convert the standard model weights.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Every known model, its files, size, checksum and whether it is present.
+    List,
+    /// Download models into the weights directory (resumable, verified).
+    Fetch {
+        /// Model names (see `vqclip weights list`).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Also fetch the safetensors alternative instead of the official file.
+        #[arg(long)]
+        safetensors: bool,
+    },
+    /// Check present files: size, sha256 where known, and that each opens as its kind of model.
+    Verify {
+        /// Model names (default: every present model).
+        names: Vec<String>,
+    },
+    /// Print the weights directory.
+    Path,
+    /// Write a fast-load .safetensors cache holding only what inference needs.
+    Convert {
+        /// A known model name or a weight file path.
+        name: String,
+        /// Output file (default: beside the source, `<stem>.safetensors`).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        /// Overwrite an existing output.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// Images to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Labels separated by `|` (e.g. "cat|dog|person").
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Option<String>,
+    /// A file with one label per line.
+    #[arg(long, value_name = "FILE")]
+    pub labels_file: Option<PathBuf>,
+    /// Prompt template with `{}` for the label (repeatable; embeddings are averaged).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Vec<String>,
+    /// A named template set: `imagenet` (the standard prompt ensemble).
+    #[arg(long, value_name = "NAME")]
+    pub templates: Option<String>,
+    /// CLIP model: a known name or a path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
+    pub clip: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Show only the K most probable labels per image.
+    #[arg(long, value_name = "K")]
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Folder to search (recursively).
+    pub dir: PathBuf,
+    /// Text query.
+    #[arg(long, value_name = "TEXT")]
+    pub query: Option<String>,
+    /// Image query (image-to-image search).
+    #[arg(long, value_name = "PATH")]
+    pub image_query: Option<PathBuf>,
+    /// Number of results.
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub top: usize,
+    /// CLIP model: a known name or a path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
+    pub clip: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Ignore the saved index and encode every image again.
+    #[arg(long)]
+    pub reindex: bool,
+    /// Images per encoding batch.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,13 +155,13 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "WxH")]
     pub size: Option<String>,
     /// Optimization steps (default 300).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub steps: Option<i64>,
     /// Seed: an integer, or any text (hashed to one). Random and recorded when absent.
-    #[arg(long, value_name = "SEED")]
+    #[arg(long, value_name = "SEED", allow_negative_numbers = true)]
     pub seed: Option<String>,
     /// Cutouts per step per CLIP model (default 32).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub cutouts: Option<i64>,
     /// Cutout size power for --cut-method original: >1 favours small crops (default 1.0).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]

@@ -36,32 +36,55 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     for p in &applied {
         p.preset.apply_prompts(&mut settings.prompts)?;
     }
-    settings.presets.extend(applied.iter().map(|p| p.name.clone()));
+    settings
+        .presets
+        .extend(applied.iter().map(|p| p.name.clone()));
     if let Some(p) = &settings.init_image
         && !p.is_file()
     {
-        return Err(usage(format!("--init-image {}: file not found", p.display())));
+        return Err(usage(format!(
+            "--init-image {}: file not found",
+            p.display()
+        )));
     }
     for ip in &settings.image_prompts {
         if !ip.path.is_file() {
-            return Err(usage(format!("--image-prompt {}: file not found", ip.path.display())));
+            return Err(usage(format!(
+                "--image-prompt {}: file not found",
+                ip.path.display()
+            )));
         }
     }
     let run_dir = match &args.out {
         Some(d) => d.clone(),
         None => {
-            let first = settings.prompts.first().map(|p| p.text.as_str()).unwrap_or("image");
-            PathBuf::from("outputs").join(format!("{}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"), slug(first)))
+            let first = settings
+                .prompts
+                .first()
+                .map(|p| p.text.as_str())
+                .unwrap_or("image");
+            PathBuf::from("outputs").join(format!(
+                "{}-{}",
+                chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                slug(first)
+            ))
         }
     };
     check_run_dir(&run_dir, args.force)?;
-    Ok(Plan { settings, run_dir, resume: false })
+    Ok(Plan {
+        settings,
+        run_dir,
+        resume: false,
+    })
 }
 
 /// A run directory holding a result is never overwritten silently.
 pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
-        return Err(usage(format!("--out {}: exists and is not a directory", dir.display())));
+        return Err(usage(format!(
+            "--out {}: exists and is not a directory",
+            dir.display()
+        )));
     }
     let has_result = dir.join("final.png").exists() || checkpoint::find(dir).is_some();
     if has_result && !force {
@@ -77,20 +100,31 @@ pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
 
 /// `--config FILE`: a TOML with the flag keys, a run.toml, or a vqclip PNG (its settings chunk).
 pub fn read_config(path: &Path) -> Result<PartialSettings> {
-    let bytes = std::fs::read(path).map_err(|e| usage(format!("--config {}: cannot read: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| usage(format!("--config {}: cannot read: {e}", path.display())))?;
     let text = if bytes.starts_with(b"\x89PNG") {
         let chunks = crate::image_io::read_png_text(path)?;
         match chunks.into_iter().find(|(k, _)| k == KEY_SETTINGS) {
             Some((_, v)) => v,
-            None => return Err(usage(format!("--config {}: this PNG has no vqclip settings", path.display()))),
+            None => {
+                return Err(usage(format!(
+                    "--config {}: this PNG has no vqclip settings",
+                    path.display()
+                )));
+            }
         }
     } else {
-        String::from_utf8(bytes).map_err(|_| usage(format!("--config {}: not a UTF-8 TOML file", path.display())))?
+        String::from_utf8(bytes).map_err(|_| {
+            usage(format!(
+                "--config {}: not a UTF-8 TOML file",
+                path.display()
+            ))
+        })?
     };
     // run.toml carries a [run] table with provenance; it is not a setting.
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| usage(format!("{}: {}", path.display(), e.message().trim())))?;
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        usage(format!("{}: {}", path.display(), e.message().trim()))
+    })?;
     table.remove("run");
     let mut s = PartialSettings::from_toml(&toml::to_string(&table).unwrap_or_default(), path)?;
     // The presets list of a finished run is a record: its prompts are already expanded.
@@ -128,8 +162,12 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
             "cannot change {name} on resume (only --steps, --save-every, --device and --quiet may be given with --resume)"
         )));
     }
-    let ckpt = checkpoint::find(dir)
-        .ok_or_else(|| usage(format!("--resume {}: no checkpoint found in that directory", dir.display())))?;
+    let ckpt = checkpoint::find(dir).ok_or_else(|| {
+        usage(format!(
+            "--resume {}: no checkpoint found in that directory",
+            dir.display()
+        ))
+    })?;
     let meta = checkpoint::read_meta(&ckpt)?;
     let mut partial = meta.settings.clone();
     let presets_record = partial.presets.take();
@@ -152,6 +190,9 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
             meta.step
         )));
     }
-    Ok(Plan { settings, run_dir: dir.to_path_buf(), resume: true })
+    Ok(Plan {
+        settings,
+        run_dir: dir.to_path_buf(),
+        resume: true,
+    })
 }
-

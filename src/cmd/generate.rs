@@ -1,0 +1,200 @@
+//! `vqclip generate`: resolve settings, pick the run directory, load models, drive the loop,
+//! write frames, the final image, run.toml, log.jsonl and checkpoints; handle Ctrl-C and resume.
+use crate::cli::GenerateArgs;
+use crate::cmd::info::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP};
+use crate::error::Interrupted;
+use crate::generate::checkpoint::{self, WeightFile};
+use crate::generate::engine::{Generator, Models, StepRecord};
+use crate::models::clip::Clip;
+use crate::models::vqgan::Vqgan;
+use crate::settings::Settings;
+use crate::weights::registry::{self, ModelKind};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How often pending loss values are copied to the host when no save is due.
+const FLUSH_EVERY: i64 = 10;
+
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    let plan = crate::runplan::plan(args)?;
+    let quiet = args.quiet;
+    let device = crate::device::parse_device(&plan.settings.device)?;
+    let models = load_models(&plan.settings, device)?;
+    let mut generator = Generator::new(plan.settings.clone(), models, device)?;
+    if plan.resume {
+        let ckpt = checkpoint::find(&plan.run_dir).context("checkpoint vanished")?;
+        let state = checkpoint::load(&ckpt)?;
+        check_weights(&state.meta.weights, generator.weights())?;
+        generator.restore(state)?;
+    }
+    std::fs::create_dir_all(plan.run_dir.join("frames"))
+        .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
+    write_run_toml(&plan.run_dir, &generator)?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler install (tests calling run twice) is harmless to ignore.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let bar = progress_bar(quiet, generator.settings.steps, generator.step);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(plan.run_dir.join("log.jsonl"))
+        .context("cannot open log.jsonl")?;
+    let total = generator.settings.steps;
+    let save_every = generator.settings.save_every;
+    let outcome = (|| -> Result<bool> {
+        while generator.step < total {
+            generator.step()?;
+            let step = generator.step;
+            let save_now = save_every > 0 && step % save_every == 0 && step < total;
+            let stop = interrupted.load(Ordering::SeqCst);
+            if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
+                let records = generator.flush()?;
+                write_log(&mut log, &records)?;
+                if let Some(last) = records.last() {
+                    bar.set_message(format!("loss {:.4}", last.loss));
+                }
+            }
+            bar.set_position(step as u64);
+            if save_now || stop {
+                let frame = plan.run_dir.join("frames").join(format!("{step:06}.png"));
+                save_image(&generator, &frame)?;
+                checkpoint::save(&plan.run_dir, &generator.state())?;
+                if !quiet {
+                    bar.println(format!("saved {}", frame.display()));
+                }
+            }
+            if stop {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })();
+    bar.finish_and_clear();
+    match outcome {
+        Ok(true) => {
+            let final_png = plan.run_dir.join("final.png");
+            save_image(&generator, &final_png)?;
+            checkpoint::save(&plan.run_dir, &generator.state())?;
+            println!("{}", final_png.display());
+            Ok(())
+        }
+        Ok(false) => Err(anyhow::Error::new(Interrupted(format!(
+            "interrupted at step {}/{}; state saved. Resume with: vqclip generate --resume {}",
+            generator.step,
+            total,
+            plan.run_dir.display()
+        )))),
+        Err(e) => {
+            let kept = checkpoint::find(&plan.run_dir)
+                .map(|_| format!("; the last good checkpoint is in {} (resume with --resume)", plan.run_dir.display()))
+                .unwrap_or_default();
+            Err(e.context(format!("generation stopped at step {}{kept}", generator.step)))
+        }
+    }
+}
+
+fn progress_bar(quiet: bool, total: i64, done: i64) -> ProgressBar {
+    let target = if quiet || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  {msg}  ETA {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_position(done as u64);
+    bar
+}
+
+fn write_log(log: &mut std::fs::File, records: &[StepRecord]) -> Result<()> {
+    for r in records {
+        let line = serde_json::to_string(r).context("cannot serialize log line")?;
+        writeln!(log, "{line}").context("cannot write log.jsonl")?;
+    }
+    Ok(())
+}
+
+fn save_image(generator: &Generator, path: &Path) -> Result<()> {
+    let img = crate::image_io::tensor_to_rgb(&generator.image())?;
+    let s = &generator.settings;
+    let settings_toml = s.to_toml()?;
+    let prompt = s.prompts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" | ");
+    let software = format!("vqclip {}", env!("CARGO_PKG_VERSION"));
+    let step = generator.step.to_string();
+    let seed = s.seed.to_string();
+    let tmp = path.with_extension("png.tmp");
+    crate::image_io::save_png(
+        &tmp,
+        &img,
+        &[
+            (KEY_SOFTWARE, &software),
+            (KEY_PROMPT, &prompt),
+            (KEY_SEED, &seed),
+            (KEY_STEP, &step),
+            (KEY_SETTINGS, &settings_toml),
+        ],
+    )?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn write_run_toml(dir: &Path, generator: &Generator) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct RunInfo<'a> {
+        vqclip_version: &'a str,
+        weights: &'a [WeightFile],
+    }
+    let mut text = generator.settings.to_toml()?;
+    let run = RunInfo { vqclip_version: env!("CARGO_PKG_VERSION"), weights: generator.weights() };
+    let mut table = toml::Table::new();
+    table.insert("run".into(), toml::Value::try_from(run).context("cannot serialize run info")?);
+    text.push('\n');
+    text.push_str(&toml::to_string(&table).context("cannot serialize run info")?);
+    std::fs::write(dir.join("run.toml"), text).with_context(|| format!("cannot write {}", dir.join("run.toml").display()))
+}
+
+fn check_weights(saved: &[WeightFile], now: &[WeightFile]) -> Result<()> {
+    for (a, b) in saved.iter().zip(now) {
+        if a.bytes != b.bytes {
+            bail!(
+                "the {} weights changed since the checkpoint ({} was {} bytes, {} is {} bytes); \
+                 resume needs the same files",
+                a.role,
+                a.path,
+                a.bytes,
+                b.path,
+                b.bytes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads the VQGAN and every CLIP model of the settings.
+pub fn load_models(settings: &Settings, device: tch::Device) -> Result<Models> {
+    let mut weights = Vec::new();
+    let vq_path = registry::resolve(&settings.vqgan, ModelKind::Vqgan)?;
+    weights.push(weight_file("vqgan", &vq_path));
+    let vqgan = Vqgan::load(&vq_path, device)?;
+    let mut clips = Vec::new();
+    for spec in &settings.clip {
+        let p = registry::resolve(spec, ModelKind::Clip)?;
+        weights.push(weight_file("clip", &p));
+        clips.push(Clip::load(&p, device)?);
+    }
+    Ok(Models { vqgan, clips, weights })
+}
+
+fn weight_file(role: &str, path: &Path) -> WeightFile {
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    WeightFile { role: role.to_string(), path: path.display().to_string(), bytes }
+}

@@ -1,0 +1,369 @@
+//! The optimization loop over VQGAN latents, scored by CLIP. No printing, no files: the caller
+//! (`cmd::generate`) drives `step()` and decides when to save.
+//!
+//! One step: z -> straight-through quantize -> post_quant_conv + decoder -> x = (y+1)/2 ->
+//! img = clamp(x, 0, 1) -> cutouts (one batch per CLIP model) -> CLIP image embeddings -> loss.
+//! The backward runs in two stages so the anchors' ClampWithGrad rule needs no custom autograd:
+//! the loss is differentiated w.r.t. a detached image leaf, that gradient is masked
+//! (`grad::clamp_grad_mask`), then pushed through the decoder into z.
+use super::checkpoint::{self, Meta, WeightFile};
+use super::cutouts::{CutoutConfig, CutoutPlan};
+use super::grad::{clamp_grad_mask, straight_through_quantize};
+use super::losses;
+use super::optim::Adam;
+use crate::models::clip::Clip;
+use crate::models::vqgan::Vqgan;
+use crate::settings::{InitKind, Settings};
+use crate::tokenizer::Tokenizer;
+use anyhow::{Context, Result, bail};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+/// The frozen models of a run.
+pub struct Models {
+    pub vqgan: Vqgan,
+    pub clips: Vec<Clip>,
+    pub weights: Vec<WeightFile>,
+}
+
+/// Per-CLIP-model targets, computed once.
+struct Perceptor {
+    clip: Clip,
+    /// Normalized text embeddings, one row per prompt.
+    text: Tensor,
+}
+
+/// One step's loss terms, kept on the device until flushed (no host sync inside a step).
+struct PendingLog {
+    step: i64,
+    lr: f64,
+    seconds: f64,
+    /// [total, prompt terms..., image prompt terms..., extra losses...]
+    terms: Tensor,
+}
+
+/// A flushed log line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepRecord {
+    pub step: i64,
+    pub loss: f64,
+    pub prompts: Vec<f64>,
+    pub image_prompts: Vec<f64>,
+    pub extra: Vec<f64>,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+pub struct Generator {
+    pub settings: Settings,
+    models_vqgan: Vqgan,
+    perceptors: Vec<Perceptor>,
+    image_prompts: Vec<(Tensor, f64)>,
+    codebook: Tensor,
+    z: Tensor,
+    z0: Tensor,
+    z_min: Tensor,
+    z_max: Tensor,
+    opt: Adam,
+    /// Steps completed.
+    pub step: i64,
+    device: Device,
+    pending: Vec<PendingLog>,
+    weights: Vec<WeightFile>,
+    drop_steps: Vec<i64>,
+}
+
+/// The per-step RNG: a pure function of (seed, step), so a resumed run draws what a straight run draws.
+pub fn step_rng(seed: u64, step: i64) -> ChaCha8Rng {
+    let mut s = ChaCha8Rng::seed_from_u64(seed);
+    s.set_stream(step as u64 + 1);
+    s
+}
+
+impl Generator {
+    /// Builds the run: text targets, image prompts and the initial latents (seeded before init).
+    pub fn new(settings: Settings, models: Models, device: Device) -> Result<Generator> {
+        let Models { vqgan, clips, weights } = models;
+        let tokenizer = Tokenizer::new()?;
+        let texts: Vec<String> = settings.prompts.iter().map(|p| p.text.clone()).collect();
+        let mut perceptors = Vec::new();
+        for clip in clips {
+            let text = if texts.is_empty() {
+                Tensor::zeros([0, 1], (Kind::Float, device))
+            } else {
+                let (tokens, _dropped) = tokenizer.tokenize_batch(&texts)?;
+                tch::no_grad(|| {
+                    let e = clip.encode_text(&tokens.to_device(device)).to_kind(Kind::Float);
+                    &e / e.norm_scalaropt_dim(2.0, [-1], true)
+                })
+            };
+            perceptors.push(Perceptor { clip, text });
+        }
+        let (h, w) = (settings.size.height, settings.size.width);
+        let mut image_prompts = Vec::new();
+        for ip in &settings.image_prompts {
+            let img = crate::image_io::load_rgb(&ip.path)
+                .with_context(|| format!("--image-prompt {}", ip.path.display()))?;
+            let img = resize_cover(&img, w as u32, h as u32);
+            image_prompts.push((crate::image_io::rgb_to_tensor(&img).to_device(device), ip.weight));
+        }
+        let codebook = vqgan.codebook().to_device(device).to_kind(Kind::Float).detach();
+        let z_min = codebook.amin([0], false).view([1, -1, 1, 1]);
+        let z_max = codebook.amax([0], false).view([1, -1, 1, 1]);
+        let z = initial_latents(&settings, &vqgan, &codebook, device)?;
+        let z0 = z.detach().copy();
+        let z = z.detach().set_requires_grad(true);
+        let opt = Adam::new(settings.optimizer, settings.lr, &z);
+        let drop_steps = settings.lr_drop_steps();
+        Ok(Generator {
+            settings,
+            models_vqgan: vqgan,
+            perceptors,
+            image_prompts,
+            codebook,
+            z,
+            z0,
+            z_min,
+            z_max,
+            opt,
+            step: 0,
+            device,
+            pending: Vec::new(),
+            weights,
+            drop_steps,
+        })
+    }
+
+    /// Restores latents, optimizer state and step count from a checkpoint.
+    pub fn restore(&mut self, state: checkpoint::State) -> Result<()> {
+        let expect = self.z.size();
+        if state.z.size() != expect {
+            bail!("checkpoint latents have shape {:?}, this run needs {:?}", state.z.size(), expect);
+        }
+        self.z = state.z.to_device(self.device).detach().set_requires_grad(true);
+        self.z0 = state.z0.to_device(self.device).detach();
+        self.opt.m = state.m.to_device(self.device);
+        self.opt.v = state.v.to_device(self.device);
+        self.opt.t = state.meta.adam_t;
+        self.opt.lr = state.meta.lr;
+        self.step = state.meta.step;
+        Ok(())
+    }
+
+    /// The checkpoint state now.
+    pub fn state(&self) -> checkpoint::State {
+        checkpoint::State {
+            meta: Meta {
+                format_version: checkpoint::FORMAT_VERSION,
+                vqclip_version: env!("CARGO_PKG_VERSION").to_string(),
+                step: self.step,
+                lr: self.opt.lr,
+                adam_t: self.opt.t,
+                weights: self.weights.clone(),
+                settings: self.settings.to_partial(),
+            },
+            z: self.z.detach(),
+            z0: self.z0.shallow_clone(),
+            m: self.opt.m.shallow_clone(),
+            v: self.opt.v.shallow_clone(),
+        }
+    }
+
+    pub fn weights(&self) -> &[WeightFile] {
+        &self.weights
+    }
+
+    /// The current image, [1,3,H,W] in [0,1].
+    pub fn image(&self) -> Tensor {
+        tch::no_grad(|| {
+            let z_q = quantize_nearest(&self.z, &self.codebook);
+            ((self.models_vqgan.decode(&z_q) + 1.0) / 2.0).clamp(0.0, 1.0)
+        })
+    }
+
+    /// One optimization step.
+    pub fn step(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let step = self.step + 1;
+        if self.drop_steps.contains(&step) {
+            self.opt.lr /= 10.0;
+        }
+        let mut rng = step_rng(self.settings.seed, step);
+        // Decoder forward with the straight-through estimator.
+        let (z_q, _) = straight_through_quantize(&self.z, &self.codebook);
+        let x = (self.models_vqgan.decode(&z_q) + 1.0) / 2.0;
+        let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
+
+        let mut prompt_terms = Vec::new();
+        let mut image_terms = Vec::new();
+        let (h, w) = (self.settings.size.height, self.settings.size.width);
+        for p in &self.perceptors {
+            let cfg = CutoutConfig {
+                method: self.settings.cut_method,
+                count: self.settings.cutouts,
+                cut_pow: self.settings.cut_pow,
+                augments: self.settings.augments.clone(),
+                size: p.clip.input_resolution(),
+            };
+            let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
+            let cuts = plan.apply(&img);
+            let emb = p.clip.encode_image(&Clip::normalize(&cuts)).to_kind(Kind::Float);
+            let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
+            for (i, pr) in self.settings.prompts.iter().enumerate() {
+                let target = p.text.narrow(0, i as i64, 1);
+                let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+                add_term(&mut prompt_terms, i, term);
+            }
+            for (i, (ip, weight)) in self.image_prompts.iter().enumerate() {
+                let target = tch::no_grad(|| {
+                    let e = p.clip.encode_image(&Clip::normalize(&plan.apply(ip))).to_kind(Kind::Float);
+                    &e / e.norm_scalaropt_dim(2.0, [-1], true)
+                });
+                let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
+                add_term(&mut image_terms, i, term);
+            }
+        }
+        let mut extra_terms = Vec::new();
+        for (kind, weight) in &self.settings.losses {
+            extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
+        }
+        let mut image_total = Tensor::zeros([], (Kind::Float, self.device));
+        for t in prompt_terms.iter().chain(image_terms.iter()).chain(extra_terms.iter()) {
+            image_total = image_total + t;
+        }
+        // Stage 1: gradient of the CLIP-side loss w.r.t. the image.
+        let g = if image_total.requires_grad() {
+            Tensor::run_backward(&[&image_total], &[&img], false, false)
+                .pop()
+                .context("no image gradient")?
+        } else {
+            img.zeros_like()
+        };
+        // Stage 2: ClampWithGrad mask, then through the decoder into z (plus the init pull).
+        let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
+        let mut z_objective = (&x * &g).sum(Kind::Float);
+        let mut total = image_total.detach();
+        if self.settings.init_weight > 0.0 {
+            let init = losses::init_loss(&self.z, &self.z0) * self.settings.init_weight;
+            total = total + init.detach();
+            z_objective = z_objective + &init;
+        }
+        let grad_z = Tensor::run_backward(&[&z_objective], &[&self.z], false, false)
+            .pop()
+            .context("no latent gradient")?;
+        self.opt.step(&mut self.z, &grad_z);
+        tch::no_grad(|| {
+            let _ = self.z.clamp_tensor_(Some(&self.z_min), Some(&self.z_max));
+        });
+
+        let mut terms = vec![total];
+        terms.extend(prompt_terms.into_iter().map(|t| t.detach()));
+        terms.extend(image_terms.into_iter().map(|t| t.detach()));
+        terms.extend(extra_terms.into_iter().map(|t| t.detach()));
+        self.pending.push(PendingLog {
+            step,
+            lr: self.opt.lr,
+            seconds: started.elapsed().as_secs_f64(),
+            terms: Tensor::stack(&terms, 0),
+        });
+        self.step = step;
+        Ok(())
+    }
+
+    /// Copies the pending loss terms to the host (one sync) and returns them as log records.
+    /// Errors if a loss is not finite (the caller keeps the last good checkpoint).
+    pub fn flush(&mut self) -> Result<Vec<StepRecord>> {
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let stacked = Tensor::stack(&pending.iter().map(|p| p.terms.shallow_clone()).collect::<Vec<_>>(), 0)
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double);
+        let rows: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
+        let np = self.settings.prompts.len();
+        let ni = self.settings.image_prompts.len();
+        let mut out = Vec::new();
+        for (p, row) in pending.iter().zip(rows) {
+            if row.iter().any(|v| !v.is_finite()) {
+                bail!("the loss became NaN/infinite at step {} (try a lower --lr)", p.step);
+            }
+            out.push(StepRecord {
+                step: p.step,
+                loss: row[0],
+                prompts: row[1..1 + np].to_vec(),
+                image_prompts: row[1 + np..1 + np + ni].to_vec(),
+                extra: row[1 + np + ni..].to_vec(),
+                lr: p.lr,
+                seconds: p.seconds,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn add_term(terms: &mut Vec<Tensor>, i: usize, term: Tensor) {
+    if i < terms.len() {
+        terms[i] = &terms[i] + term;
+    } else {
+        terms.push(term);
+    }
+}
+
+/// Nearest codebook vectors (no gradient plumbing).
+fn quantize_nearest(z: &Tensor, codebook: &Tensor) -> Tensor {
+    straight_through_quantize(&z.detach(), codebook).0.detach()
+}
+
+/// Starting latents: random codebook entries, or an image (init image or a noise kind) encoded.
+fn initial_latents(settings: &Settings, vqgan: &Vqgan, codebook: &Tensor, device: Device) -> Result<Tensor> {
+    let f = vqgan.downsample_factor();
+    let (h, w) = (settings.size.height, settings.size.width);
+    if h % f != 0 || w % f != 0 {
+        return Err(crate::error::usage(format!(
+            "--size {}: both sides must be multiples of the VQGAN's downsampling factor {f}",
+            settings.size
+        )));
+    }
+    let (ht, wt) = (h / f, w / f);
+    let mut rng = step_rng(settings.seed, 0);
+    tch::manual_seed(rng.random::<i64>() & i64::MAX);
+    let image = if let Some(path) = &settings.init_image {
+        let img = crate::image_io::load_rgb(path).with_context(|| format!("--init-image {}", path.display()))?;
+        Some(crate::image_io::rgb_to_tensor(&resize_cover(&img, w as u32, h as u32)))
+    } else {
+        match settings.init {
+            InitKind::Codes => None,
+            InitKind::Perlin => Some(super::init::perlin(h, w, &mut rng)),
+            InitKind::Gradient => Some(super::init::gradient(h, w, &mut rng)),
+            InitKind::Snow => Some(super::init::snow(h, w, &mut rng)),
+        }
+    };
+    let z = match image {
+        None => {
+            let n = codebook.size()[0];
+            let idx = super::init::random_codes(ht, wt, n, &mut rng).to_device(device);
+            // [ht*wt, e] -> [1, e, ht, wt]
+            codebook.index_select(0, &idx).view([1, ht, wt, -1]).permute([0, 3, 1, 2]).contiguous()
+        }
+        Some(img) => tch::no_grad(|| -> Result<Tensor> {
+            let z = vqgan.encode(&(img.to_device(device) * 2.0 - 1.0))?;
+            Ok(quantize_nearest(&z.to_kind(Kind::Float), codebook))
+        })?,
+    };
+    Ok(z.to_kind(Kind::Float))
+}
+
+/// Resizes to cover `w`x`h` (Lanczos) and center-crops, keeping the aspect ratio.
+pub fn resize_cover(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
+    let (iw, ih) = img.dimensions();
+    if (iw, ih) == (w, h) {
+        return img.clone();
+    }
+    let scale = (w as f64 / iw as f64).max(h as f64 / ih as f64);
+    let nw = ((iw as f64 * scale).round() as u32).max(w);
+    let nh = ((ih as f64 * scale).round() as u32).max(h);
+    let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Lanczos3);
+    image::imageops::crop_imm(&resized, (nw - w) / 2, (nh - h) / 2, w, h).to_image()
+}

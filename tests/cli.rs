@@ -1,0 +1,282 @@
+//! Foundation: settings parsing and precedence, presets, validation messages and exit codes,
+//! the run-directory rule, and `doctor`.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use vqclip::cli::GenerateArgs;
+use vqclip::presets;
+use vqclip::runplan::plan;
+use vqclip::settings::{Augment, CutMethod, PartialSettings};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    // Keep tests independent of a developer's weights directory.
+    c.env("VQCLIP_WEIGHTS", tmp_dir("no-weights"));
+    c
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vqclip-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn args(prompt: &str) -> GenerateArgs {
+    GenerateArgs {
+        prompt: Some(prompt.into()),
+        out: Some(tmp_dir("plan")),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn defaults_resolve() {
+    let p = plan(&args("a lighthouse at dusk")).unwrap();
+    let s = p.settings;
+    assert_eq!(
+        (s.size.width, s.size.height, s.steps, s.cutouts),
+        (256, 256, 300, 32)
+    );
+    assert_eq!(s.lr, 0.1);
+    assert_eq!(s.cut_method, CutMethod::Pooled);
+    assert_eq!(s.clip, vec!["ViT-B/32".to_string()]);
+    assert_eq!(s.vqgan, "imagenet_f16_16384");
+    assert_eq!(s.prompts.len(), 1);
+    assert_eq!(s.prompts[0].weight, 1.0);
+}
+
+#[test]
+fn precedence_defaults_presets_config_flags() {
+    let dir = tmp_dir("prec");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "steps = 77\ncutouts = 5\nseed = \"hello\"\naugments = \"flip,noise\"\n",
+    )
+    .unwrap();
+    // draft preset sets size 128x128, steps 60, cutouts 8; config overrides steps and cutouts;
+    // flags override cutouts again.
+    let mut a = args("a fox");
+    a.preset = vec!["draft".into()];
+    a.config = Some(cfg.clone());
+    a.cutouts = Some(3);
+    let s = plan(&a).unwrap().settings;
+    assert_eq!((s.size.width, s.steps, s.cutouts), (128, 77, 3));
+    assert_eq!(s.seed, vqclip::settings::seed_from_text("hello").unwrap());
+    assert_eq!(s.augments, vec![Augment::Flip, Augment::Noise]);
+    assert_eq!(s.presets, vec!["draft".to_string()]);
+}
+
+#[test]
+fn style_and_quality_presets_combine() {
+    let mut a = args("a fox");
+    a.preset = vec!["watercolor-portrait".into(), "draft".into()];
+    let s = plan(&a).unwrap().settings;
+    assert!(
+        s.prompts[0]
+            .text
+            .starts_with("a closeup watercolor portrait of a fox"),
+        "{}",
+        s.prompts[0].text
+    );
+    assert!(s.prompts.iter().any(|p| p.weight < 0.0 && p.stop == -0.9));
+    assert_eq!(s.steps, 60); // from draft
+    assert_eq!((s.size.width, s.size.height), (128, 128)); // draft came last
+}
+
+#[test]
+fn every_preset_parses_validates_and_round_trips() {
+    let all = presets::all().unwrap();
+    assert!(all.len() >= 14);
+    for name in [
+        "watercolor-portrait",
+        "ukiyo-e",
+        "stained-glass",
+        "draft",
+        "normal",
+        "better",
+        "best",
+    ] {
+        assert!(all.iter().any(|p| p.name == name), "{name}");
+    }
+    for p in all {
+        let text = toml::to_string(&p.preset).unwrap();
+        let back = presets::Preset::parse(&text, &p.name).unwrap();
+        assert_eq!(back, p.preset, "{}", p.name);
+    }
+}
+
+#[test]
+fn settings_round_trip_through_toml() {
+    let mut a = args("a:2|b c:-1:-0.5");
+    a.lr_drops = Some("50,80".into());
+    a.loss = Some("tv:0.5,symmetry:1".into());
+    a.seed = Some("12345".into());
+    let s = plan(&a).unwrap().settings;
+    let text = s.to_toml().unwrap();
+    let back = PartialSettings::from_toml(&text, Path::new("x.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap();
+    assert_eq!(back, s);
+}
+
+#[test]
+fn unknown_config_key_names_key_and_file() {
+    let dir = tmp_dir("badkey");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "stepz = 3\n").unwrap();
+    let o = run(&["generate", "x", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("stepz") && e.contains("bad.toml"), "{e}");
+}
+
+#[test]
+fn invalid_values_exit_2_with_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--size", "250x256"], "--size"),
+        (&["--size", "8x8"], "--size"),
+        (&["--size", "8192x256"], "--size"),
+        (&["--size", "big"], "--size"),
+        (&["--steps", "0"], "--steps"),
+        (&["--cutouts", "0"], "--cutouts"),
+        (&["--cut-pow", "0"], "--cut-pow"),
+        (&["--cut-method", "zoom"], "--cut-method"),
+        (&["--augments", "flip,warp"], "--augments"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--optimizer", "sgd"], "--optimizer"),
+        (&["--lr-drops", "150"], "--lr-drops"),
+        (&["--lr-drops", "x"], "--lr-drops"),
+        (&["--save-every", "-1"], "--save-every"),
+        (&["--init", "plasma"], "--init"),
+        (&["--init-weight", "-2"], "--init-weight"),
+        (&["--init-image", "/nonexistent/x.png"], "--init-image"),
+        (
+            &["--image-prompt", "/nonexistent/y.png:2"],
+            "--image-prompt",
+        ),
+        (&["--loss", "blur:1"], "--loss"),
+        (&["--loss", "tv:x"], "--loss"),
+        (&["--device", "tpu"], "--device"),
+        (&["--precision", "f8"], "--precision"),
+        (&["--seed", "-4"], "--seed"),
+        (&["--preset", "nope"], "--preset"),
+        (&["--vqgan", "not_a_model"], "--vqgan"),
+        (&["--clip", "ViT-X/99"], "--clip"),
+    ];
+    for (flags, name) in cases {
+        let mut a = vec!["generate", "a cat", "--out"];
+        let out = tmp_dir("invalid");
+        let out = out.to_str().unwrap().to_string();
+        a.push(&out);
+        a.extend_from_slice(flags);
+        let o = run(&a);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {e}");
+        assert!(
+            e.starts_with("vqclip: error: ") && e.contains(name),
+            "{flags:?}: {e}"
+        );
+        assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
+fn empty_prompt_and_bad_prompt_syntax() {
+    let o = run(&["generate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no prompt"));
+    let o = run(&["generate", "a cat:0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["generate", "--bogus-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn run_dir_with_result_is_not_overwritten() {
+    let dir = tmp_dir("rundir");
+    std::fs::write(dir.join("final.png"), b"x").unwrap();
+    let o = run(&["generate", "a cat", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("final.png")).unwrap(), b"x");
+    // --force passes the rule (and then fails later, on the missing weights: exit 1, not 2).
+    let o = run(&[
+        "generate",
+        "a cat",
+        "--out",
+        dir.to_str().unwrap(),
+        "--force",
+        "--device",
+        "cpu",
+    ]);
+    assert_ne!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_known_weights_exit_1_with_fetch_hint() {
+    let out = tmp_dir("missing");
+    let o = run(&[
+        "generate",
+        "a cat",
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("vqclip weights fetch imagenet_f16_16384"), "{e}");
+}
+
+#[test]
+fn doctor_runs() {
+    let o = run(&["doctor"]);
+    assert_eq!(o.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("vqclip ") && s.contains("cuda:") && s.contains("imagenet_f16_16384"),
+        "{s}"
+    );
+}
+
+#[test]
+fn presets_list_and_show() {
+    let o = run(&["presets", "list"]);
+    assert_eq!(o.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.lines().count() >= 14 && s.contains("watercolor-portrait"));
+    let o = run(&["presets", "show", "draft"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("steps = 60"));
+    let o = run(&["presets", "show", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn user_preset_file() {
+    let dir = tmp_dir("userpreset");
+    let p = dir.join("mine.toml");
+    std::fs::write(
+        &p,
+        "description = \"mine\"\ntemplate = \"a drawing of {prompt}\"\n[settings]\nsteps = 9\n",
+    )
+    .unwrap();
+    let mut a = args("a cow");
+    a.preset = vec![p.to_str().unwrap().into()];
+    let s = plan(&a).unwrap().settings;
+    assert_eq!(s.steps, 9);
+    assert_eq!(s.prompts[0].text, "a drawing of a cow");
+    std::fs::write(&p, "description = \"bad\"\ntemplate = \"no placeholder\"\n").unwrap();
+    assert!(plan(&a).is_err());
+}

@@ -1,0 +1,313 @@
+//! The generator end to end on the tiny fixture models (CPU): loss goes down, outputs and
+//! metadata, determinism, exact resume, refusal to change settings on resume, Ctrl-C, bad weights.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
+const CLIP: &str = "tests/fixtures/clip_tiny.pt";
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vqclip-gen-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn base(out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    c.args([
+        "generate",
+        "a red apple|a blue sky:0.5|text:-0.3:-2",
+        "--vqgan",
+        VQGAN,
+        "--clip",
+        CLIP,
+    ])
+    .args([
+        "--size",
+        "32x32",
+        "--cutouts",
+        "4",
+        "--device",
+        "cpu",
+        "--seed",
+        "7",
+        "--quiet",
+        "--out",
+    ])
+    .arg(out)
+    .args(extra);
+    c
+}
+
+fn run(out: &Path, extra: &[&str]) -> Output {
+    let o = base(out, extra).output().unwrap();
+    o
+}
+
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn loss_goes_down_and_outputs_exist() {
+    let out = tmp_dir("down");
+    let o = run(
+        &out,
+        &["--steps", "30", "--save-every", "10", "--lr", "0.2"],
+    );
+    ok(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stdout.trim(), out.join("final.png").display().to_string());
+    let l = losses(&out);
+    assert_eq!(l.len(), 30);
+    let first: f64 = l[..5].iter().sum::<f64>() / 5.0;
+    let last: f64 = l[25..].iter().sum::<f64>() / 5.0;
+    assert!(
+        last < first,
+        "loss did not go down: first {first} last {last}"
+    );
+    for f in [
+        "frames/000010.png",
+        "frames/000020.png",
+        "final.png",
+        "run.toml",
+        "checkpoint/meta.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let img = image::open(out.join("final.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 32));
+    // Metadata: info prints prompt and seed; --config final.png repeats the run.
+    let info = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["info"])
+        .arg(out.join("final.png"))
+        .output()
+        .unwrap();
+    ok(&info);
+    let s = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        s.contains("a red apple") && s.contains("seed = 7") && s.contains("steps = 30"),
+        "{s}"
+    );
+    let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("[run]") && run_toml.contains("vqgan_tiny.ckpt"),
+        "{run_toml}"
+    );
+}
+
+#[test]
+fn same_seed_same_image_and_config_png_repeats() {
+    let a = tmp_dir("seed-a");
+    let b = tmp_dir("seed-b");
+    ok(&run(&a, &["--steps", "6", "--save-every", "0"]));
+    ok(&run(&b, &["--steps", "6", "--save-every", "0"]));
+    let fa = std::fs::read(a.join("final.png")).unwrap();
+    assert_eq!(fa, std::fs::read(b.join("final.png")).unwrap());
+    // Another seed gives another image.
+    let c = tmp_dir("seed-c");
+    ok(&run(
+        &c,
+        &["--steps", "6", "--save-every", "0", "--seed", "8"],
+    ));
+    assert_ne!(fa, std::fs::read(c.join("final.png")).unwrap());
+    // Repeat from the PNG's own settings.
+    let d = tmp_dir("seed-d");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--quiet", "--config"])
+        .arg(a.join("final.png"))
+        .arg("--out")
+        .arg(&d)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(fa, std::fs::read(d.join("final.png")).unwrap());
+}
+
+#[test]
+fn resume_is_byte_identical() {
+    let straight = tmp_dir("straight");
+    ok(&run(&straight, &["--steps", "8", "--save-every", "4"]));
+    let part = tmp_dir("part");
+    ok(&run(&part, &["--steps", "3", "--save-every", "0"]));
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args([
+            "generate",
+            "--quiet",
+            "--steps",
+            "8",
+            "--save-every",
+            "4",
+            "--resume",
+        ])
+        .arg(&part)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(
+        std::fs::read(straight.join("final.png")).unwrap(),
+        std::fs::read(part.join("final.png")).unwrap(),
+        "resumed final.png differs from the straight run"
+    );
+    assert_eq!(losses(&part).len(), 8);
+    // Changing a setting on resume is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--steps", "9", "--lr", "0.3", "--resume"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot change --lr on resume"));
+}
+
+#[test]
+fn init_kinds_and_image_prompt_run() {
+    for init in ["perlin", "gradient", "snow"] {
+        let out = tmp_dir(&format!("init-{init}"));
+        ok(&run(
+            &out,
+            &["--steps", "2", "--save-every", "0", "--init", init],
+        ));
+    }
+    let out = tmp_dir("init-image");
+    ok(&run(
+        &out,
+        &[
+            "--steps",
+            "3",
+            "--save-every",
+            "0",
+            "--init-image",
+            "tests/fixtures/clip_input.png",
+            "--init-weight",
+            "0.5",
+            "--image-prompt",
+            "tests/fixtures/recon_input.png:0.5",
+            "--cut-method",
+            "original",
+            "--loss",
+            "tv:0.1,saturation:0.1,symmetry:0.1,smoothness:0.1",
+            "--optimizer",
+            "adamw",
+            "--lr-drops",
+            "50",
+        ],
+    ));
+    let out = tmp_dir("init-bad");
+    let o = run(
+        &out,
+        &[
+            "--steps",
+            "2",
+            "--init-image",
+            "tests/fixtures/vqgan_tiny.yaml",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an image"));
+}
+
+#[test]
+fn bad_weights_exit_1() {
+    // A checkpoint cut short, as a failed download leaves it.
+    let full = std::fs::read(VQGAN).unwrap();
+    let trunc_dir = tmp_dir("trunc");
+    std::fs::create_dir_all(&trunc_dir).unwrap();
+    let trunc = trunc_dir.join("truncated.ckpt");
+    std::fs::write(&trunc, &full[..full.len() * 6 / 10]).unwrap();
+    let trunc = trunc.to_str().unwrap().to_string();
+    let cases: &[(&str, &str, &str)] = &[
+        ("--vqgan", &trunc, "truncated"),
+        ("--vqgan", "tests/fixtures/not_a_model.png", "PNG"),
+        ("--vqgan", "tests/fixtures/malicious.ckpt", "refusing"),
+        (
+            "--clip",
+            "tests/fixtures/vqgan_tiny.safetensors",
+            "not a CLIP",
+        ),
+    ];
+    for (flag, path, needle) in cases {
+        let out = tmp_dir("badw");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        c.args([
+            "generate", "x", "--size", "32x32", "--device", "cpu", "--quiet", "--out",
+        ])
+        .arg(&out);
+        c.args(["--vqgan", VQGAN, "--clip", CLIP])
+            .args([*flag, *path]);
+        let o = c.output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{flag} {path}: {e}");
+        assert!(e.contains(needle), "{flag} {path}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
+fn ctrl_c_saves_and_resumes() {
+    let out = tmp_dir("sigint");
+    let mut child = base(&out, &["--steps", "100000", "--save-every", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is stepping (log.jsonl appears after the first flush).
+    let t0 = std::time::Instant::now();
+    while !out.join("log.jsonl").is_file()
+        || std::fs::metadata(out.join("log.jsonl")).unwrap().len() == 0
+    {
+        assert!(t0.elapsed().as_secs() < 120, "run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    assert!(e.contains("--resume"), "{e}");
+    assert!(out.join("checkpoint/meta.toml").is_file());
+    let meta = std::fs::read_to_string(out.join("checkpoint/meta.toml")).unwrap();
+    let step: i64 = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("step = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args([
+            "generate",
+            "--quiet",
+            "--steps",
+            &(step + 2).to_string(),
+            "--resume",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(out.join("final.png").is_file());
+}
