@@ -25,7 +25,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
     let Some(lib) = torch_lib_dir() else {
-        println!("cargo:warning=libtorch not found in .venv; run scripts/setup (the binary will need LD_LIBRARY_PATH)");
+        println!(
+            "cargo:warning=libtorch not found in .venv; run scripts/setup (the binary will need LD_LIBRARY_PATH)"
+        );
         return;
     };
     let lib = lib.canonicalize().unwrap_or(lib);

@@ -28,21 +28,29 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 pub fn check_device_syntax(spec: &str) -> Result<()> {
     let s = spec.trim().to_ascii_lowercase();
     let ok = matches!(s.as_str(), "auto" | "cpu" | "cuda" | "gpu")
-        || s.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        || s.strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
     if ok {
         Ok(())
     } else {
-        Err(usage(format!("--device: invalid value '{spec}': expected auto, cpu, cuda or cuda:N")))
+        Err(usage(format!(
+            "--device: invalid value '{spec}': expected auto, cpu, cuda or cuda:N"
+        )))
     }
 }
 
 fn cuda(i: usize, spec: &str) -> Result<Device> {
     let n = tch::Cuda::device_count() as usize;
     if n == 0 {
-        anyhow::bail!("--device {spec}: CUDA is not available on this machine (use --device cpu or auto)");
+        anyhow::bail!(
+            "--device {spec}: CUDA is not available on this machine (use --device cpu or auto)"
+        );
     }
     if i >= n {
-        anyhow::bail!("--device {spec}: there are only {n} CUDA device(s) (cuda:0..cuda:{})", n - 1);
+        anyhow::bail!(
+            "--device {spec}: there are only {n} CUDA device(s) (cuda:0..cuda:{})",
+            n - 1
+        );
     }
     Ok(Device::Cuda(i))
 }

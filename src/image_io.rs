@@ -12,9 +12,14 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?;
     if reader.format().is_none() {
-        bail!("{} is not an image (png, jpeg, webp, gif, bmp or tiff)", path.display());
+        bail!(
+            "{} is not an image (png, jpeg, webp, gif, bmp or tiff)",
+            path.display()
+        );
     }
-    let img = reader.decode().with_context(|| format!("{} is not a readable image", path.display()))?;
+    let img = reader
+        .decode()
+        .with_context(|| format!("{} is not a readable image", path.display()))?;
     Ok(img.to_rgb8())
 }
 
@@ -31,12 +36,20 @@ pub fn rgb_to_tensor(img: &RgbImage) -> Tensor {
 
 /// From `[1, 3, H, W]` or `[3, H, W]` in [0, 1] (clamped) to 8-bit RGB by rounding.
 pub fn tensor_to_rgb(t: &Tensor) -> Result<RgbImage> {
-    let t = if t.dim() == 4 { t.get(0) } else { t.shallow_clone() };
+    let t = if t.dim() == 4 {
+        t.get(0)
+    } else {
+        t.shallow_clone()
+    };
     let (c, h, w) = t.size3().context("image tensor must be [3, H, W]")?;
     if c != 3 {
         bail!("image tensor has {c} channels, expected 3");
     }
-    let bytes = (t.to_device(tch::Device::Cpu).to_kind(Kind::Float).clamp(0.0, 1.0) * 255.0)
+    let bytes = (t
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(0.0, 1.0)
+        * 255.0)
         .round()
         .to_kind(Kind::Uint8)
         .permute([1, 2, 0])
@@ -49,25 +62,36 @@ pub fn tensor_to_rgb(t: &Tensor) -> Result<RgbImage> {
 
 /// Writes a PNG with `tEXt` chunks (key, value) so settings travel with the image.
 pub fn save_png(path: &Path, img: &RgbImage, text: &[(&str, &str)]) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut enc = png::Encoder::new(BufWriter::new(file), img.width(), img.height());
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     for (k, v) in text {
         // iTXt keeps UTF-8 prompts intact (tEXt is Latin-1 only).
-        enc.add_itxt_chunk(k.to_string(), v.to_string()).with_context(|| format!("cannot add PNG text {k}"))?;
+        enc.add_itxt_chunk(k.to_string(), v.to_string())
+            .with_context(|| format!("cannot add PNG text {k}"))?;
     }
-    let mut writer = enc.write_header().with_context(|| format!("cannot write {}", path.display()))?;
-    writer.write_image_data(img.as_raw()).with_context(|| format!("cannot write {}", path.display()))?;
-    writer.finish().with_context(|| format!("cannot finish {}", path.display()))?;
+    let mut writer = enc
+        .write_header()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writer
+        .write_image_data(img.as_raw())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("cannot finish {}", path.display()))?;
     Ok(())
 }
 
 /// Reads the text chunks (tEXt, zTXt, iTXt) of a PNG.
 pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let reader = decoder.read_info().with_context(|| format!("{} is not a readable PNG", path.display()))?;
+    let reader = decoder
+        .read_info()
+        .with_context(|| format!("{} is not a readable PNG", path.display()))?;
     let info = reader.info();
     let mut out = Vec::new();
     for c in &info.uncompressed_latin1_text {

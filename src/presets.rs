@@ -8,16 +8,34 @@ use std::path::Path;
 
 /// The shipped presets, in listing order.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("watercolor-portrait", include_str!("../presets/watercolor-portrait.toml")),
+    (
+        "watercolor-portrait",
+        include_str!("../presets/watercolor-portrait.toml"),
+    ),
     ("oil-portrait", include_str!("../presets/oil-portrait.toml")),
-    ("charcoal-sketch", include_str!("../presets/charcoal-sketch.toml")),
+    (
+        "charcoal-sketch",
+        include_str!("../presets/charcoal-sketch.toml"),
+    ),
     ("ink-drawing", include_str!("../presets/ink-drawing.toml")),
     ("ukiyo-e", include_str!("../presets/ukiyo-e.toml")),
-    ("impressionist-landscape", include_str!("../presets/impressionist-landscape.toml")),
-    ("art-nouveau-poster", include_str!("../presets/art-nouveau-poster.toml")),
-    ("cyberpunk-neon", include_str!("../presets/cyberpunk-neon.toml")),
+    (
+        "impressionist-landscape",
+        include_str!("../presets/impressionist-landscape.toml"),
+    ),
+    (
+        "art-nouveau-poster",
+        include_str!("../presets/art-nouveau-poster.toml"),
+    ),
+    (
+        "cyberpunk-neon",
+        include_str!("../presets/cyberpunk-neon.toml"),
+    ),
     ("low-poly", include_str!("../presets/low-poly.toml")),
-    ("stained-glass", include_str!("../presets/stained-glass.toml")),
+    (
+        "stained-glass",
+        include_str!("../presets/stained-glass.toml"),
+    ),
     ("pixel-art", include_str!("../presets/pixel-art.toml")),
     ("draft", include_str!("../presets/draft.toml")),
     ("normal", include_str!("../presets/normal.toml")),
@@ -59,18 +77,26 @@ pub struct NamedPreset {
 impl Preset {
     /// Parses and checks a preset: the template has `{prompt}` and every prompt and setting is valid.
     pub fn parse(text: &str, origin: &str) -> Result<Preset> {
-        let p: Preset = toml::from_str(text)
-            .map_err(|e| usage(format!("preset {origin}: {}", e.message().trim().replace('\n', " "))))?;
+        let p: Preset = toml::from_str(text).map_err(|e| {
+            usage(format!(
+                "preset {origin}: {}",
+                e.message().trim().replace('\n', " ")
+            ))
+        })?;
         if let Some(t) = &p.template
             && !t.contains("{prompt}")
         {
-            return Err(usage(format!("preset {origin}: template must contain {{prompt}}")));
+            return Err(usage(format!(
+                "preset {origin}: template must contain {{prompt}}"
+            )));
         }
         for e in &p.extra_prompts {
             Prompt::parse(e).with_context(|| format!("preset {origin}: extra-prompts"))?;
         }
         if p.settings.presets.is_some() {
-            return Err(usage(format!("preset {origin}: presets cannot include other presets")));
+            return Err(usage(format!(
+                "preset {origin}: presets cannot include other presets"
+            )));
         }
         // Validate the settings by resolving them over the defaults with a placeholder prompt.
         let mut probe = p.settings.clone();
@@ -78,7 +104,9 @@ impl Preset {
             probe.prompts = Some(crate::settings::PromptList::One("probe".into()));
         }
         probe.seed.get_or_insert(crate::settings::SeedValue::Int(0));
-        probe.resolve().with_context(|| format!("preset {origin}"))?;
+        probe
+            .resolve()
+            .with_context(|| format!("preset {origin}"))?;
         Ok(p)
     }
 
@@ -96,17 +124,29 @@ impl Preset {
 
 /// Finds a preset by built-in name or `.toml` path.
 pub fn load(spec: &str) -> Result<NamedPreset> {
-    if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| n.eq_ignore_ascii_case(spec.trim())) {
-        return Ok(NamedPreset { name: name.to_string(), preset: Preset::parse(text, name)? });
+    if let Some((name, text)) = BUILTIN
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(spec.trim()))
+    {
+        return Ok(NamedPreset {
+            name: name.to_string(),
+            preset: Preset::parse(text, name)?,
+        });
     }
     let path = Path::new(spec);
     if spec.ends_with(".toml") || path.exists() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("--preset {spec}: cannot read the file: {e}")))?;
-        return Ok(NamedPreset { name: spec.to_string(), preset: Preset::parse(&text, spec)? });
+        return Ok(NamedPreset {
+            name: spec.to_string(),
+            preset: Preset::parse(&text, spec)?,
+        });
     }
     let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-    Err(usage(format!("--preset: unknown preset '{spec}': expected a .toml path or one of {}", names.join(", "))))
+    Err(usage(format!(
+        "--preset: unknown preset '{spec}': expected a .toml path or one of {}",
+        names.join(", ")
+    )))
 }
 
 /// Every built-in preset, parsed.

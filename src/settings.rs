@@ -46,10 +46,14 @@ impl Prompt {
         let weight = nums.first().map(|n| n.1).unwrap_or(1.0);
         let stop = nums.get(1).map(|n| n.1).unwrap_or(f64::NEG_INFINITY);
         if !weight.is_finite() {
-            return Err(usage(format!("prompt '{spec}': weight must be a finite number")));
+            return Err(usage(format!(
+                "prompt '{spec}': weight must be a finite number"
+            )));
         }
         if weight == 0.0 {
-            return Err(usage(format!("prompt '{spec}': weight 0 does nothing; remove the prompt")));
+            return Err(usage(format!(
+                "prompt '{spec}': weight 0 does nothing; remove the prompt"
+            )));
         }
         if stop.is_nan() {
             return Err(usage(format!("prompt '{spec}': stop must be a number")));
@@ -59,7 +63,10 @@ impl Prompt {
 
     /// Splits a `|`-separated prompt argument.
     pub fn parse_list(arg: &str) -> Result<Vec<Prompt>> {
-        arg.split('|').filter(|s| !s.trim().is_empty()).map(Prompt::parse).collect()
+        arg.split('|')
+            .filter(|s| !s.trim().is_empty())
+            .map(Prompt::parse)
+            .collect()
     }
 }
 
@@ -95,12 +102,18 @@ impl ImagePrompt {
                     "--image-prompt '{spec}': weight must be a finite non-zero number"
                 )));
             }
-            return Ok(ImagePrompt { path: PathBuf::from(p), weight });
+            return Ok(ImagePrompt {
+                path: PathBuf::from(p),
+                weight,
+            });
         }
         if spec.trim().is_empty() {
             return Err(usage("--image-prompt: empty path"));
         }
-        Ok(ImagePrompt { path: PathBuf::from(spec), weight: 1.0 })
+        Ok(ImagePrompt {
+            path: PathBuf::from(spec),
+            weight: 1.0,
+        })
     }
 }
 
@@ -243,8 +256,13 @@ pub const DEFAULT_LR: f64 = 0.1;
 pub const DEFAULT_SAVE_EVERY: i64 = 50;
 pub const DEFAULT_VQGAN: &str = "imagenet_f16_16384";
 pub const DEFAULT_CLIP: &str = "ViT-B/32";
-pub const DEFAULT_AUGMENTS: &[Augment] =
-    &[Augment::Affine, Augment::Perspective, Augment::Jitter, Augment::Erasing, Augment::Noise];
+pub const DEFAULT_AUGMENTS: &[Augment] = &[
+    Augment::Affine,
+    Augment::Perspective,
+    Augment::Jitter,
+    Augment::Erasing,
+    Augment::Noise,
+];
 
 /// Settings as written in TOML (config files, presets, run.toml) with every key optional.
 /// Keys are the flag names (kebab-case). Unknown keys are errors.
@@ -325,9 +343,11 @@ pub enum StringList {
 impl StringList {
     pub fn items(&self) -> Vec<String> {
         match self {
-            StringList::One(s) => {
-                s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
-            }
+            StringList::One(s) => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
             StringList::Many(v) => v.iter().map(|x| x.trim().to_string()).collect(),
         }
     }
@@ -361,7 +381,9 @@ pub fn seed_from_text(s: &str) -> Result<u64> {
         return Ok(v);
     }
     if t.starts_with('-') && t[1..].parse::<u64>().is_ok() {
-        return Err(usage(format!("--seed: invalid value '{s}': must not be negative")));
+        return Err(usage(format!(
+            "--seed: invalid value '{s}': must not be negative"
+        )));
     }
     let digest = Sha256::digest(t.as_bytes());
     let mut b = [0u8; 8];
@@ -376,8 +398,27 @@ impl PartialSettings {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
         take!(
-            prompts, size, steps, seed, cutouts, cut_pow, cut_method, augments, lr, optimizer, lr_drops,
-            save_every, init, init_image, init_weight, image_prompts, loss, vqgan, clip, device, precision
+            prompts,
+            size,
+            steps,
+            seed,
+            cutouts,
+            cut_pow,
+            cut_method,
+            augments,
+            lr,
+            optimizer,
+            lr_drops,
+            save_every,
+            init,
+            init_image,
+            init_weight,
+            image_prompts,
+            loss,
+            vqgan,
+            clip,
+            device,
+            precision
         );
         if let Some(p) = other.presets {
             self.presets.get_or_insert_with(Vec::new).extend(p);
@@ -387,7 +428,11 @@ impl PartialSettings {
     /// Parses a TOML settings file (`--config`); unknown keys name the key and the file.
     pub fn from_toml(text: &str, origin: &Path) -> Result<PartialSettings> {
         toml::from_str(text).map_err(|e| {
-            usage(format!("{}: {}", origin.display(), e.message().trim().replace('\n', " ")))
+            usage(format!(
+                "{}: {}",
+                origin.display(),
+                e.message().trim().replace('\n', " ")
+            ))
         })
     }
 
@@ -432,27 +477,38 @@ impl PartialSettings {
         };
         let size = match &self.size {
             Some(s) => Size::parse(s)?,
-            None => Size { width: 256, height: 256 },
+            None => Size {
+                width: 256,
+                height: 256,
+            },
         };
         let steps = self.steps.unwrap_or(DEFAULT_STEPS);
         if steps < 1 {
-            return Err(usage(format!("--steps: invalid value {steps}: must be at least 1")));
+            return Err(usage(format!(
+                "--steps: invalid value {steps}: must be at least 1"
+            )));
         }
         let seed = match &self.seed {
             Some(SeedValue::Int(v)) if *v >= 0 => *v as u64,
             Some(SeedValue::Int(v)) => {
-                return Err(usage(format!("--seed: invalid value {v}: must not be negative")));
+                return Err(usage(format!(
+                    "--seed: invalid value {v}: must not be negative"
+                )));
             }
             Some(SeedValue::Text(t)) => seed_from_text(t)?,
             None => rand::random::<u32>() as u64,
         };
         let cutouts = self.cutouts.unwrap_or(DEFAULT_CUTOUTS);
         if cutouts < 1 {
-            return Err(usage(format!("--cutouts: invalid value {cutouts}: must be at least 1")));
+            return Err(usage(format!(
+                "--cutouts: invalid value {cutouts}: must be at least 1"
+            )));
         }
         let cut_pow = self.cut_pow.unwrap_or(1.0);
         if !(cut_pow.is_finite() && cut_pow > 0.0) {
-            return Err(usage(format!("--cut-pow: invalid value {cut_pow}: must be a number > 0")));
+            return Err(usage(format!(
+                "--cut-pow: invalid value {cut_pow}: must be a number > 0"
+            )));
         }
         let cut_method = match &self.cut_method {
             Some(s) => s.parse()?,
@@ -464,7 +520,9 @@ impl PartialSettings {
         };
         let lr = self.lr.unwrap_or(DEFAULT_LR);
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(usage(format!("--lr: invalid value {lr}: must be a number > 0")));
+            return Err(usage(format!(
+                "--lr: invalid value {lr}: must be a number > 0"
+            )));
         }
         let optimizer = match &self.optimizer {
             Some(s) => s.parse()?,
@@ -486,17 +544,26 @@ impl PartialSettings {
         };
         let init_weight = self.init_weight.unwrap_or(0.0);
         if !(init_weight.is_finite() && init_weight >= 0.0) {
-            return Err(usage(format!("--init-weight: invalid value {init_weight}: must be a number >= 0")));
+            return Err(usage(format!(
+                "--init-weight: invalid value {init_weight}: must be a number >= 0"
+            )));
         }
         let image_prompts = match &self.image_prompts {
-            Some(l) => l.items().iter().map(|s| ImagePrompt::parse(s)).collect::<Result<Vec<_>>>()?,
+            Some(l) => l
+                .items()
+                .iter()
+                .map(|s| ImagePrompt::parse(s))
+                .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
         let losses = match &self.loss {
             Some(l) => parse_losses(&l.items())?,
             None => Vec::new(),
         };
-        let vqgan = self.vqgan.clone().unwrap_or_else(|| DEFAULT_VQGAN.to_string());
+        let vqgan = self
+            .vqgan
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VQGAN.to_string());
         if vqgan.trim().is_empty() {
             return Err(usage("--vqgan: empty value"));
         }
@@ -505,7 +572,9 @@ impl PartialSettings {
             None => vec![DEFAULT_CLIP.to_string()],
         };
         if clip.is_empty() || clip.iter().any(|c| c.is_empty()) {
-            return Err(usage("--clip: expected one or more model names or paths separated by commas"));
+            return Err(usage(
+                "--clip: expected one or more model names or paths separated by commas",
+            ));
         }
         let device = self.device.clone().unwrap_or_else(|| "auto".to_string());
         crate::device::check_device_syntax(&device)?;
@@ -570,14 +639,18 @@ fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
             .filter(|x| !x.is_empty())
             .map(|x| {
                 x.parse::<f64>().map_err(|_| {
-                    usage(format!("--lr-drops: invalid value '{s}': expected percents like 50,75"))
+                    usage(format!(
+                        "--lr-drops: invalid value '{s}': expected percents like 50,75"
+                    ))
                 })
             })
             .collect::<Result<Vec<_>>>()?,
     };
     for x in &v {
         if !(x.is_finite() && *x > 0.0 && *x < 100.0) {
-            return Err(usage(format!("--lr-drops: invalid value {x}: each drop must be a percent between 0 and 100")));
+            return Err(usage(format!(
+                "--lr-drops: invalid value {x}: each drop must be a percent between 0 and 100"
+            )));
         }
     }
     let mut v = v;
@@ -592,14 +665,18 @@ fn parse_losses(items: &[String]) -> Result<Vec<(LossKind, f64)>> {
         let (name, w) = match it.split_once(':') {
             Some((n, w)) => {
                 let w: f64 = w.trim().parse().map_err(|_| {
-                    usage(format!("--loss: invalid weight in '{it}': expected name:number (e.g. tv:0.5)"))
+                    usage(format!(
+                        "--loss: invalid weight in '{it}': expected name:number (e.g. tv:0.5)"
+                    ))
                 })?;
                 (n, w)
             }
             None => (it.as_str(), 1.0),
         };
         if !w.is_finite() {
-            return Err(usage(format!("--loss: invalid weight in '{it}': must be finite")));
+            return Err(usage(format!(
+                "--loss: invalid weight in '{it}': must be finite"
+            )));
         }
         let kind: LossKind = name.parse()?;
         out.retain(|(k, _)| *k != kind);
@@ -612,14 +689,18 @@ impl Settings {
     /// The full, explicit TOML form (every key), as written to run.toml and PNG metadata.
     pub fn to_partial(&self) -> PartialSettings {
         PartialSettings {
-            prompts: Some(PromptList::Many(self.prompts.iter().map(|p| p.to_string()).collect())),
+            prompts: Some(PromptList::Many(
+                self.prompts.iter().map(|p| p.to_string()).collect(),
+            )),
             size: Some(self.size.to_string()),
             steps: Some(self.steps),
             seed: Some(SeedValue::Int(self.seed as i64)),
             cutouts: Some(self.cutouts),
             cut_pow: Some(self.cut_pow),
             cut_method: Some(self.cut_method.to_string()),
-            augments: Some(StringList::Many(self.augments.iter().map(|a| a.to_string()).collect())),
+            augments: Some(StringList::Many(
+                self.augments.iter().map(|a| a.to_string()).collect(),
+            )),
             lr: Some(self.lr),
             optimizer: Some(self.optimizer.to_string()),
             lr_drops: Some(NumberList::Many(self.lr_drops.clone())),
@@ -627,8 +708,15 @@ impl Settings {
             init: Some(self.init.to_string()),
             init_image: self.init_image.clone(),
             init_weight: Some(self.init_weight),
-            image_prompts: Some(StringList::Many(self.image_prompts.iter().map(|p| p.to_string()).collect())),
-            loss: Some(StringList::Many(self.losses.iter().map(|(k, w)| format!("{k}:{w}")).collect())),
+            image_prompts: Some(StringList::Many(
+                self.image_prompts.iter().map(|p| p.to_string()).collect(),
+            )),
+            loss: Some(StringList::Many(
+                self.losses
+                    .iter()
+                    .map(|(k, w)| format!("{k}:{w}"))
+                    .collect(),
+            )),
             vqgan: Some(self.vqgan.clone()),
             clip: Some(StringList::Many(self.clip.clone())),
             device: Some(self.device.clone()),
@@ -643,7 +731,10 @@ impl Settings {
 
     /// The steps (1-based) after which the learning rate is divided by 10.
     pub fn lr_drop_steps(&self) -> Vec<i64> {
-        self.lr_drops.iter().map(|p| ((p / 100.0) * self.steps as f64).round().max(1.0) as i64).collect()
+        self.lr_drops
+            .iter()
+            .map(|p| ((p / 100.0) * self.steps as f64).round().max(1.0) as i64)
+            .collect()
     }
 }
 
@@ -695,7 +786,13 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(Size::parse("320x240").unwrap(), Size { width: 320, height: 240 });
+        assert_eq!(
+            Size::parse("320x240").unwrap(),
+            Size {
+                width: 320,
+                height: 240
+            }
+        );
         for bad in ["250x256", "0x16", "8192x16", "abc", "256"] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }

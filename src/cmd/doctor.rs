@@ -8,7 +8,14 @@ pub fn run() -> anyhow::Result<()> {
     let cuda = tch::Cuda::is_available();
     let n = tch::Cuda::device_count();
     if cuda {
-        println!("cuda: available, {n} device(s), cudnn {}", if tch::Cuda::cudnn_is_available() { "yes" } else { "no" });
+        println!(
+            "cuda: available, {n} device(s), cudnn {}",
+            if tch::Cuda::cudnn_is_available() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
         for i in 0..n {
             println!("  cuda:{i}: {}", cuda_device_summary(i));
         }
@@ -16,7 +23,15 @@ pub fn run() -> anyhow::Result<()> {
         println!("cuda: not available (running on CPU)");
     }
     let dir = registry::weights_dir();
-    println!("weights directory: {}{}", dir.display(), if dir.is_dir() { "" } else { " (does not exist yet)" });
+    println!(
+        "weights directory: {}{}",
+        dir.display(),
+        if dir.is_dir() {
+            ""
+        } else {
+            " (does not exist yet)"
+        }
+    );
     for (name, found) in registry::presence(&dir) {
         match found {
             Some(p) => println!("  {name:22} present: {}", p.display()),
@@ -34,7 +49,11 @@ fn libtorch_version() -> String {
 fn cuda_device_summary(i: i64) -> String {
     // Name and memory through nvidia-smi when present: tch 0.24 has no device-properties call.
     let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader", &format!("--id={i}")])
+        .args([
+            "--query-gpu=name,memory.total",
+            "--format=csv,noheader",
+            &format!("--id={i}"),
+        ])
         .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),

@@ -12,9 +12,17 @@ pub const KEY_SOFTWARE: &str = "Software";
 
 pub fn run(args: &InfoArgs) -> Result<()> {
     let chunks = read_png_text(&args.image)?;
-    let get = |k: &str| chunks.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        chunks
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(settings) = get(KEY_SETTINGS) else {
-        bail!("{} has no vqclip metadata (was it written by vqclip generate?)", args.image.display());
+        bail!(
+            "{} has no vqclip metadata (was it written by vqclip generate?)",
+            args.image.display()
+        );
     };
     if let Some(s) = get(KEY_SOFTWARE) {
         println!("# software: {s}");
@@ -28,7 +36,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if let Some(s) = get(KEY_STEP) {
         println!("# step: {s}");
     }
-    println!("# repeat with: vqclip generate --config {}", args.image.display());
+    println!(
+        "# repeat with: vqclip generate --config {}",
+        args.image.display()
+    );
     print!("{settings}");
     if !settings.ends_with('\n') {
         println!();

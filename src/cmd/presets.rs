@@ -10,16 +10,24 @@ pub fn run(cmd: &PresetsCommand) -> Result<()> {
             let all = presets::all()?;
             let width = all.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in all {
-                println!("{:width$}  {:7}  {}", p.name, p.preset.kind, p.preset.description);
+                println!(
+                    "{:width$}  {:7}  {}",
+                    p.name, p.preset.kind, p.preset.description
+                );
             }
             Ok(())
         }
         PresetsCommand::Show { name } => {
             let p = presets::load(name)?;
-            print!("{}", toml::to_string(&p.preset).context("cannot serialize preset")?);
+            print!(
+                "{}",
+                toml::to_string(&p.preset).context("cannot serialize preset")?
+            );
             // The settings this preset gives over the built-in defaults (prompt shown as a placeholder).
             let mut probe = p.preset.settings.clone();
-            probe.prompts.get_or_insert(PromptList::One("{prompt}".into()));
+            probe
+                .prompts
+                .get_or_insert(PromptList::One("{prompt}".into()));
             probe.seed.get_or_insert(SeedValue::Int(0));
             let mut resolved = probe.resolve()?;
             p.preset.apply_prompts(&mut resolved.prompts)?;

@@ -52,7 +52,12 @@ pub fn save(run_dir: &Path, state: &State) -> Result<()> {
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let cpu = |t: &Tensor| t.detach().to_device(tch::Device::Cpu).contiguous();
     Tensor::write_safetensors(
-        &[("z", cpu(&state.z)), ("z0", cpu(&state.z0)), ("adam_m", cpu(&state.m)), ("adam_v", cpu(&state.v))],
+        &[
+            ("z", cpu(&state.z)),
+            ("z0", cpu(&state.z0)),
+            ("adam_m", cpu(&state.m)),
+            ("adam_v", cpu(&state.v)),
+        ],
         tmp.join("state.safetensors"),
     )
     .with_context(|| format!("cannot write {}", tmp.join("state.safetensors").display()))?;
@@ -60,11 +65,13 @@ pub fn save(run_dir: &Path, state: &State) -> Result<()> {
     write_synced(&tmp.join("meta.toml"), meta.as_bytes())?;
     if dir.exists() {
         if old.exists() {
-            std::fs::remove_dir_all(&old).with_context(|| format!("cannot clear {}", old.display()))?;
+            std::fs::remove_dir_all(&old)
+                .with_context(|| format!("cannot clear {}", old.display()))?;
         }
         std::fs::rename(&dir, &old).with_context(|| format!("cannot move {}", dir.display()))?;
     }
-    std::fs::rename(&tmp, &dir).with_context(|| format!("cannot move {} into place", tmp.display()))?;
+    std::fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot move {} into place", tmp.display()))?;
     if old.exists() {
         let _ = std::fs::remove_dir_all(&old);
     }
@@ -73,9 +80,12 @@ pub fn save(run_dir: &Path, state: &State) -> Result<()> {
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
     Ok(())
 }
 
@@ -89,7 +99,8 @@ pub fn find(run_dir: &Path) -> Option<PathBuf> {
 
 pub fn read_meta(ckpt_dir: &Path) -> Result<Meta> {
     let path = ckpt_dir.join("meta.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let meta: Meta =
         toml::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     if meta.format_version != FORMAT_VERSION {
@@ -105,7 +116,8 @@ pub fn read_meta(ckpt_dir: &Path) -> Result<Meta> {
 pub fn load(ckpt_dir: &Path) -> Result<State> {
     let meta = read_meta(ckpt_dir)?;
     let path = ckpt_dir.join("state.safetensors");
-    let tensors = Tensor::read_safetensors(&path).with_context(|| format!("{} is corrupt", path.display()))?;
+    let tensors = Tensor::read_safetensors(&path)
+        .with_context(|| format!("{} is corrupt", path.display()))?;
     let get = |name: &str| {
         tensors
             .iter()
@@ -113,5 +125,11 @@ pub fn load(ckpt_dir: &Path) -> Result<State> {
             .map(|(_, t)| t.shallow_clone())
             .with_context(|| format!("{} has no tensor {name}", path.display()))
     };
-    Ok(State { z: get("z")?, z0: get("z0")?, m: get("adam_m")?, v: get("adam_v")?, meta })
+    Ok(State {
+        z: get("z")?,
+        z0: get("z0")?,
+        m: get("adam_m")?,
+        v: get("adam_v")?,
+        meta,
+    })
 }

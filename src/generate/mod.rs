@@ -2,7 +2,7 @@
 pub mod augments;
 pub mod checkpoint;
 pub mod cutouts;
-// pub mod engine; (enabled once the models land)
+pub mod engine;
 pub mod grad;
 pub mod init;
 pub mod losses;

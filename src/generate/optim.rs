@@ -23,7 +23,13 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(kind: OptimizerKind, lr: f64, like: &Tensor) -> Adam {
-        Adam { kind, lr, m: like.zeros_like().detach(), v: like.zeros_like().detach(), t: 0 }
+        Adam {
+            kind,
+            lr,
+            m: like.zeros_like().detach(),
+            v: like.zeros_like().detach(),
+            t: 0,
+        }
     }
 
     /// One update of `param` (in place) from `grad`, with torch.optim.Adam's exact arithmetic:
@@ -58,6 +64,9 @@ mod tests {
         let mut opt = Adam::new(OptimizerKind::Adam, 0.1, &p);
         opt.step(&mut p, &g);
         let v: Vec<f32> = Vec::try_from(&p).unwrap();
-        assert!((v[0] - 0.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6 && (v[2] - 0.5).abs() < 1e-7, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6 && (v[2] - 0.5).abs() < 1e-7,
+            "{v:?}"
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 pub fn read(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<BTreeMap<String, Tensor>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY-free: memmap2's map is `unsafe` only because another process could truncate the file;
     // a truncated file then faults instead of erroring, which we accept for read-only weights.
     let mmap = map(&file).with_context(|| format!("cannot map {}", path.display()))?;
@@ -28,7 +29,10 @@ pub fn read(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<BTreeMap<String,
             safetensors::Dtype::I8 => Kind::Int8,
             safetensors::Dtype::U8 => Kind::Uint8,
             safetensors::Dtype::BOOL => Kind::Bool,
-            other => bail!("{}: tensor {name} has unsupported dtype {other:?}", path.display()),
+            other => bail!(
+                "{}: tensor {name} has unsupported dtype {other:?}",
+                path.display()
+            ),
         };
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let t = Tensor::f_from_data_size(view.data(), &shape, kind)
