@@ -1,10 +1,13 @@
 //! Reading weight files into named tensors, whatever format the user has:
 //! torch zip archives (Lightning `.ckpt`, `.pt`/`.bin` state dicts, TorchScript `.pt`),
 //! legacy pre-zip torch files, and `.safetensors`. Nothing from a file is ever executed.
+pub mod convert;
+pub mod fetch;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors_file;
 pub mod torch_file;
+pub mod verify;
 
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -79,32 +82,37 @@ impl FileKind {
 
 /// Sniffs the format from magic bytes (never from the extension alone).
 pub fn sniff(path: &Path) -> Result<FileKind> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = [0u8; 16];
     let mut n = 0;
     while n < head.len() {
-        let k = f.read(&mut head[n..]).with_context(|| format!("cannot read {}", path.display()))?;
+        let k = f
+            .read(&mut head[n..])
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if k == 0 {
             break;
         }
         n += k;
     }
     let head = &head[..n];
-    Ok(if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        FileKind::TorchZip
-    } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]) {
-        FileKind::TorchLegacy
-    } else if head.starts_with(b"\x89PNG") {
-        FileKind::Png
-    } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
-        FileKind::Jpeg
-    } else if n >= 9 && head[8] == b'{' {
-        FileKind::Safetensors
-    } else if head.iter().all(|b| b.is_ascii()) && n > 0 {
-        FileKind::Yaml
-    } else {
-        FileKind::Unknown
-    })
+    Ok(
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            FileKind::TorchZip
+        } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]) {
+            FileKind::TorchLegacy
+        } else if head.starts_with(b"\x89PNG") {
+            FileKind::Png
+        } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
+            FileKind::Jpeg
+        } else if n >= 9 && head[8] == b'{' {
+            FileKind::Safetensors
+        } else if head.iter().all(|b| b.is_ascii()) && n > 0 {
+            FileKind::Yaml
+        } else {
+            FileKind::Unknown
+        },
+    )
 }
 
 /// Reads every tensor whose name passes `keep` from a weight file, choosing the reader by magic bytes.
@@ -121,7 +129,10 @@ pub fn load_tensors(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<TensorMa
             other.describe()
         ),
     };
-    Ok(TensorMap { source: path.to_path_buf(), tensors })
+    Ok(TensorMap {
+        source: path.to_path_buf(),
+        tensors,
+    })
 }
 
 /// Copies tensors from `map` into every variable of `vs` (converting dtype to the variable's),
@@ -133,16 +144,21 @@ pub fn fill_var_store(vs: &nn::VarStore, map: &TensorMap, what: &str) -> Result<
     for (name, var) in vars.iter() {
         match map.get(name) {
             None => missing.push(name.clone()),
-            Some(src) if src.size() != var.size() => {
-                wrong.push(format!("{name} (file {:?}, model {:?})", src.size(), var.size()))
-            }
+            Some(src) if src.size() != var.size() => wrong.push(format!(
+                "{name} (file {:?}, model {:?})",
+                src.size(),
+                var.size()
+            )),
             Some(_) => {}
         }
     }
     if !missing.is_empty() || !wrong.is_empty() {
         missing.sort();
         wrong.sort();
-        let mut msg = format!("{} does not match the {what} architecture:", map.source.display());
+        let mut msg = format!(
+            "{} does not match the {what} architecture:",
+            map.source.display()
+        );
         if !missing.is_empty() {
             msg += &format!(" {} missing key(s): {}", missing.len(), summarize(&missing));
         }
@@ -167,7 +183,11 @@ fn summarize(items: &[String]) -> String {
     if items.len() <= MAX {
         items.join(", ")
     } else {
-        format!("{}, ... and {} more", items[..MAX].join(", "), items.len() - MAX)
+        format!(
+            "{}, ... and {} more",
+            items[..MAX].join(", "),
+            items.len() - MAX
+        )
     }
 }
 
