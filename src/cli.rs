@@ -214,6 +214,9 @@ pub struct GenerateArgs {
     /// Run directory (default outputs/<date>-<time>-<prompt>).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Download missing known models first (also VQCLIP_FETCH=1).
+    #[arg(long)]
+    pub fetch: bool,
     /// Allow writing into a run directory that already holds a result.
     #[arg(long)]
     pub force: bool,

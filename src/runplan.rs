@@ -39,6 +39,21 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     settings
         .presets
         .extend(applied.iter().map(|p| p.name.clone()));
+    crate::weights::registry::check_spec(
+        &settings.vqgan,
+        crate::weights::registry::ModelKind::Vqgan,
+    )?;
+    for c in &settings.clip {
+        crate::models::clip::resolve_clip(c)
+            .map(|_| ())
+            .or_else(|e| {
+                if crate::error::exit_code(&e) == 2 {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            })?;
+    }
     if let Some(p) = &settings.init_image
         && !p.is_file()
     {

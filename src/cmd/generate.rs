@@ -23,7 +23,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let plan = crate::runplan::plan(args)?;
     let quiet = args.quiet;
     let device = crate::device::parse_device(&plan.settings.device)?;
-    let models = load_models(&plan.settings, device)?;
+    let fetch = args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1");
+    let models = load_models(&plan.settings, device, fetch, quiet)?;
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
         let ckpt = checkpoint::find(&plan.run_dir).context("checkpoint vanished")?;
@@ -94,9 +95,17 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         )))),
         Err(e) => {
             let kept = checkpoint::find(&plan.run_dir)
-                .map(|_| format!("; the last good checkpoint is in {} (resume with --resume)", plan.run_dir.display()))
+                .map(|_| {
+                    format!(
+                        "; the last good checkpoint is in {} (resume with --resume)",
+                        plan.run_dir.display()
+                    )
+                })
                 .unwrap_or_default();
-            Err(e.context(format!("generation stopped at step {}{kept}", generator.step)))
+            Err(e.context(format!(
+                "generation stopped at step {}{kept}",
+                generator.step
+            )))
         }
     }
 }
@@ -108,7 +117,9 @@ fn progress_bar(quiet: bool, total: i64, done: i64) -> ProgressBar {
         ProgressDrawTarget::stderr()
     };
     let bar = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  {msg}  ETA {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  {msg}  ETA {eta}")
+    {
         bar.set_style(style);
     }
     bar.set_position(done as u64);
@@ -127,7 +138,12 @@ fn save_image(generator: &Generator, path: &Path) -> Result<()> {
     let img = crate::image_io::tensor_to_rgb(&generator.image())?;
     let s = &generator.settings;
     let settings_toml = s.to_toml()?;
-    let prompt = s.prompts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" | ");
+    let prompt = s
+        .prompts
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" | ");
     let software = format!("vqclip {}", env!("CARGO_PKG_VERSION"));
     let step = generator.step.to_string();
     let seed = s.seed.to_string();
@@ -154,12 +170,19 @@ fn write_run_toml(dir: &Path, generator: &Generator) -> Result<()> {
         weights: &'a [WeightFile],
     }
     let mut text = generator.settings.to_toml()?;
-    let run = RunInfo { vqclip_version: env!("CARGO_PKG_VERSION"), weights: generator.weights() };
+    let run = RunInfo {
+        vqclip_version: env!("CARGO_PKG_VERSION"),
+        weights: generator.weights(),
+    };
     let mut table = toml::Table::new();
-    table.insert("run".into(), toml::Value::try_from(run).context("cannot serialize run info")?);
+    table.insert(
+        "run".into(),
+        toml::Value::try_from(run).context("cannot serialize run info")?,
+    );
     text.push('\n');
     text.push_str(&toml::to_string(&table).context("cannot serialize run info")?);
-    std::fs::write(dir.join("run.toml"), text).with_context(|| format!("cannot write {}", dir.join("run.toml").display()))
+    std::fs::write(dir.join("run.toml"), text)
+        .with_context(|| format!("cannot write {}", dir.join("run.toml").display()))
 }
 
 fn check_weights(saved: &[WeightFile], now: &[WeightFile]) -> Result<()> {
@@ -180,21 +203,53 @@ fn check_weights(saved: &[WeightFile], now: &[WeightFile]) -> Result<()> {
 }
 
 /// Loads the VQGAN and every CLIP model of the settings.
-pub fn load_models(settings: &Settings, device: tch::Device) -> Result<Models> {
+pub fn load_models(
+    settings: &Settings,
+    device: tch::Device,
+    fetch: bool,
+    quiet: bool,
+) -> Result<Models> {
     let mut weights = Vec::new();
-    let vq_path = registry::resolve(&settings.vqgan, ModelKind::Vqgan)?;
+    let vq_path = resolve_or_fetch(&settings.vqgan, ModelKind::Vqgan, fetch, quiet)?;
     weights.push(weight_file("vqgan", &vq_path));
     let vqgan = Vqgan::load(&vq_path, device)?;
     let mut clips = Vec::new();
     for spec in &settings.clip {
-        let p = registry::resolve(spec, ModelKind::Clip)?;
+        let p = resolve_or_fetch(spec, ModelKind::Clip, fetch, quiet)?;
         weights.push(weight_file("clip", &p));
         clips.push(Clip::load(&p, device)?);
     }
-    Ok(Models { vqgan, clips, weights })
+    Ok(Models {
+        vqgan,
+        clips,
+        weights,
+    })
+}
+
+/// A known model that is missing is downloaded first when `fetch` is on.
+fn resolve_or_fetch(
+    spec: &str,
+    kind: ModelKind,
+    fetch: bool,
+    quiet: bool,
+) -> Result<std::path::PathBuf> {
+    if fetch
+        && !Path::new(spec).is_file()
+        && let Some(entry) = registry::find(spec, kind)
+    {
+        let dir = registry::weights_dir();
+        if registry::find_present(entry, &dir).is_none() {
+            return crate::weights::fetch::fetch_model(entry, &dir, quiet);
+        }
+    }
+    registry::resolve(spec, kind)
 }
 
 fn weight_file(role: &str, path: &Path) -> WeightFile {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    WeightFile { role: role.to_string(), path: path.display().to_string(), bytes }
+    WeightFile {
+        role: role.to_string(),
+        path: path.display().to_string(),
+        bytes,
+    }
 }

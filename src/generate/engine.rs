@@ -13,7 +13,7 @@ use super::losses;
 use super::optim::Adam;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
-use crate::settings::{InitKind, Settings};
+use crate::settings::{InitKind, Precision, Settings};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
@@ -84,20 +84,31 @@ pub fn step_rng(seed: u64, step: i64) -> ChaCha8Rng {
 impl Generator {
     /// Builds the run: text targets, image prompts and the initial latents (seeded before init).
     pub fn new(settings: Settings, models: Models, device: Device) -> Result<Generator> {
-        let Models { vqgan, clips, weights } = models;
+        let Models {
+            mut vqgan,
+            clips,
+            weights,
+        } = models;
+        let compute_kind = compute_kind(settings.precision, device);
         let tokenizer = Tokenizer::new()?;
         let texts: Vec<String> = settings.prompts.iter().map(|p| p.text.clone()).collect();
         let mut perceptors = Vec::new();
-        for clip in clips {
+        for mut clip in clips {
             let text = if texts.is_empty() {
                 Tensor::zeros([0, 1], (Kind::Float, device))
             } else {
                 let (tokens, _dropped) = tokenizer.tokenize_batch(&texts)?;
                 tch::no_grad(|| {
-                    let e = clip.encode_text(&tokens.to_device(device)).to_kind(Kind::Float);
+                    let e = clip
+                        .encode_text(&tokens.to_device(device))
+                        .to_kind(Kind::Float);
                     &e / e.norm_scalaropt_dim(2.0, [-1], true)
                 })
             };
+            // Text targets are computed once in f32; only the per-step image path runs in low precision.
+            if compute_kind != Kind::Float {
+                clip.to_kind(compute_kind);
+            }
             perceptors.push(Perceptor { clip, text });
         }
         let (h, w) = (settings.size.height, settings.size.width);
@@ -106,12 +117,24 @@ impl Generator {
             let img = crate::image_io::load_rgb(&ip.path)
                 .with_context(|| format!("--image-prompt {}", ip.path.display()))?;
             let img = resize_cover(&img, w as u32, h as u32);
-            image_prompts.push((crate::image_io::rgb_to_tensor(&img).to_device(device), ip.weight));
+            image_prompts.push((
+                crate::image_io::rgb_to_tensor(&img).to_device(device),
+                ip.weight,
+            ));
         }
-        let codebook = vqgan.codebook().to_device(device).to_kind(Kind::Float).detach();
+        let codebook = vqgan
+            .codebook()
+            .to_device(device)
+            .to_kind(Kind::Float)
+            .detach()
+            .copy();
         let z_min = codebook.amin([0], false).view([1, -1, 1, 1]);
         let z_max = codebook.amax([0], false).view([1, -1, 1, 1]);
         let z = initial_latents(&settings, &vqgan, &codebook, device)?;
+        // The codebook copy above and z stay f32; the decoder's weights may run in bf16.
+        if compute_kind != Kind::Float {
+            vqgan.set_kind(compute_kind);
+        }
         let z0 = z.detach().copy();
         let z = z.detach().set_requires_grad(true);
         let opt = Adam::new(settings.optimizer, settings.lr, &z);
@@ -139,9 +162,17 @@ impl Generator {
     pub fn restore(&mut self, state: checkpoint::State) -> Result<()> {
         let expect = self.z.size();
         if state.z.size() != expect {
-            bail!("checkpoint latents have shape {:?}, this run needs {:?}", state.z.size(), expect);
+            bail!(
+                "checkpoint latents have shape {:?}, this run needs {:?}",
+                state.z.size(),
+                expect
+            );
         }
-        self.z = state.z.to_device(self.device).detach().set_requires_grad(true);
+        self.z = state
+            .z
+            .to_device(self.device)
+            .detach()
+            .set_requires_grad(true);
         self.z0 = state.z0.to_device(self.device).detach();
         self.opt.m = state.m.to_device(self.device);
         self.opt.v = state.v.to_device(self.device);
@@ -208,7 +239,10 @@ impl Generator {
             };
             let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
             let cuts = plan.apply(&img);
-            let emb = p.clip.encode_image(&Clip::normalize(&cuts)).to_kind(Kind::Float);
+            let emb = p
+                .clip
+                .encode_image(&Clip::normalize(&cuts))
+                .to_kind(Kind::Float);
             let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
             for (i, pr) in self.settings.prompts.iter().enumerate() {
                 let target = p.text.narrow(0, i as i64, 1);
@@ -217,7 +251,10 @@ impl Generator {
             }
             for (i, (ip, weight)) in self.image_prompts.iter().enumerate() {
                 let target = tch::no_grad(|| {
-                    let e = p.clip.encode_image(&Clip::normalize(&plan.apply(ip))).to_kind(Kind::Float);
+                    let e = p
+                        .clip
+                        .encode_image(&Clip::normalize(&plan.apply(ip)))
+                        .to_kind(Kind::Float);
                     &e / e.norm_scalaropt_dim(2.0, [-1], true)
                 });
                 let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
@@ -229,7 +266,11 @@ impl Generator {
             extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
         }
         let mut image_total = Tensor::zeros([], (Kind::Float, self.device));
-        for t in prompt_terms.iter().chain(image_terms.iter()).chain(extra_terms.iter()) {
+        for t in prompt_terms
+            .iter()
+            .chain(image_terms.iter())
+            .chain(extra_terms.iter())
+        {
             image_total = image_total + t;
         }
         // Stage 1: gradient of the CLIP-side loss w.r.t. the image.
@@ -278,16 +319,26 @@ impl Generator {
             return Ok(Vec::new());
         }
         let pending = std::mem::take(&mut self.pending);
-        let stacked = Tensor::stack(&pending.iter().map(|p| p.terms.shallow_clone()).collect::<Vec<_>>(), 0)
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Double);
-        let rows: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
+        let stacked = Tensor::stack(
+            &pending
+                .iter()
+                .map(|p| p.terms.shallow_clone())
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Double);
+        let rows: Vec<Vec<f64>> =
+            Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
         let np = self.settings.prompts.len();
         let ni = self.settings.image_prompts.len();
         let mut out = Vec::new();
         for (p, row) in pending.iter().zip(rows) {
             if row.iter().any(|v| !v.is_finite()) {
-                bail!("the loss became NaN/infinite at step {} (try a lower --lr)", p.step);
+                bail!(
+                    "the loss became NaN/infinite at step {} (try a lower --lr)",
+                    p.step
+                );
             }
             out.push(StepRecord {
                 step: p.step,
@@ -300,6 +351,22 @@ impl Generator {
             });
         }
         Ok(out)
+    }
+}
+
+/// The dtype of the frozen models' weights for `--precision`: `auto` is bf16 on CUDA, f32 on CPU
+/// (where f32 keeps runs bit-reproducible and resumable byte for byte).
+pub fn compute_kind(precision: Precision, device: Device) -> Kind {
+    match precision {
+        Precision::F32 => Kind::Float,
+        Precision::Bf16 => Kind::BFloat16,
+        Precision::Auto => {
+            if device.is_cuda() {
+                Kind::BFloat16
+            } else {
+                Kind::Float
+            }
+        }
     }
 }
 
@@ -317,7 +384,12 @@ fn quantize_nearest(z: &Tensor, codebook: &Tensor) -> Tensor {
 }
 
 /// Starting latents: random codebook entries, or an image (init image or a noise kind) encoded.
-fn initial_latents(settings: &Settings, vqgan: &Vqgan, codebook: &Tensor, device: Device) -> Result<Tensor> {
+fn initial_latents(
+    settings: &Settings,
+    vqgan: &Vqgan,
+    codebook: &Tensor,
+    device: Device,
+) -> Result<Tensor> {
     let f = vqgan.downsample_factor();
     let (h, w) = (settings.size.height, settings.size.width);
     if h % f != 0 || w % f != 0 {
@@ -330,8 +402,11 @@ fn initial_latents(settings: &Settings, vqgan: &Vqgan, codebook: &Tensor, device
     let mut rng = step_rng(settings.seed, 0);
     tch::manual_seed(rng.random::<i64>() & i64::MAX);
     let image = if let Some(path) = &settings.init_image {
-        let img = crate::image_io::load_rgb(path).with_context(|| format!("--init-image {}", path.display()))?;
-        Some(crate::image_io::rgb_to_tensor(&resize_cover(&img, w as u32, h as u32)))
+        let img = crate::image_io::load_rgb(path)
+            .with_context(|| format!("--init-image {}", path.display()))?;
+        Some(crate::image_io::rgb_to_tensor(&resize_cover(
+            &img, w as u32, h as u32,
+        )))
     } else {
         match settings.init {
             InitKind::Codes => None,
@@ -345,7 +420,11 @@ fn initial_latents(settings: &Settings, vqgan: &Vqgan, codebook: &Tensor, device
             let n = codebook.size()[0];
             let idx = super::init::random_codes(ht, wt, n, &mut rng).to_device(device);
             // [ht*wt, e] -> [1, e, ht, wt]
-            codebook.index_select(0, &idx).view([1, ht, wt, -1]).permute([0, 3, 1, 2]).contiguous()
+            codebook
+                .index_select(0, &idx)
+                .view([1, ht, wt, -1])
+                .permute([0, 3, 1, 2])
+                .contiguous()
         }
         Some(img) => tch::no_grad(|| -> Result<Tensor> {
             let z = vqgan.encode(&(img.to_device(device) * 2.0 - 1.0))?;

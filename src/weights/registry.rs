@@ -158,7 +158,7 @@ pub fn missing_error(m: &ModelEntry, dir: &Path) -> anyhow::Error {
         .map(|s| s.as_str())
         .unwrap_or("?");
     anyhow::anyhow!(
-        "{} model '{}' not found: expected {} (run `vqclip weights fetch {}`, or download {} and save it as that file)",
+        "{} model '{}' not found: expected {} (run `vqclip weights fetch {}`, add --fetch to generate, or download {} and save it as that file)",
         m.kind.as_str(),
         m.name,
         dir.join(main).display(),
@@ -188,8 +188,9 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
         )));
     }
     // A weight-file extension means the user meant a path; anything else was meant as a name.
-    let looks_like_path =
-        [".ckpt", ".pt", ".pth", ".bin", ".safetensors"].iter().any(|e| spec.to_ascii_lowercase().ends_with(e));
+    let looks_like_path = [".ckpt", ".pt", ".pth", ".bin", ".safetensors"]
+        .iter()
+        .any(|e| spec.to_ascii_lowercase().ends_with(e));
     if looks_like_path {
         anyhow::bail!("{flag} {spec}: file not found");
     }
@@ -231,4 +232,13 @@ pub fn cache_name(m: &ModelEntry) -> Option<String> {
 /// File names the anchors' scripts use for the official checkpoint (`vqgan_<name>.ckpt`).
 pub fn alias_names(m: &ModelEntry) -> Vec<String> {
     m.aliases.iter().map(|a| format!("{a}.ckpt")).collect()
+}
+
+/// Settings-time check of a `--vqgan`/`--clip` value (no file is opened): an existing path or a
+/// weight-file name passes (resolved later), a known name passes, anything else is a usage error.
+pub fn check_spec(spec: &str, kind: ModelKind) -> Result<()> {
+    match resolve(spec, kind) {
+        Err(e) if crate::error::exit_code(&e) == 2 => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -4,12 +4,35 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 /// `Normalize(c)`: GroupNorm with 32 groups and eps 1e-6 (tch's default eps is 1e-5).
-pub fn normalize(vs: nn::Path, channels: i64) -> nn::GroupNorm {
+pub fn normalize(vs: nn::Path, channels: i64) -> Norm {
     let cfg = nn::GroupNormConfig {
         eps: 1e-6,
         ..Default::default()
     };
-    nn::group_norm(vs, 32, channels, cfg)
+    Norm(nn::group_norm(vs, 32, channels, cfg))
+}
+
+/// GroupNorm that computes its statistics in f32 when the model runs in bf16/f16 (as autocast
+/// does): low-precision means and variances are what makes a bf16 decoder drift from f32.
+#[derive(Debug)]
+pub struct Norm(nn::GroupNorm);
+
+impl Module for Norm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        if xs.kind() == tch::Kind::Float {
+            return xs.apply(&self.0);
+        }
+        let f = |t: &Option<Tensor>| t.as_ref().map(|t| t.to_kind(tch::Kind::Float));
+        xs.to_kind(tch::Kind::Float)
+            .group_norm(
+                32,
+                f(&self.0.ws).as_ref(),
+                f(&self.0.bs).as_ref(),
+                1e-6,
+                false,
+            )
+            .to_kind(xs.kind())
+    }
 }
 
 /// A conv whose weights will be overwritten from the checkpoint (zero init is the cheapest).
@@ -32,9 +55,9 @@ pub fn swish(xs: &Tensor) -> Tensor {
 /// `ResnetBlock` with `temb_channels=0` (no `temb_proj`); dropout is a no-op at inference.
 #[derive(Debug)]
 pub struct ResnetBlock {
-    norm1: nn::GroupNorm,
+    norm1: Norm,
     conv1: nn::Conv2D,
-    norm2: nn::GroupNorm,
+    norm2: Norm,
     conv2: nn::Conv2D,
     nin_shortcut: Option<nn::Conv2D>,
 }
@@ -65,7 +88,7 @@ impl Module for ResnetBlock {
 /// `AttnBlock`: single-head self-attention over all positions, q/k/v/proj_out as 1x1 convs.
 #[derive(Debug)]
 pub struct AttnBlock {
-    norm: nn::GroupNorm,
+    norm: Norm,
     q: nn::Conv2D,
     k: nn::Conv2D,
     v: nn::Conv2D,
@@ -92,7 +115,9 @@ impl Module for AttnBlock {
         let q = hs.apply(&self.q).reshape([b, c, h * w]).permute([0, 2, 1]);
         let k = hs.apply(&self.k).reshape([b, c, h * w]);
         let v = hs.apply(&self.v).reshape([b, c, h * w]);
-        let attn = (q.bmm(&k) * (c as f64).powf(-0.5)).softmax(2, None::<tch::Kind>);
+        let attn = (q.bmm(&k) * (c as f64).powf(-0.5))
+            .softmax(2, tch::Kind::Float)
+            .to_kind(q.kind());
         let out = v.bmm(&attn.permute([0, 2, 1])).reshape([b, c, h, w]);
         xs + out.apply(&self.proj_out)
     }

@@ -1,7 +1,7 @@
 //! taming's `Decoder`: conv_in, `mid`, `up.{i}.{block,attn,upsample}` (run from the deepest level
 //! up; `up.0` is full resolution), norm_out, conv_out.
 //! <https://github.com/CompVis/taming-transformers/blob/3ba01b2/taming/modules/diffusionmodules/model.py#L436>
-use super::blocks::{AttnBlock, Mid, ResnetBlock, Upsample, conv, normalize, swish};
+use super::blocks::{AttnBlock, Mid, Norm, ResnetBlock, Upsample, conv, normalize, swish};
 use super::config::VqganConfig;
 use tch::Tensor;
 use tch::nn::{self, Module};
@@ -20,7 +20,7 @@ pub struct Decoder {
     mid: Mid,
     /// Indexed like the checkpoint: `up[0]` is the full-resolution level.
     up: Vec<Up>,
-    norm_out: nn::GroupNorm,
+    norm_out: Norm,
     conv_out: nn::Conv2D,
 }
 
