@@ -243,7 +243,10 @@ fn files_that_are_not_clip_say_what_they_are() {
     let trunc = tmp_dir("trunc").join("truncated.pt");
     std::fs::write(&trunc, &full[..full.len() * 6 / 10]).unwrap();
     let msg = format!("{:#}", Clip::load(&trunc, Device::Cpu).unwrap_err());
-    assert!(msg.contains("truncated.pt") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("truncated.pt") && msg.contains("truncated"),
+        "{msg}"
+    );
 }
 
 fn tmp_dir(name: &str) -> PathBuf {
