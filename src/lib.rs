@@ -1,6 +1,7 @@
 //! vqclip: VQGAN+CLIP text-to-image generation, zero-shot classification and image search,
 //! on libtorch through tch, reading the official checkpoints natively.
 pub mod cli;
+pub mod clip_tasks;
 pub mod cmd;
 pub mod device;
 pub mod error;
