@@ -23,7 +23,10 @@ impl TextTransformer {
                 &vs / "token_embedding",
                 c.vocab_size,
                 w,
-                Default::default(),
+                nn::EmbeddingConfig {
+                    ws_init: nn::Init::Const(0.0),
+                    ..Default::default()
+                },
             ),
             positional_embedding: vs.var(
                 "positional_embedding",

@@ -53,7 +53,7 @@ impl MultiheadAttention {
         MultiheadAttention {
             in_proj_weight: vs.var("in_proj_weight", &[3 * width, width], nn::Init::Const(0.0)),
             in_proj_bias: vs.var("in_proj_bias", &[3 * width], nn::Init::Const(0.0)),
-            out_proj: nn::linear(&vs / "out_proj", width, width, Default::default()),
+            out_proj: nn::linear(&vs / "out_proj", width, width, frozen_linear()),
             heads,
         }
     }
@@ -95,8 +95,8 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(vs: nn::Path, width: i64) -> Mlp {
         Mlp {
-            c_fc: nn::linear(&vs / "c_fc", width, 4 * width, Default::default()),
-            c_proj: nn::linear(&vs / "c_proj", 4 * width, width, Default::default()),
+            c_fc: nn::linear(&vs / "c_fc", width, 4 * width, frozen_linear()),
+            c_proj: nn::linear(&vs / "c_proj", 4 * width, width, frozen_linear()),
         }
     }
 }
@@ -155,5 +155,15 @@ impl Transformer {
         self.resblocks
             .iter()
             .fold(xs.shallow_clone(), |xs, block| block.forward(&xs, causal))
+    }
+}
+
+/// Weights are overwritten from the checkpoint right after construction: constant init costs a
+/// memset where the default Kaiming init costs seconds of random numbers for a ViT-L.
+pub fn frozen_linear() -> nn::LinearConfig {
+    nn::LinearConfig {
+        ws_init: nn::Init::Const(0.0),
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
     }
 }

@@ -23,6 +23,7 @@ impl VisionTransformer {
         let conv = nn::ConvConfig {
             stride: c.vision_patch_size,
             bias: false,
+            ws_init: nn::Init::Const(0.0),
             ..Default::default()
         };
         let tokens = c.grid() * c.grid() + 1;
