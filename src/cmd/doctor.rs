@@ -23,15 +23,7 @@ pub fn run() -> anyhow::Result<()> {
         println!("cuda: not available (running on CPU)");
     }
     let dir = registry::weights_dir();
-    println!(
-        "weights directory: {}{}",
-        dir.display(),
-        if dir.is_dir() {
-            ""
-        } else {
-            " (does not exist yet)"
-        }
-    );
+    println!("{}", registry::describe_dir(&dir));
     for (name, found) in registry::presence(&dir) {
         match found {
             Some(p) => println!("  {name:22} present: {}", p.display()),

@@ -104,15 +104,7 @@ fn list() -> Result<()> {
     let widths: Vec<usize> = (0..6)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
-    println!(
-        "weights directory: {}{}",
-        dir.display(),
-        if dir.is_dir() {
-            ""
-        } else {
-            " (does not exist yet)"
-        }
-    );
+    println!("{}", registry::describe_dir(&dir));
     for r in &rows {
         let mut line = String::new();
         for (c, cell) in r.iter().enumerate() {

@@ -9,9 +9,8 @@ pub mod safetensors_file;
 pub mod torch_file;
 pub mod verify;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor, nn};
 
@@ -82,20 +81,9 @@ impl FileKind {
 
 /// Sniffs the format from magic bytes (never from the extension alone).
 pub fn sniff(path: &Path) -> Result<FileKind> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut head = [0u8; 16];
-    let mut n = 0;
-    while n < head.len() {
-        let k = f
-            .read(&mut head[n..])
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    let head = &head[..n];
+    let head = verify::read_head(path)?;
+    let head = &head[..head.len().min(16)];
+    let n = head.len();
     Ok(
         if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
             FileKind::TorchZip

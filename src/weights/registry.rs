@@ -89,6 +89,16 @@ pub fn weights_dir() -> PathBuf {
     }
 }
 
+/// `weights directory: DIR` with a note when it does not exist yet (doctor, weights list).
+pub fn describe_dir(dir: &Path) -> String {
+    let note = if dir.is_dir() {
+        ""
+    } else {
+        " (does not exist yet)"
+    };
+    format!("weights directory: {}{note}", dir.display())
+}
+
 /// The file names that satisfy an entry, most preferred first: the fast-load cache
 /// (`<stem>.safetensors`), the official checkpoint, then the alternative mirrors.
 fn candidates(m: &ModelEntry) -> Vec<String> {
