@@ -580,7 +580,7 @@ impl PartialSettings {
         crate::device::check_device_syntax(&device)?;
         let precision = match &self.precision {
             Some(s) => s.parse()?,
-            None => Precision::F32,
+            None => Precision::Auto,
         };
         if prompts.is_empty() && image_prompts.is_empty() {
             return Err(usage(

@@ -142,30 +142,54 @@ fn same_seed_same_image_and_config_png_repeats() {
 
 #[test]
 fn resume_is_byte_identical() {
-    let straight = tmp_dir("straight");
-    ok(&run(&straight, &["--steps", "8", "--save-every", "4"]));
-    let part = tmp_dir("part");
-    ok(&run(&part, &["--steps", "3", "--save-every", "0"]));
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args([
-            "generate",
-            "--quiet",
-            "--steps",
-            "8",
-            "--save-every",
-            "4",
-            "--resume",
-        ])
-        .arg(&part)
-        .output()
-        .unwrap();
-    ok(&o);
-    assert_eq!(
-        std::fs::read(straight.join("final.png")).unwrap(),
-        std::fs::read(part.join("final.png")).unwrap(),
-        "resumed final.png differs from the straight run"
-    );
-    assert_eq!(losses(&part).len(), 8);
+    // Both precisions: f32 is the documented guarantee; bf16 (auto's choice on AMX CPUs) holds too.
+    let mut part = PathBuf::new();
+    for precision in ["f32", "bf16"] {
+        let straight = tmp_dir(&format!("straight-{precision}"));
+        ok(&run(
+            &straight,
+            &[
+                "--steps",
+                "8",
+                "--save-every",
+                "4",
+                "--precision",
+                precision,
+            ],
+        ));
+        part = tmp_dir(&format!("part-{precision}"));
+        ok(&run(
+            &part,
+            &[
+                "--steps",
+                "3",
+                "--save-every",
+                "0",
+                "--precision",
+                precision,
+            ],
+        ));
+        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+            .args([
+                "generate",
+                "--quiet",
+                "--steps",
+                "8",
+                "--save-every",
+                "4",
+                "--resume",
+            ])
+            .arg(&part)
+            .output()
+            .unwrap();
+        ok(&o);
+        assert_eq!(
+            std::fs::read(straight.join("final.png")).unwrap(),
+            std::fs::read(part.join("final.png")).unwrap(),
+            "{precision}: resumed final.png differs from the straight run"
+        );
+        assert_eq!(losses(&part).len(), 8);
+    }
     // Changing a setting on resume is refused.
     let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
         .args(["generate", "--steps", "9", "--lr", "0.3", "--resume"])

@@ -5,6 +5,16 @@ pub fn run() -> anyhow::Result<()> {
     println!("vqclip {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch {}", libtorch_version());
     println!("cpu threads: {}", tch::get_num_threads());
+    let bf16 = crate::generate::engine::cpu_has_native_bf16();
+    println!(
+        "cpu bf16: {} (--precision auto on CPU uses {})",
+        if bf16 {
+            "native (AMX/AVX512-BF16)"
+        } else {
+            "no"
+        },
+        if bf16 { "bf16" } else { "f32" }
+    );
     let cuda = tch::Cuda::is_available();
     let n = tch::Cuda::device_count();
     if cuda {

@@ -354,20 +354,28 @@ impl Generator {
     }
 }
 
-/// The dtype of the frozen models' weights for `--precision`: `auto` is bf16 on CUDA, f32 on CPU
-/// (where f32 keeps runs bit-reproducible and resumable byte for byte).
+/// The dtype of the frozen models' weights for `--precision`. `auto` is bf16 on CUDA and on CPUs
+/// with native bf16 (AMX or AVX512-BF16, where it halves the step time), f32 elsewhere.
 pub fn compute_kind(precision: Precision, device: Device) -> Kind {
     match precision {
         Precision::F32 => Kind::Float,
         Precision::Bf16 => Kind::BFloat16,
-        Precision::Auto => {
-            if device.is_cuda() {
-                Kind::BFloat16
-            } else {
-                Kind::Float
-            }
-        }
+        Precision::Auto if device.is_cuda() || cpu_has_native_bf16() => Kind::BFloat16,
+        Precision::Auto => Kind::Float,
     }
+}
+
+/// Whether this x86 CPU computes bf16 natively (Linux `/proc/cpuinfo` flags).
+pub fn cpu_has_native_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
+        s.lines()
+            .filter(|l| l.starts_with("flags"))
+            .take(1)
+            .any(|l| {
+                l.split_whitespace()
+                    .any(|f| f == "amx_bf16" || f == "avx512_bf16")
+            })
+    })
 }
 
 fn add_term(terms: &mut Vec<Tensor>, i: usize, term: Tensor) {
