@@ -18,7 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match vqclip::cmd::run(cli) {
+    vqclip::panics::install_quiet_hook();
+    match vqclip::panics::catch(|| vqclip::cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("vqclip: error: {err:#}");

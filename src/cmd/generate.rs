@@ -52,7 +52,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let save_every = generator.settings.save_every;
     let outcome = (|| -> Result<bool> {
         while generator.step < total {
-            generator.step()?;
+            crate::panics::catch(|| generator.step())
+                .map_err(|e| explain_step_error(e, &generator.settings))?;
             let step = generator.step;
             let save_now = save_every > 0 && step % save_every == 0 && step < total;
             let stop = interrupted.load(Ordering::SeqCst);
@@ -108,6 +109,20 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             )))
         }
     }
+}
+
+/// Out-of-memory failures get advice instead of the allocator's message.
+fn explain_step_error(e: anyhow::Error, s: &Settings) -> anyhow::Error {
+    if crate::panics::is_out_of_memory(&e) {
+        return anyhow::anyhow!(
+            "out of memory at {} with {} cutouts per CLIP model: try fewer --cutouts, a smaller --size, \
+             or --precision bf16 ({})",
+            s.size,
+            s.cutouts,
+            format!("{e:#}").chars().take(120).collect::<String>()
+        );
+    }
+    e
 }
 
 fn progress_bar(quiet: bool, total: i64, done: i64) -> ProgressBar {
