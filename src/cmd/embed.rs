@@ -7,7 +7,6 @@ use crate::tokenizer::{Tokenizer, truncation_warning};
 use crate::usage_bail;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::io::Write;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Serialize)]
@@ -65,15 +64,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     } else {
         table(&rows)
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        // `vqclip embed ... | head` is fine
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to stdout"),
-    }
+    super::print_stdout(&out)
 }
 
 /// `[n, d]` -> n vectors of f32 on the CPU.

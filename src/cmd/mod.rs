@@ -12,6 +12,20 @@ pub mod weights;
 use crate::cli::{Cli, Command};
 use anyhow::Result;
 
+/// Writes command output to stdout; a closed pipe (`vqclip search ... | head`) is not an error.
+pub fn print_stdout(out: &str) -> Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate::run(&a),

@@ -12,7 +12,7 @@ use crate::usage_bail;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 /// Unreadable files named one by one before "and N more".
 const SHOWN_UNREADABLE: usize = 5;
@@ -128,15 +128,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         }
         s
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        // `vqclip search ... | head` is fine
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to stdout"),
-    }
+    super::print_stdout(&out)
 }
 
 /// Images encoded so far, on stderr when it is a terminal.
