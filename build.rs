@@ -31,6 +31,17 @@ fn main() {
         return;
     };
     let lib = lib.canonicalize().unwrap_or(lib);
+    // The libtorch version `doctor` reports: torch/version.py of the library the rpath points at.
+    let version = std::fs::read_to_string(lib.join("..").join("version.py"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ")
+                    .map(|v| v.trim_matches(['\'', '"']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=VQCLIP_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if has(&lib, "libtorch_cuda.so") {

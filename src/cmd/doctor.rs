@@ -44,8 +44,11 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn libtorch_version() -> String {
-    // tch exposes no version call; the build pins 2.11 (tch 0.24) and the rpath'd library is that one.
-    "2.11 (tch 0.24)".to_string()
+    // Recorded by build.rs from the torch the binary is linked (and rpath'd) against.
+    format!(
+        "{} (tch 0.24)",
+        option_env!("VQCLIP_LIBTORCH_VERSION").unwrap_or("unknown")
+    )
 }
 
 fn cuda_device_summary(i: i64) -> String {
