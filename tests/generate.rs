@@ -40,8 +40,7 @@ fn base(out: &Path, extra: &[&str]) -> Command {
 }
 
 fn run(out: &Path, extra: &[&str]) -> Output {
-    let o = base(out, extra).output().unwrap();
-    o
+    base(out, extra).output().unwrap()
 }
 
 fn ok(o: &Output) {
@@ -291,7 +290,7 @@ fn bad_weights_exit_1() {
 #[test]
 fn ctrl_c_saves_and_resumes() {
     let out = tmp_dir("sigint");
-    let mut child = base(&out, &["--steps", "100000", "--save-every", "0"])
+    let child = base(&out, &["--steps", "100000", "--save-every", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -382,8 +381,7 @@ fn bf16_loss_curve_stays_within_2_percent_of_f32() {
             losses(&out)
         })
         .collect();
-    for step in 5..30 {
-        let (a, b) = (curves[0][step], curves[1][step]);
+    for (step, (&a, &b)) in curves[0].iter().zip(&curves[1]).enumerate().skip(5) {
         let rel = (a - b).abs() / a.abs();
         assert!(
             rel <= 0.02,

@@ -265,14 +265,13 @@ impl Generator {
         for (kind, weight) in &self.settings.losses {
             extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
         }
-        let mut image_total = Tensor::zeros([], (Kind::Float, self.device));
-        for t in prompt_terms
+        let image_total = prompt_terms
             .iter()
             .chain(image_terms.iter())
             .chain(extra_terms.iter())
-        {
-            image_total = image_total + t;
-        }
+            .fold(Tensor::zeros([], (Kind::Float, self.device)), |acc, t| {
+                acc + t
+            });
         // Stage 1: gradient of the CLIP-side loss w.r.t. the image.
         let g = if image_total.requires_grad() {
             Tensor::run_backward(&[&image_total], &[&img], false, false)
@@ -283,13 +282,16 @@ impl Generator {
         };
         // Stage 2: ClampWithGrad mask, then through the decoder into z (plus the init pull).
         let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
-        let mut z_objective = (&x * &g).sum(Kind::Float);
-        let mut total = image_total.detach();
-        if self.settings.init_weight > 0.0 {
+        let pixel_objective = (&x * &g).sum(Kind::Float);
+        let (z_objective, total) = if self.settings.init_weight > 0.0 {
             let init = losses::init_loss(&self.z, &self.z0) * self.settings.init_weight;
-            total = total + init.detach();
-            z_objective = z_objective + &init;
-        }
+            (
+                pixel_objective + &init,
+                image_total.detach() + init.detach(),
+            )
+        } else {
+            (pixel_objective, image_total.detach())
+        };
         let grad_z = Tensor::run_backward(&[&z_objective], &[&self.z], false, false)
             .pop()
             .context("no latent gradient")?;
