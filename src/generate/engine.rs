@@ -135,6 +135,7 @@ impl Generator {
         if compute_kind != Kind::Float {
             vqgan.set_kind(compute_kind);
         }
+        vqgan.set_channels_last();
         let z0 = z.detach().copy();
         let z = z.detach().set_requires_grad(true);
         let opt = Adam::new(settings.optimizer, settings.lr, &z);

@@ -46,6 +46,7 @@ pub struct Vqgan {
     quantize: Quantizer,
     post_quant_conv: nn::Conv2D,
     decoder: Decoder,
+    channels_last: bool,
 }
 
 impl Vqgan {
@@ -128,6 +129,7 @@ impl Vqgan {
             quantize,
             post_quant_conv,
             decoder,
+            channels_last: false,
         })
     }
 
@@ -157,6 +159,20 @@ impl Vqgan {
     /// Casts the weights (e.g. to `Kind::BFloat16`); they stay frozen.
     pub fn set_kind(&mut self, kind: Kind) {
         self.vs.set_kind(kind);
+    }
+
+    /// Stores every 4-d weight in channels-last (NHWC) layout; `decode` then runs its convolutions
+    /// channels-last, which oneDNN (CPU) and cuDNN run faster (measured on the f16 decoder,
+    /// forward+backward at 256x256 on 2 cores: f32 -5%, bf16 -18%).
+    pub fn set_channels_last(&mut self) {
+        tch::no_grad(|| {
+            for (_, mut var) in self.vs.variables() {
+                if var.dim() == 4 {
+                    var.set_data(&to_channels_last(&var));
+                }
+            }
+        });
+        self.channels_last = true;
     }
 
     /// Pixels per latent cell along each side (16 for f16 models, 8 for gumbel f8).
@@ -259,11 +275,21 @@ impl Vqgan {
     /// `post_quant_conv` then the decoder: `[b, embed_dim, h, w]` to an image `[b, 3, h*f, w*f]` in
     /// about [-1, 1]. Gradients flow to `z_q`, never to the weights.
     pub fn decode(&self, z_q: &Tensor) -> Tensor {
-        z_q.to_kind(self.kind())
+        let z = if self.channels_last {
+            to_channels_last(z_q)
+        } else {
+            z_q.shallow_clone()
+        };
+        z.to_kind(self.kind())
             .apply(&self.post_quant_conv)
             .apply(&self.decoder)
             .to_kind(z_q.kind())
     }
+}
+
+/// The same NCHW tensor with NHWC strides (tch 0.24 has no memory-format argument).
+fn to_channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 fn file_name(p: &Path) -> String {
