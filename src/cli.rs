@@ -88,12 +88,8 @@ pub struct ClassifyArgs {
     /// A named template set: `imagenet` (the standard prompt ensemble).
     #[arg(long, value_name = "NAME")]
     pub templates: Option<String>,
-    /// CLIP model: a known name or a path.
-    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
-    pub clip: String,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub model: ClipArgs,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -115,12 +111,8 @@ pub struct SearchArgs {
     /// Number of results.
     #[arg(long, value_name = "K", default_value_t = 10)]
     pub top: usize,
-    /// CLIP model: a known name or a path.
-    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
-    pub clip: String,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub model: ClipArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -260,12 +252,8 @@ pub struct EmbedArgs {
     /// Image to embed; repeatable.
     #[arg(long, value_name = "PATH")]
     pub image: Vec<PathBuf>,
-    /// CLIP model: a known name (ViT-B/32, ...) or a path.
-    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
-    pub clip: String,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE", default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub model: ClipArgs,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -275,4 +263,15 @@ pub struct EmbedArgs {
 pub struct InfoArgs {
     /// A PNG written by vqclip.
     pub image: PathBuf,
+}
+
+/// `--clip` and `--device`, shared by the commands that only need CLIP.
+#[derive(Debug, Args)]
+pub struct ClipArgs {
+    /// CLIP model: a known name (ViT-B/32, ...) or a path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "ViT-B/32")]
+    pub clip: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
 }

@@ -7,7 +7,6 @@ use crate::cli::ClassifyArgs;
 use crate::clip_tasks::classify::{collect_labels, label_embeddings, probabilities, ranked};
 use crate::clip_tasks::encode::encode_files;
 use crate::clip_tasks::templates;
-use crate::models::clip::{Clip, resolve_clip};
 use crate::tokenizer::Tokenizer;
 use crate::usage_bail;
 use anyhow::{Context, Result};
@@ -87,8 +86,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         Some(k) => k.min(labels.len()),
         None => labels.len(),
     };
-    let device = crate::device::parse_device(&args.device)?;
-    let clip = Clip::load(&resolve_clip(&args.clip)?, device)?;
+    let (clip, _) = super::load_clip(&args.model)?;
     let tokenizer = Tokenizer::new()?;
 
     let label_emb = label_embeddings(&clip, &tokenizer, &labels, &template_list)?;

@@ -2,7 +2,7 @@
 //! as a short table or, with `--json`, an array of `{kind, input, embedding}`.
 //! Texts come first in the order given, then images in the order given.
 use crate::cli::EmbedArgs;
-use crate::models::clip::{Clip, preprocess_image, resolve_clip};
+use crate::models::clip::preprocess_image;
 use crate::tokenizer::{Tokenizer, truncation_warning};
 use crate::usage_bail;
 use anyhow::{Context, Result};
@@ -20,9 +20,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     if args.text.is_empty() && args.image.is_empty() {
         usage_bail!("embed: nothing to embed; give at least one --text TEXT or --image PATH");
     }
-    let device = crate::device::parse_device(&args.device)?;
-    let path = resolve_clip(&args.clip)?;
-    let clip = Clip::load(&path, device)?;
+    let (clip, _) = super::load_clip(&args.model)?;
 
     let mut rows = Vec::with_capacity(args.text.len() + args.image.len());
     if !args.text.is_empty() {

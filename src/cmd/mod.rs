@@ -12,6 +12,16 @@ pub mod weights;
 use crate::cli::{Cli, Command};
 use anyhow::Result;
 
+/// Resolves `--clip` and `--device` and loads the model; returns it with its weight file.
+pub fn load_clip(
+    a: &crate::cli::ClipArgs,
+) -> Result<(crate::models::clip::Clip, std::path::PathBuf)> {
+    let device = crate::device::parse_device(&a.device)?;
+    let path = crate::models::clip::resolve_clip(&a.clip)?;
+    let clip = crate::models::clip::Clip::load(&path, device)?;
+    Ok((clip, path))
+}
+
 /// Writes command output to stdout; a closed pipe (`vqclip search ... | head`) is not an error.
 pub fn print_stdout(out: &str) -> Result<()> {
     use anyhow::Context;

@@ -7,7 +7,6 @@ use crate::cli::SearchArgs;
 use crate::clip_tasks::search::{
     UpdateOptions, encode_image_query, encode_text_query, rank, update_index,
 };
-use crate::models::clip::{Clip, resolve_clip};
 use crate::usage_bail;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,9 +37,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     if args.batch == 0 {
         usage_bail!("--batch must be at least 1, got 0");
     }
-    let device = crate::device::parse_device(&args.device)?;
-    let weights = resolve_clip(&args.clip)?;
-    let clip = Clip::load(&weights, device)?;
+    let (clip, weights) = super::load_clip(&args.model)?;
 
     // The query first: a bad --image-query fails before minutes of indexing.
     let query = match (&args.query, &args.image_query) {
