@@ -192,28 +192,81 @@ pub fn randn_seeded(size: &[i64], seed: u64, options: (Kind, Device)) -> Tensor 
     Tensor::randn(size, options)
 }
 
-fn mat3_tensor(ms: &[Mat3], device: Device) -> Tensor {
-    let flat: Vec<f32> = ms
-        .iter()
-        .flat_map(|m| m.iter().flatten().map(|&v| v as f32))
-        .collect();
-    Tensor::from_slice(&flat)
-        .view([ms.len() as i64, 3, 3])
-        .to_device(device)
+/// The host-drawn numbers of one plan, packed so they reach the device in one copy: on CUDA a
+/// pageable host-to-device copy synchronizes the stream, so five small uploads per step would
+/// be five stalls; one pinned, non-blocking upload is none.
+#[derive(Default)]
+struct Upload {
+    data: Vec<f32>,
+    /// (offset, shape) of each part, in push order.
+    parts: Vec<(usize, Vec<i64>)>,
+}
+
+impl Upload {
+    /// Appends a part; returns its index.
+    fn push(&mut self, values: impl IntoIterator<Item = f32>, shape: &[i64]) -> usize {
+        let offset = self.data.len();
+        self.data.extend(values);
+        debug_assert_eq!(
+            (self.data.len() - offset) as i64,
+            shape.iter().product::<i64>()
+        );
+        self.parts.push((offset, shape.to_vec()));
+        self.parts.len() - 1
+    }
+
+    fn push_mat3(&mut self, ms: &[Mat3]) -> usize {
+        let values = ms
+            .iter()
+            .flat_map(|m| m.iter().flatten().map(|&v| v as f32));
+        self.push(values.collect::<Vec<_>>(), &[ms.len() as i64, 3, 3])
+    }
+
+    /// Copies everything to `device` at once and splits it into the parts (views of one buffer).
+    fn finish(self, device: Device) -> Vec<Tensor> {
+        if self.data.is_empty() {
+            return self
+                .parts
+                .iter()
+                .map(|(_, shape)| Tensor::zeros(shape.as_slice(), (Kind::Float, device)))
+                .collect();
+        }
+        let buf = to_device_async(&Tensor::from_slice(&self.data), device);
+        self.parts
+            .iter()
+            .map(|(offset, shape)| {
+                let len: i64 = shape.iter().product();
+                buf.narrow(0, *offset as i64, len).view(shape.as_slice())
+            })
+            .collect()
+    }
+}
+
+/// Host tensor -> `device`. On CUDA the tensor is pinned first so the copy is asynchronous
+/// (libtorch's pinned-memory allocator keeps the block alive until the copy has run); where
+/// pinning fails, a plain blocking copy.
+pub fn to_device_async(host: &Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu {
+        return host.shallow_clone();
+    }
+    match host.f_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, host.kind(), true, false),
+        Err(_) => host.to_device(device),
+    }
 }
 
 /// `[n, s, s, 2]` grid sampling the input at `inv · (x, y, 1)` for each output pixel, with the
-/// align_corners=True convention (pixel centres at ±1 on the edges).
-fn sampling_grid(inv: &[Mat3], size: i64, device: Device) -> Tensor {
-    let n = inv.len() as i64;
-    let opts = (Kind::Float, device);
+/// align_corners=True convention (pixel centres at ±1 on the edges). `inv` is `[n, 3, 3]`.
+fn sampling_grid(inv: &Tensor, size: i64) -> Tensor {
+    let n = inv.size()[0];
+    let opts = (Kind::Float, inv.device());
     let lin = Tensor::linspace(-1.0, 1.0, size, opts);
     let xs = lin.view([1, size, 1]).expand([size, size, 1], false);
     let ys = lin.view([size, 1, 1]).expand([size, size, 1], false);
     let base =
         Tensor::cat(&[xs, ys, Tensor::ones([size, size, 1], opts)], 2).view([size * size, 3]);
     // [s*s, 3] @ [n, 3, 3]ᵀ -> [n, s*s, 3]
-    let h = base.matmul(&mat3_tensor(inv, device).transpose(1, 2));
+    let h = base.matmul(&inv.transpose(1, 2));
     // inv is scaled so w > 0 where the image is; w ≤ 0 lies beyond the horizon (padding).
     let w = h.narrow(2, 2, 1).clamp_min(1e-8);
     (h.narrow(2, 0, 2) / w)
@@ -302,28 +355,29 @@ impl AugmentPlan {
                 }
             }
         }
-        let noise = if has(Augment::Noise) {
+        let mut up = Upload::default();
+        let noise_part = has(Augment::Noise).then(|| {
             let facs: Vec<f32> = (0..n)
                 .map(|_| uniform(rng, 0.0, NOISE_FAC) as f32)
                 .collect();
-            let seed = rng.next_u64();
-            let facs = Tensor::from_slice(&facs)
-                .view([count, 1, 1, 1])
-                .to_device(device);
-            Some(randn_seeded(&[count, 3, size, size], seed, (Kind::Float, device)) * facs)
-        } else {
-            None
-        };
+            (up.push(facs, &[count, 1, 1, 1]), rng.next_u64())
+        });
+        let grid_part = any_warp.then(|| up.push_mat3(&inv));
+        let color_part =
+            (!colors.is_empty()).then(|| (up.push_mat3(&colors), up.push_mat3(&greys)));
+        // Box bounds are integers below 2^24, exact in f32.
+        let erase_part = any_erase.then(|| up.push(boxes.iter().map(|&b| b as f32), &[count, 4]));
+        let parts = up.finish(device);
 
-        let grid = any_warp.then(|| sampling_grid(&inv, size, device));
-        let color = (!colors.is_empty())
-            .then(|| (mat3_tensor(&colors, device), mat3_tensor(&greys, device)));
-        let erase = any_erase.then(|| {
-            let b = Tensor::from_slice(&boxes)
-                .view([count, 4])
-                .to_device(device);
+        let noise = noise_part.map(|(i, seed)| {
+            randn_seeded(&[count, 3, size, size], seed, (Kind::Float, device)) * &parts[i]
+        });
+        let grid = grid_part.map(|i| sampling_grid(&parts[i], size));
+        let color = color_part.map(|(a, b)| (parts[a].shallow_clone(), parts[b].shallow_clone()));
+        let erase = erase_part.map(|i| {
+            let b = &parts[i];
             let bound = |k: i64| b.select(1, k).view([count, 1, 1, 1]);
-            let idx = Tensor::arange(size, (Kind::Int64, device));
+            let idx = Tensor::arange(size, (Kind::Float, device));
             let rows = idx.view([1, 1, size, 1]);
             let cols = idx.view([1, 1, 1, size]);
             rows.ge_tensor(&bound(0))

@@ -29,16 +29,11 @@ pub const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// `(x - mean) / std` per channel for `[3, H, W]` or `[N, 3, H, W]` in [0, 1], on any device/dtype.
 pub fn normalize(pixels01: &Tensor) -> Tensor {
+    // Built from scalar fills on the device itself: a host-to-device copy would stall a CUDA
+    // stream once per call, i.e. every step.
     let opts = (pixels01.kind(), pixels01.device());
-    let mean = Tensor::from_slice(&CLIP_MEAN)
-        .to_kind(opts.0)
-        .to_device(opts.1)
-        .view([3, 1, 1]);
-    let std = Tensor::from_slice(&CLIP_STD)
-        .to_kind(opts.0)
-        .to_device(opts.1)
-        .view([3, 1, 1]);
-    (pixels01 - mean) / std
+    let column = |v: [f64; 3]| Tensor::cat(&v.map(|c| Tensor::full([1, 1, 1], c, opts)), 0);
+    (pixels01 - column(CLIP_MEAN)) / column(CLIP_STD)
 }
 
 /// A loaded, frozen CLIP model.
