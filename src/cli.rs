@@ -36,6 +36,25 @@ pub enum Command {
     /// List, download, verify and convert the standard model weights.
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Make a video of a run's frames: MP4 with ffmpeg, or GIF without.
+    Video(VideoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VideoArgs {
+    /// Run directory made by `vqclip generate` (its frames/ and final.png).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Output file: .mp4, .webm, .mkv or .mov (needs ffmpeg) or .gif (default RUN_DIR/video.mp4,
+    /// or video.gif without ffmpeg).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Frames per second (default: about 14 s of video, 10 to 60 fps).
+    #[arg(long, value_name = "N")]
+    pub fps: Option<u32>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +160,7 @@ pub enum PresetsCommand {
 pub struct GenerateArgs {
     /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
     /// (a negative weight pushes away; stop ends the push once the distance passes it).
+    /// `^` separates story phases that take turns: "a forest ^ a city".
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
     /// Output size WxH, both multiples of 16 (default 256x256).
@@ -176,6 +196,16 @@ pub struct GenerateArgs {
     /// Save a frame every N steps (0 = only the final image; default 50).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub save_every: Option<i64>,
+    /// Cutout batches per step: the loss averages N batches of --cutouts, at the memory of one
+    /// (default 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub batches: Option<i64>,
+    /// Steps per story phase for prompts with `^` phases (default: the steps split evenly).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub change_prompt_every: Option<i64>,
+    /// Seamless tile: the image wraps around at its edges (circular padding in the decoder).
+    #[arg(long)]
+    pub tile: bool,
     /// Starting latents: codes (random codebook entries), perlin, gradient or snow.
     #[arg(long, value_name = "KIND")]
     pub init: Option<String>,
@@ -215,13 +245,18 @@ pub struct GenerateArgs {
     /// No progress bar or notices (errors are still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// After the run, make RUN_DIR/video.mp4 from the frames (ffmpeg), or video.gif without
+    /// ffmpeg; see `vqclip video`.
+    #[arg(long)]
+    pub video: bool,
     /// Style or quality preset name, or a .toml path; repeatable, applied in order.
     #[arg(long, value_name = "NAME|PATH")]
     pub preset: Vec<String>,
     /// Settings file: a TOML with the same keys as the flags, or a vqclip PNG / run.toml to repeat a run.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Continue the run in RUN_DIR from its checkpoint (only --steps, --save-every, --device, --quiet may change).
+    /// Continue the run in RUN_DIR from its checkpoint (only --steps, --save-every, --device,
+    /// --quiet and --video may change).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
 }

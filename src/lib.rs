@@ -13,4 +13,5 @@ pub mod presets;
 pub mod runplan;
 pub mod settings;
 pub mod tokenizer;
+pub mod video;
 pub mod weights;

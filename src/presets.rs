@@ -112,12 +112,27 @@ impl Preset {
 
     /// Applies the template to the first prompt and appends the extra prompts.
     pub fn apply_prompts(&self, prompts: &mut Vec<Prompt>) -> Result<()> {
-        if let (Some(t), Some(first)) = (&self.template, prompts.first_mut()) {
-            first.text = t.replace("{prompt}", &first.text);
+        // With story phases (`^`) the template and extra prompts apply to every phase; the result
+        // stays ordered by phase, so it serializes and parses back unchanged.
+        let phases = prompts.iter().map(|p| p.phase + 1).max().unwrap_or(1);
+        let mut out = Vec::with_capacity(prompts.len() + phases * self.extra_prompts.len());
+        for phase in 0..phases {
+            let mut group: Vec<Prompt> = prompts
+                .iter()
+                .filter(|p| p.phase == phase)
+                .cloned()
+                .collect();
+            if let (Some(t), Some(first)) = (&self.template, group.first_mut()) {
+                first.text = t.replace("{prompt}", &first.text);
+            }
+            for e in &self.extra_prompts {
+                let mut p = Prompt::parse(e)?;
+                p.phase = phase;
+                group.push(p);
+            }
+            out.extend(group);
         }
-        for e in &self.extra_prompts {
-            prompts.push(Prompt::parse(e)?);
-        }
+        *prompts = out;
         Ok(())
     }
 }

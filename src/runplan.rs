@@ -159,6 +159,9 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--lr", args.lr.is_some()),
         ("--optimizer", args.optimizer.is_some()),
         ("--lr-drops", args.lr_drops.is_some()),
+        ("--batches", args.batches.is_some()),
+        ("--change-prompt-every", args.change_prompt_every.is_some()),
+        ("--tile", args.tile),
         ("--init", args.init.is_some()),
         ("--init-image", args.init_image.is_some()),
         ("--init-weight", args.init_weight.is_some()),
@@ -174,7 +177,7 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
     ];
     if let Some((name, _)) = forbidden.iter().find(|(_, set)| *set) {
         return Err(usage(format!(
-            "cannot change {name} on resume (only --steps, --save-every, --device and --quiet may be given with --resume)"
+            "cannot change {name} on resume (only --steps, --save-every, --device, --quiet and --video may be given with --resume)"
         )));
     }
     let ckpt = checkpoint::find(dir).ok_or_else(|| {

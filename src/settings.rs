@@ -19,6 +19,8 @@ pub struct Prompt {
     pub weight: f64,
     /// Gradient flows only while the signed distance is above this (−∞: always).
     pub stop: f64,
+    /// Story phase (0-based): prompts separated by `^` take turns (see `--change-prompt-every`).
+    pub phase: usize,
 }
 
 impl Prompt {
@@ -58,15 +60,51 @@ impl Prompt {
         if stop.is_nan() {
             return Err(usage(format!("prompt '{spec}': stop must be a number")));
         }
-        Ok(Prompt { text, weight, stop })
+        Ok(Prompt {
+            text,
+            weight,
+            stop,
+            phase: 0,
+        })
     }
 
-    /// Splits a `|`-separated prompt argument.
+    /// Splits a prompt argument: `^` separates story phases, `|` prompts within a phase
+    /// (nerdyrodent's syntax: `"a | b:-1 ^ c"` is phase 0 = [a, b:-1], phase 1 = [c]).
     pub fn parse_list(arg: &str) -> Result<Vec<Prompt>> {
-        arg.split('|')
-            .filter(|s| !s.trim().is_empty())
-            .map(Prompt::parse)
-            .collect()
+        let phases: Vec<&str> = arg.split('^').collect();
+        let mut out = Vec::new();
+        for (phase, part) in phases.iter().enumerate() {
+            let before = out.len();
+            for spec in part.split('|').filter(|s| !s.trim().is_empty()) {
+                let mut p = Prompt::parse(spec)?;
+                p.phase = phase;
+                out.push(p);
+            }
+            if phases.len() > 1 && out.len() == before {
+                return Err(usage(format!(
+                    "prompt '{}': story phase {} is empty (phases are separated by ^)",
+                    arg.trim(),
+                    phase + 1
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The inverse of [`Prompt::parse_list`] for prompts ordered by phase.
+    pub fn join_list(prompts: &[Prompt]) -> String {
+        let phases = prompts.iter().map(|p| p.phase + 1).max().unwrap_or(1);
+        (0..phases)
+            .map(|ph| {
+                prompts
+                    .iter()
+                    .filter(|p| p.phase == ph)
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect::<Vec<_>>()
+            .join(" ^ ")
     }
 }
 
@@ -236,6 +274,14 @@ pub struct Settings {
     pub optimizer: OptimizerKind,
     pub lr_drops: Vec<f64>,
     pub save_every: i64,
+    /// Cutout batches per step, each of `cutouts` cutouts; the loss is their mean, and each
+    /// batch's CLIP activations are freed before the next (pixray's `batches`, for memory).
+    pub batches: i64,
+    /// Steps per story phase when the prompts have `^` phases (0: the steps split evenly).
+    pub change_prompt_every: i64,
+    /// Seamless tiles: circular padding in the decoder and a random wrap-around shift of the
+    /// image before cutouts each step.
+    pub tile: bool,
     pub init: InitKind,
     pub init_image: Option<PathBuf>,
     pub init_weight: f64,
@@ -293,6 +339,12 @@ pub struct PartialSettings {
     pub lr_drops: Option<NumberList>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub save_every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batches: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_prompt_every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -410,6 +462,9 @@ impl PartialSettings {
             optimizer,
             lr_drops,
             save_every,
+            batches,
+            change_prompt_every,
+            tile,
             init,
             init_image,
             init_weight,
@@ -451,6 +506,9 @@ impl PartialSettings {
             optimizer: a.optimizer.clone(),
             lr_drops: a.lr_drops.clone().map(NumberList::Text),
             save_every: a.save_every,
+            batches: a.batches,
+            change_prompt_every: a.change_prompt_every,
+            tile: a.tile.then_some(true),
             init: a.init.clone(),
             init_image: a.init_image.clone(),
             init_weight: a.init_weight,
@@ -538,6 +596,25 @@ impl PartialSettings {
                 "--save-every: invalid value {save_every}: must be 0 (final image only) or more"
             )));
         }
+        let batches = self.batches.unwrap_or(1);
+        if !(1..=1000).contains(&batches) {
+            return Err(usage(format!(
+                "--batches: invalid value {batches}: must be from 1 to 1000"
+            )));
+        }
+        let change_prompt_every = self.change_prompt_every.unwrap_or(0);
+        if change_prompt_every < 0 {
+            return Err(usage(format!(
+                "--change-prompt-every: invalid value {change_prompt_every}: must be 0 (split the steps evenly) or more"
+            )));
+        }
+        if change_prompt_every > 0 && prompts.iter().all(|p| p.phase == 0) {
+            return Err(usage(
+                "--change-prompt-every needs story phases: separate the prompts of each phase with ^ \
+                 (e.g. \"a forest ^ a city\")",
+            ));
+        }
+        let tile = self.tile.unwrap_or(false);
         let init = match &self.init {
             Some(s) => s.parse()?,
             None => InitKind::Codes,
@@ -601,6 +678,9 @@ impl PartialSettings {
             optimizer,
             lr_drops,
             save_every,
+            batches,
+            change_prompt_every,
+            tile,
             init,
             init_image: self.init_image.clone(),
             init_weight,
@@ -689,9 +769,12 @@ impl Settings {
     /// The full, explicit TOML form (every key), as written to run.toml and PNG metadata.
     pub fn to_partial(&self) -> PartialSettings {
         PartialSettings {
-            prompts: Some(PromptList::Many(
-                self.prompts.iter().map(|p| p.to_string()).collect(),
-            )),
+            // Story phases need the `^` string form; otherwise one entry per prompt.
+            prompts: Some(if self.phase_count() > 1 {
+                PromptList::One(Prompt::join_list(&self.prompts))
+            } else {
+                PromptList::Many(self.prompts.iter().map(|p| p.to_string()).collect())
+            }),
             size: Some(self.size.to_string()),
             steps: Some(self.steps),
             seed: Some(SeedValue::Int(self.seed as i64)),
@@ -705,6 +788,9 @@ impl Settings {
             optimizer: Some(self.optimizer.to_string()),
             lr_drops: Some(NumberList::Many(self.lr_drops.clone())),
             save_every: Some(self.save_every),
+            batches: Some(self.batches),
+            change_prompt_every: Some(self.change_prompt_every),
+            tile: Some(self.tile),
             init: Some(self.init.to_string()),
             init_image: self.init_image.clone(),
             init_weight: Some(self.init_weight),
@@ -727,6 +813,31 @@ impl Settings {
 
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(&self.to_partial()).context("cannot serialize settings")
+    }
+
+    /// Number of story phases (1 without `^`).
+    pub fn phase_count(&self) -> usize {
+        self.prompts.iter().map(|p| p.phase + 1).max().unwrap_or(1)
+    }
+
+    /// The story phase whose prompts are active at `step` (1-based): phases take turns every
+    /// `change_prompt_every` steps (wrapping around), or split the run evenly when that is 0.
+    pub fn phase_at(&self, step: i64) -> usize {
+        let n = self.phase_count() as i64;
+        if n <= 1 {
+            return 0;
+        }
+        let every = if self.change_prompt_every > 0 {
+            self.change_prompt_every
+        } else {
+            (self.steps + n - 1) / n
+        };
+        (((step - 1).max(0) / every.max(1)) % n) as usize
+    }
+
+    /// The prompts as one line (`|` within a phase, `^` between phases), for metadata.
+    pub fn prompt_line(&self) -> String {
+        Prompt::join_list(&self.prompts)
     }
 
     /// The steps (1-based) after which the learning rate is divided by 10.
@@ -773,6 +884,35 @@ mod tests {
         let p = Prompt::parse("title: dawn:-1").unwrap();
         assert_eq!((p.text.as_str(), p.weight), ("title: dawn", -1.0));
         assert!(Prompt::parse(":2").is_err());
+    }
+
+    #[test]
+    fn story_phases_parse_schedule_and_round_trip() {
+        let ps = Prompt::parse_list("a | b:-1 ^ c:2:-0.5").unwrap();
+        let got: Vec<(&str, usize)> = ps.iter().map(|p| (p.text.as_str(), p.phase)).collect();
+        assert_eq!(got, [("a", 0), ("b", 0), ("c", 1)]);
+        assert_eq!(Prompt::join_list(&ps), "a | b:-1 ^ c:2:-0.5");
+        assert!(Prompt::parse_list("a ^ ^ b").is_err());
+        let mut partial = PartialSettings {
+            prompts: Some(PromptList::One("x ^ y ^ z".into())),
+            steps: Some(10),
+            ..Default::default()
+        };
+        let s = partial.resolve().unwrap();
+        assert_eq!(s.phase_count(), 3);
+        // 10 steps over 3 phases: 4, 4, 2.
+        let phases: Vec<usize> = (1..=10).map(|k| s.phase_at(k)).collect();
+        assert_eq!(phases, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
+        partial.change_prompt_every = Some(3);
+        let s = partial.resolve().unwrap();
+        let phases: Vec<usize> = (1..=10).map(|k| s.phase_at(k)).collect();
+        assert_eq!(phases, [0, 0, 0, 1, 1, 1, 2, 2, 2, 0]);
+        // The serialized form parses back to the same settings.
+        let again = PartialSettings::from_toml(&s.to_toml().unwrap(), Path::new("run.toml"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(again, s);
     }
 
     #[test]

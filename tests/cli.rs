@@ -280,3 +280,34 @@ fn user_preset_file() {
     std::fs::write(&p, "description = \"bad\"\ntemplate = \"no placeholder\"\n").unwrap();
     assert!(plan(&a).is_err());
 }
+
+/// A style preset applies to every story phase: each phase's first prompt is templated and each
+/// phase gets the extra prompts, in phase order (so run.toml parses back to the same list).
+#[test]
+fn style_preset_applies_to_every_story_phase() {
+    let mut a = args("a cow ^ a barn:2");
+    a.preset = vec!["charcoal-sketch".into()];
+    let s = plan(&a).unwrap().settings;
+    let got: Vec<(String, usize)> = s.prompts.iter().map(|p| (p.to_string(), p.phase)).collect();
+    let sketch =
+        |x: &str| format!("a charcoal sketch of {x}, rough paper, smudged shading, monochrome");
+    assert_eq!(
+        got,
+        [
+            (sketch("a cow"), 0),
+            ("black and white drawing:0.5".to_string(), 0),
+            ("color:-0.3:-0.9".to_string(), 0),
+            (format!("{}:2", sketch("a barn")), 1),
+            ("black and white drawing:0.5".to_string(), 1),
+            ("color:-0.3:-0.9".to_string(), 1),
+        ]
+    );
+    let back = vqclip::settings::PartialSettings::from_toml(
+        &s.to_toml().unwrap(),
+        std::path::Path::new("run.toml"),
+    )
+    .unwrap()
+    .resolve()
+    .unwrap();
+    assert_eq!(back.prompts, s.prompts);
+}

@@ -415,3 +415,35 @@ fn cli_vqgan_names_resolve_in_weights_dir() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("/64"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--tile`: with circular padding the decoder commutes with wrap-around shifts (shifting the
+/// latents by one cell shifts the image by f pixels, edges wrapping), so a decoded image tiles
+/// seamlessly. With the trained zero padding it does not, which shows the test can tell them apart.
+#[test]
+fn circular_padding_makes_the_decoder_shift_equivariant() {
+    let mut vq = tiny();
+    let f = vq.downsample_factor();
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(3);
+    let idx = Tensor::randint(vq.n_embed(), [5 * 6], (Kind::Int64, Device::Cpu));
+    let z_q = vq.codebook_entry(&idx, [1, 5, 6]).unwrap();
+    let shifted = z_q.roll([2, 1], [2, 3]);
+    let equivariance_error = |vq: &Vqgan| {
+        let a = vq.decode(&z_q).roll([2 * f, f], [2, 3]);
+        let b = vq.decode(&shifted);
+        max_diff(&a, &b)
+    };
+    let zeros = equivariance_error(&vq);
+    vq.set_circular_padding(true);
+    let circular = equivariance_error(&vq);
+    assert!(circular < 1e-5, "circular padding: shift error {circular}");
+    assert!(
+        zeros > 1e-2,
+        "zero padding should break the wrap-around: {zeros}"
+    );
+    vq.set_circular_padding(false);
+    assert!(
+        equivariance_error(&vq) > 1e-2,
+        "switching back restores zero padding"
+    );
+}

@@ -86,6 +86,11 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             save_image(&generator, &final_png)?;
             checkpoint::save(&plan.run_dir, &generator.state())?;
             println!("{}", final_png.display());
+            if args.video {
+                // The video is derived from this run's frames, so replacing an older one is fine.
+                let video = crate::cmd::video::make(&plan.run_dir, None, None, true, quiet)?;
+                println!("{}", video.display());
+            }
             Ok(())
         }
         Ok(false) => Err(anyhow::Error::new(Interrupted(format!(
@@ -115,8 +120,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
 fn explain_step_error(e: anyhow::Error, s: &Settings) -> anyhow::Error {
     if crate::panics::is_out_of_memory(&e) {
         return anyhow::anyhow!(
-            "out of memory at {} with {} cutouts per CLIP model: try fewer --cutouts, a smaller --size, \
-             or --precision bf16 ({})",
+            "out of memory at {} with {} cutouts per CLIP model: try fewer --cutouts (with --batches N \
+             to keep N times as many per step), a smaller --size, or --precision bf16 ({})",
             s.size,
             s.cutouts,
             format!("{e:#}").chars().take(120).collect::<String>()
@@ -153,12 +158,7 @@ fn save_image(generator: &Generator, path: &Path) -> Result<()> {
     let img = crate::image_io::tensor_to_rgb(&generator.image())?;
     let s = &generator.settings;
     let settings_toml = s.to_toml()?;
-    let prompt = s
-        .prompts
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(" | ");
+    let prompt = s.prompt_line();
     let software = format!("vqclip {}", env!("CARGO_PKG_VERSION"));
     let step = generator.step.to_string();
     let seed = s.seed.to_string();

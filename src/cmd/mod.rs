@@ -7,6 +7,7 @@ pub mod info;
 pub mod presets;
 pub mod reconstruct;
 pub mod search;
+pub mod video;
 pub mod weights;
 
 use crate::cli::{Cli, Command};
@@ -47,5 +48,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(&a),
         Command::Search(a) => search::run(&a),
         Command::Weights(c) => weights::run(&c),
+        Command::Video(a) => video::run(&a),
     }
 }

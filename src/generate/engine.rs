@@ -136,6 +136,7 @@ impl Generator {
             vqgan.set_kind(compute_kind);
         }
         vqgan.set_channels_last();
+        vqgan.set_circular_padding(settings.tile);
         let z0 = z.detach().copy();
         let z = z.detach().set_requires_grad(true);
         let opt = Adam::new(settings.optimizer, settings.lr, &z);
@@ -222,76 +223,116 @@ impl Generator {
             self.opt.lr /= 10.0;
         }
         let mut rng = step_rng(self.settings.seed, step);
+        // Tiles: a wrap-around shift moves the seam somewhere new each step, so CLIP judges it.
+        let shift = self.settings.tile.then(|| {
+            let (h, w) = (self.settings.size.height, self.settings.size.width);
+            (rng.random_range(0..h), rng.random_range(0..w))
+        });
         // Decoder forward with the straight-through estimator.
         let (z_q, _) = straight_through_quantize(&self.z, &self.codebook);
         let x = (self.models_vqgan.decode(&z_q) + 1.0) / 2.0;
         let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
+        let seen = match shift {
+            Some((dy, dx)) => img.roll([dy, dx], [2, 3]),
+            None => img.shallow_clone(),
+        };
 
-        let mut prompt_terms = Vec::new();
-        let mut image_terms = Vec::new();
+        let phase = self.settings.phase_at(step);
+        let batches = self.settings.batches;
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let mut prompt_terms: Vec<Tensor> = self.settings.prompts.iter().map(|_| zero()).collect();
+        let mut image_terms: Vec<Tensor> = self.image_prompts.iter().map(|_| zero()).collect();
+        // Stage 1: gradient of the CLIP-side loss w.r.t. the image, one batch at a time so only
+        // one batch of CLIP activations is alive.
+        let mut g: Option<Tensor> = None;
+        let accumulate = |g: Option<Tensor>, more: Tensor| {
+            Some(match g {
+                Some(a) => a + more,
+                None => more,
+            })
+        };
         let (h, w) = (self.settings.size.height, self.settings.size.width);
-        for p in &self.perceptors {
-            let cfg = CutoutConfig {
-                method: self.settings.cut_method,
-                count: self.settings.cutouts,
-                cut_pow: self.settings.cut_pow,
-                augments: self.settings.augments.clone(),
-                size: p.clip.input_resolution(),
-            };
-            let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
-            let cuts = plan.apply(&img);
-            let emb = p
-                .clip
-                .encode_image(&Clip::normalize(&cuts))
-                .to_kind(Kind::Float);
-            let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
-            for (i, pr) in self.settings.prompts.iter().enumerate() {
-                let target = p.text.narrow(0, i as i64, 1);
-                let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
-                add_term(&mut prompt_terms, i, term);
+        for _ in 0..batches {
+            let mut batch_terms = Vec::new();
+            for p in &self.perceptors {
+                let cfg = CutoutConfig {
+                    method: self.settings.cut_method,
+                    count: self.settings.cutouts,
+                    cut_pow: self.settings.cut_pow,
+                    augments: self.settings.augments.clone(),
+                    size: p.clip.input_resolution(),
+                };
+                let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
+                let cuts = plan.apply(&seen);
+                let emb = p
+                    .clip
+                    .encode_image(&Clip::normalize(&cuts))
+                    .to_kind(Kind::Float);
+                let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
+                for (i, pr) in self.settings.prompts.iter().enumerate() {
+                    if pr.phase != phase {
+                        continue;
+                    }
+                    let target = p.text.narrow(0, i as i64, 1);
+                    let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+                    let term = if batches > 1 {
+                        term / batches as f64
+                    } else {
+                        term
+                    };
+                    prompt_terms[i] = &prompt_terms[i] + term.detach();
+                    batch_terms.push(term);
+                }
+                for (i, (ip, weight)) in self.image_prompts.iter().enumerate() {
+                    let target = tch::no_grad(|| {
+                        let e = p
+                            .clip
+                            .encode_image(&Clip::normalize(&plan.apply(ip)))
+                            .to_kind(Kind::Float);
+                        &e / e.norm_scalaropt_dim(2.0, [-1], true)
+                    });
+                    let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
+                    let term = if batches > 1 {
+                        term / batches as f64
+                    } else {
+                        term
+                    };
+                    image_terms[i] = &image_terms[i] + term.detach();
+                    batch_terms.push(term);
+                }
             }
-            for (i, (ip, weight)) in self.image_prompts.iter().enumerate() {
-                let target = tch::no_grad(|| {
-                    let e = p
-                        .clip
-                        .encode_image(&Clip::normalize(&plan.apply(ip)))
-                        .to_kind(Kind::Float);
-                    &e / e.norm_scalaropt_dim(2.0, [-1], true)
-                });
-                let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
-                add_term(&mut image_terms, i, term);
+            let batch_total = sum_terms(&batch_terms, self.device);
+            if batch_total.requires_grad() {
+                let gb = Tensor::run_backward(&[&batch_total], &[&img], false, false)
+                    .pop()
+                    .context("no image gradient")?;
+                g = accumulate(g, gb);
             }
         }
         let mut extra_terms = Vec::new();
         for (kind, weight) in &self.settings.losses {
             extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
         }
+        let extra_total = sum_terms(&extra_terms, self.device);
+        if extra_total.requires_grad() {
+            let ge = Tensor::run_backward(&[&extra_total], &[&img], false, false)
+                .pop()
+                .context("no image gradient")?;
+            g = accumulate(g, ge);
+        }
+        let g = g.unwrap_or_else(|| img.zeros_like());
         let image_total = prompt_terms
             .iter()
             .chain(image_terms.iter())
-            .chain(extra_terms.iter())
-            .fold(Tensor::zeros([], (Kind::Float, self.device)), |acc, t| {
-                acc + t
-            });
-        // Stage 1: gradient of the CLIP-side loss w.r.t. the image.
-        let g = if image_total.requires_grad() {
-            Tensor::run_backward(&[&image_total], &[&img], false, false)
-                .pop()
-                .context("no image gradient")?
-        } else {
-            img.zeros_like()
-        };
+            .fold(extra_total.detach(), |acc, t| acc + t);
         // Stage 2: ClampWithGrad mask, then through the decoder into z (plus the init pull).
         let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
         let pixel_objective = (&x * &g).sum(Kind::Float);
         let (z_objective, total) = if self.settings.init_weight > 0.0 {
             let init = losses::init_loss(&self.z, &self.z0) * self.settings.init_weight;
-            (
-                pixel_objective + &init,
-                image_total.detach() + init.detach(),
-            )
+            (pixel_objective + &init, image_total + init.detach())
         } else {
-            (pixel_objective, image_total.detach())
+            (pixel_objective, image_total)
         };
         let grad_z = Tensor::run_backward(&[&z_objective], &[&self.z], false, false)
             .pop()
@@ -302,8 +343,8 @@ impl Generator {
         });
 
         let mut terms = vec![total];
-        terms.extend(prompt_terms.into_iter().map(|t| t.detach()));
-        terms.extend(image_terms.into_iter().map(|t| t.detach()));
+        terms.extend(prompt_terms);
+        terms.extend(image_terms);
         terms.extend(extra_terms.into_iter().map(|t| t.detach()));
         self.pending.push(PendingLog {
             step,
@@ -339,7 +380,7 @@ impl Generator {
         for (p, row) in pending.iter().zip(rows) {
             if row.iter().any(|v| !v.is_finite()) {
                 bail!(
-                    "the loss became NaN/infinite at step {} (try a lower --lr)",
+                    "the loss became NaN/infinite at step {} (try a lower --lr or smaller prompt weights)",
                     p.step
                 );
             }
@@ -381,12 +422,11 @@ pub fn cpu_has_native_bf16() -> bool {
     })
 }
 
-fn add_term(terms: &mut Vec<Tensor>, i: usize, term: Tensor) {
-    if i < terms.len() {
-        terms[i] = &terms[i] + term;
-    } else {
-        terms.push(term);
-    }
+/// The sum of `terms` (a 0-d zero when empty).
+fn sum_terms(terms: &[Tensor], device: Device) -> Tensor {
+    terms
+        .iter()
+        .fold(Tensor::zeros([], (Kind::Float, device)), |acc, t| acc + t)
 }
 
 /// Nearest codebook vectors (no gradient plumbing).

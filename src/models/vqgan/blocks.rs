@@ -36,7 +36,7 @@ impl Module for Norm {
 }
 
 /// A conv whose weights will be overwritten from the checkpoint (zero init is the cheapest).
-pub fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+pub fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding,
@@ -44,7 +44,46 @@ pub fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i
         bs_init: nn::Init::Const(0.0),
         ..Default::default()
     };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
+    Conv {
+        inner: nn::conv2d(vs, c_in, c_out, k, cfg),
+        stride,
+        padding,
+        circular: false,
+    }
+}
+
+/// `nn.Conv2d` whose padding can be switched from zeros to circular after loading: with every
+/// padded conv of the decoder circular, the decoded image wraps around at its edges, which is
+/// what seamless tiles need (`generate --tile`).
+#[derive(Debug)]
+pub struct Conv {
+    inner: nn::Conv2D,
+    stride: i64,
+    padding: i64,
+    circular: bool,
+}
+
+impl Conv {
+    pub fn set_circular(&mut self, on: bool) {
+        self.circular = on;
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        if !self.circular || self.padding == 0 {
+            return xs.apply(&self.inner);
+        }
+        let p = self.padding;
+        xs.pad([p, p, p, p], "circular", None).conv2d(
+            &self.inner.ws,
+            self.inner.bs.as_ref(),
+            [self.stride],
+            [0],
+            [1],
+            1,
+        )
+    }
 }
 
 /// `nonlinearity`: x * sigmoid(x).
@@ -56,10 +95,10 @@ pub fn swish(xs: &Tensor) -> Tensor {
 #[derive(Debug)]
 pub struct ResnetBlock {
     norm1: Norm,
-    conv1: nn::Conv2D,
+    conv1: Conv,
     norm2: Norm,
-    conv2: nn::Conv2D,
-    nin_shortcut: Option<nn::Conv2D>,
+    conv2: Conv,
+    nin_shortcut: Option<Conv>,
 }
 
 impl ResnetBlock {
@@ -71,6 +110,13 @@ impl ResnetBlock {
             conv2: conv(&vs / "conv2", c_out, c_out, 3, 1, 1),
             nin_shortcut: (c_in != c_out).then(|| conv(&vs / "nin_shortcut", c_in, c_out, 1, 1, 0)),
         }
+    }
+}
+
+impl ResnetBlock {
+    pub fn set_circular(&mut self, on: bool) {
+        self.conv1.set_circular(on);
+        self.conv2.set_circular(on);
     }
 }
 
@@ -89,10 +135,10 @@ impl Module for ResnetBlock {
 #[derive(Debug)]
 pub struct AttnBlock {
     norm: Norm,
-    q: nn::Conv2D,
-    k: nn::Conv2D,
-    v: nn::Conv2D,
-    proj_out: nn::Conv2D,
+    q: Conv,
+    k: Conv,
+    v: Conv,
+    proj_out: Conv,
 }
 
 impl AttnBlock {
@@ -141,6 +187,14 @@ impl Mid {
     }
 }
 
+impl Mid {
+    /// The attention block's convs are 1x1 (no padding).
+    pub fn set_circular(&mut self, on: bool) {
+        self.block_1.set_circular(on);
+        self.block_2.set_circular(on);
+    }
+}
+
 impl Module for Mid {
     fn forward(&self, xs: &Tensor) -> Tensor {
         xs.apply(&self.block_1)
@@ -152,7 +206,7 @@ impl Module for Mid {
 /// `Upsample`: nearest x2, then a 3x3 conv.
 #[derive(Debug)]
 pub struct Upsample {
-    conv: nn::Conv2D,
+    conv: Conv,
 }
 
 impl Upsample {
@@ -160,6 +214,12 @@ impl Upsample {
         Upsample {
             conv: conv(&vs / "conv", c, c, 3, 1, 1),
         }
+    }
+}
+
+impl Upsample {
+    pub fn set_circular(&mut self, on: bool) {
+        self.conv.set_circular(on);
     }
 }
 
@@ -174,7 +234,7 @@ impl Module for Upsample {
 /// `Downsample`: zero-pad right and bottom by one, then a 3x3 stride-2 conv without padding.
 #[derive(Debug)]
 pub struct Downsample {
-    conv: nn::Conv2D,
+    conv: Conv,
 }
 
 impl Downsample {

@@ -1,7 +1,7 @@
 //! taming's `Decoder`: conv_in, `mid`, `up.{i}.{block,attn,upsample}` (run from the deepest level
 //! up; `up.0` is full resolution), norm_out, conv_out.
 //! <https://github.com/CompVis/taming-transformers/blob/3ba01b2/taming/modules/diffusionmodules/model.py#L436>
-use super::blocks::{AttnBlock, Mid, Norm, ResnetBlock, Upsample, conv, normalize, swish};
+use super::blocks::{AttnBlock, Conv, Mid, Norm, ResnetBlock, Upsample, conv, normalize, swish};
 use super::config::VqganConfig;
 use tch::Tensor;
 use tch::nn::{self, Module};
@@ -16,12 +16,12 @@ struct Up {
 
 #[derive(Debug)]
 pub struct Decoder {
-    conv_in: nn::Conv2D,
+    conv_in: Conv,
     mid: Mid,
     /// Indexed like the checkpoint: `up[0]` is the full-resolution level.
     up: Vec<Up>,
     norm_out: Norm,
-    conv_out: nn::Conv2D,
+    conv_out: Conv,
 }
 
 impl Decoder {
@@ -59,6 +59,23 @@ impl Decoder {
             norm_out: normalize(&vs / "norm_out", block_in),
             conv_out: conv(&vs / "conv_out", block_in, c.out_ch, 3, 1, 1),
         }
+    }
+}
+
+impl Decoder {
+    /// Circular instead of zero padding in every padded conv (see [`Conv`]).
+    pub fn set_circular(&mut self, on: bool) {
+        self.conv_in.set_circular(on);
+        self.mid.set_circular(on);
+        for level in &mut self.up {
+            for block in &mut level.block {
+                block.set_circular(on);
+            }
+            if let Some(us) = &mut level.upsample {
+                us.set_circular(on);
+            }
+        }
+        self.conv_out.set_circular(on);
     }
 }
 

@@ -1,6 +1,6 @@
 //! taming's `Encoder`: conv_in, `down.{i}.{block,attn,downsample}`, `mid`, norm_out, conv_out.
 //! <https://github.com/CompVis/taming-transformers/blob/3ba01b2/taming/modules/diffusionmodules/model.py#L342>
-use super::blocks::{AttnBlock, Downsample, Mid, Norm, ResnetBlock, conv, normalize, swish};
+use super::blocks::{AttnBlock, Conv, Downsample, Mid, Norm, ResnetBlock, conv, normalize, swish};
 use super::config::VqganConfig;
 use tch::Tensor;
 use tch::nn::{self, Module};
@@ -15,11 +15,11 @@ struct Down {
 
 #[derive(Debug)]
 pub struct Encoder {
-    conv_in: nn::Conv2D,
+    conv_in: Conv,
     down: Vec<Down>,
     mid: Mid,
     norm_out: Norm,
-    conv_out: nn::Conv2D,
+    conv_out: Conv,
 }
 
 impl Encoder {

@@ -42,9 +42,9 @@ pub struct Vqgan {
     config: VqganConfig,
     source: PathBuf,
     encoder: Option<Encoder>,
-    quant_conv: Option<nn::Conv2D>,
+    quant_conv: Option<blocks::Conv>,
     quantize: Quantizer,
-    post_quant_conv: nn::Conv2D,
+    post_quant_conv: blocks::Conv,
     decoder: Decoder,
     channels_last: bool,
 }
@@ -173,6 +173,12 @@ impl Vqgan {
             }
         });
         self.channels_last = true;
+    }
+
+    /// Circular instead of zero padding in the decoder's convolutions, so decoded images tile
+    /// seamlessly (the encoder keeps zero padding, as trained).
+    pub fn set_circular_padding(&mut self, on: bool) {
+        self.decoder.set_circular(on);
     }
 
     /// Pixels per latent cell along each side (16 for f16 models, 8 for gumbel f8).

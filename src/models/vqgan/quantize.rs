@@ -12,7 +12,7 @@ pub struct Quantizer {
     /// `[n_embed, embed_dim]`.
     codebook: Tensor,
     /// Gumbel only, and only when the file has it (encoding).
-    proj: Option<nn::Conv2D>,
+    proj: Option<super::blocks::Conv>,
 }
 
 impl Quantizer {

@@ -1,0 +1,274 @@
+//! Generator features beyond the basic loop, end to end on the tiny fixtures (CPU): cutout
+//! batches, story phases, seamless tiles, `--video`, and a non-finite loss.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
+const CLIP: &str = "tests/fixtures/clip_tiny.pt";
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vqclip-feat-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", prompt, "--vqgan", VQGAN, "--clip", CLIP])
+        .args(["--size", "32x32", "--cutouts", "4", "--device", "cpu"])
+        .args(["--seed", "11", "--quiet", "--precision", "f32", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The decoded RGB bytes (the PNG's text chunks record the settings, so files differ).
+fn pixels(png: &Path) -> Vec<u8> {
+    image::open(png).unwrap().to_rgb8().into_raw()
+}
+
+/// Whole files, compared without printing megabytes on failure.
+fn same_file(a: &Path, b: &Path) -> bool {
+    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+}
+
+fn log(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn column(log: &[serde_json::Value], key: &str, i: usize) -> Vec<f64> {
+    log.iter().map(|r| r[key][i].as_f64().unwrap()).collect()
+}
+
+/// With pooled cutouts and no augments every cutout is the same view, so two batches of 4 must
+/// give exactly the loss and the image of one batch of 4 (the mean of equal halves is exact).
+/// With augments, two batches see different draws and the run differs.
+#[test]
+fn batches_average_and_match_one_batch_when_views_are_equal() {
+    let same = [
+        "--steps",
+        "4",
+        "--cut-method",
+        "pooled",
+        "--augments",
+        "none",
+    ];
+    let (a, b) = (tmp_dir("b1"), tmp_dir("b2"));
+    ok(&run("a red apple", &a, &same));
+    ok(&run(
+        "a red apple",
+        &b,
+        &[&same[..], &["--batches", "2"]].concat(),
+    ));
+    let (la, lb) = (log(&a), log(&b));
+    assert_eq!(la.len(), 4);
+    for (x, y) in la.iter().zip(&lb) {
+        assert_eq!(x["loss"], y["loss"], "step {}", x["step"]);
+    }
+    assert!(
+        pixels(&a.join("final.png")) == pixels(&b.join("final.png")),
+        "the images differ"
+    );
+    let run_toml = std::fs::read_to_string(b.join("run.toml")).unwrap();
+    assert!(run_toml.contains("batches = 2"), "{run_toml}");
+
+    let (c, d) = (tmp_dir("b3"), tmp_dir("b4"));
+    ok(&run("a red apple", &c, &["--steps", "2"]));
+    ok(&run("a red apple", &d, &["--steps", "2", "--batches", "3"]));
+    assert_ne!(log(&c)[0]["loss"], log(&d)[0]["loss"]);
+}
+
+/// `a ^ b`: phase 0 for the first half of the steps, then phase 1; a prompt outside its phase
+/// adds nothing to the loss (its logged term is 0), and the phases survive run.toml.
+#[test]
+fn story_phases_take_turns() {
+    let out = tmp_dir("story");
+    ok(&run(
+        "a red apple | a tree:0.5 ^ a blue sky",
+        &out,
+        &["--steps", "6", "--save-every", "0"],
+    ));
+    let l = log(&out);
+    assert_eq!(l.len(), 6);
+    let (apple, tree, sky) = (
+        column(&l, "prompts", 0),
+        column(&l, "prompts", 1),
+        column(&l, "prompts", 2),
+    );
+    for s in 0..6 {
+        let first_half = s < 3;
+        assert_eq!(apple[s] != 0.0, first_half, "step {}: {apple:?}", s + 1);
+        assert_eq!(tree[s] != 0.0, first_half, "step {}: {tree:?}", s + 1);
+        assert_eq!(sky[s] != 0.0, !first_half, "step {}: {sky:?}", s + 1);
+        let sum = apple[s] + tree[s] + sky[s];
+        let total = l[s]["loss"].as_f64().unwrap();
+        assert!(
+            (sum - total).abs() < 1e-5,
+            "step {}: {sum} vs {total}",
+            s + 1
+        );
+    }
+    let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("prompts = \"a red apple | a tree:0.5 ^ a blue sky\""),
+        "{run_toml}"
+    );
+
+    // --change-prompt-every 2: phases 0,0,1,1,0,0; repeating from the PNG gives the same run.
+    let every = tmp_dir("story-every");
+    ok(&run(
+        "a red apple ^ a blue sky",
+        &every,
+        &[
+            "--steps",
+            "6",
+            "--save-every",
+            "0",
+            "--change-prompt-every",
+            "2",
+        ],
+    ));
+    let l = log(&every);
+    let active: Vec<bool> = column(&l, "prompts", 0).iter().map(|v| *v != 0.0).collect();
+    assert_eq!(active, [true, true, false, false, true, true]);
+    let again = tmp_dir("story-again");
+    let png = every.join("final.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--quiet", "--device", "cpu", "--config"])
+        .arg(&png)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(same_file(&png, &again.join("final.png")), "repeat differs");
+}
+
+#[test]
+fn story_and_batches_errors_exit_2() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("a ^ ", &[], "phase 2 is empty"),
+        (
+            "a cat",
+            &["--change-prompt-every", "5"],
+            "needs story phases",
+        ),
+        (
+            "a ^ b",
+            &["--change-prompt-every", "-1"],
+            "--change-prompt-every",
+        ),
+        ("a cat", &["--batches", "0"], "--batches"),
+    ];
+    for (prompt, extra, needle) in cases {
+        let out = tmp_dir("bad");
+        let o = run(prompt, &out, &[&["--steps", "1"], *extra].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{prompt} {extra:?}: {err}");
+        assert!(err.contains(needle), "{prompt} {extra:?}: {err}");
+        assert!(!out.exists(), "a refused run creates nothing");
+    }
+}
+
+/// `--tile` runs, is recorded, cannot be switched on resume, and resumes byte-identically.
+#[test]
+fn tile_runs_records_and_resumes_exactly() {
+    let straight = tmp_dir("tile");
+    ok(&run("a brick wall", &straight, &["--steps", "4", "--tile"]));
+    let run_toml = std::fs::read_to_string(straight.join("run.toml")).unwrap();
+    assert!(run_toml.contains("tile = true"), "{run_toml}");
+
+    let plain = tmp_dir("tile-off");
+    ok(&run("a brick wall", &plain, &["--steps", "4"]));
+    assert!(pixels(&straight.join("final.png")) != pixels(&plain.join("final.png")));
+
+    let split = tmp_dir("tile-split");
+    ok(&run("a brick wall", &split, &["--steps", "2", "--tile"]));
+    let resume = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vqclip"))
+            .args(["generate", "--quiet", "--resume"])
+            .arg(&split)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = resume(&["--steps", "4", "--tile"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot change --tile"));
+    ok(&resume(&["--steps", "4"]));
+    assert!(
+        same_file(&straight.join("final.png"), &split.join("final.png")),
+        "resumed tile run differs from the straight run"
+    );
+}
+
+/// `generate --video` ends with a video of the frames beside them (a GIF when ffmpeg is absent).
+#[test]
+fn generate_video_flag() {
+    let out = tmp_dir("video");
+    let empty_path = tmp_dir("video-path");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .env("PATH", &empty_path)
+        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
+        .args([
+            "--size",
+            "32x32",
+            "--cutouts",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "4",
+        ])
+        .args(["--save-every", "2", "--quiet", "--video", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[1].ends_with("video.gif"), "{stdout}");
+    let file = std::io::BufReader::new(std::fs::File::open(out.join("video.gif")).unwrap());
+    use image::AnimationDecoder;
+    let frames = image::codecs::gif::GifDecoder::new(file)
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    // frames/000002.png and final.png (step 4 is the final image, not also a frame).
+    assert_eq!(frames.len(), 2);
+}
+
+/// A loss that overflows f32 stops the run with exit 1 and a one-line message naming the step,
+/// and no image of the broken state is written.
+#[test]
+fn non_finite_loss_stops_with_exit_1() {
+    let out = tmp_dir("nan");
+    let o = run(
+        "a red apple:1e39",
+        &out,
+        &["--steps", "3", "--save-every", "1"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("NaN/infinite at step 1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!out.join("final.png").exists());
+    assert!(!out.join("frames").join("000001.png").exists());
+}
