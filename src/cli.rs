@@ -206,6 +206,22 @@ pub struct GenerateArgs {
     /// Seamless tile: the image wraps around at its edges (circular padding in the decoder).
     #[arg(long)]
     pub tile: bool,
+    /// Zoom video: every N steps save a frame, then zoom/shift/rotate the image and continue
+    /// from it (re-encoded, optimizer restarted). Default 0 = off.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub zoom_every: Option<i64>,
+    /// First step at which zooming may happen (default 0).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub zoom_start: Option<i64>,
+    /// Zoom factor per move, >1 zooms in (default 1.02).
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub zoom_scale: Option<f64>,
+    /// Shift per move in pixels, X,Y (positive: content moves right/down; default 0,0).
+    #[arg(long, value_name = "X,Y", allow_negative_numbers = true)]
+    pub zoom_shift: Option<String>,
+    /// Rotation per move in degrees, positive = counterclockwise (default 0).
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true)]
+    pub zoom_rotate: Option<f64>,
     /// Starting latents: codes (random codebook entries), perlin, gradient or snow.
     #[arg(long, value_name = "KIND")]
     pub init: Option<String>,

@@ -282,6 +282,11 @@ pub struct Settings {
     /// Seamless tiles: circular padding in the decoder and a random wrap-around shift of the
     /// image before cutouts each step.
     pub tile: bool,
+    /// Zoom video: every this many steps (0: off) the image is moved by `zoom` and re-encoded.
+    pub zoom_every: i64,
+    /// First step at which a zoom may happen.
+    pub zoom_start: i64,
+    pub zoom: crate::generate::zoom::Move,
     pub init: InitKind,
     pub init_image: Option<PathBuf>,
     pub init_weight: f64,
@@ -345,6 +350,16 @@ pub struct PartialSettings {
     pub change_prompt_every: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tile: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoom_every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoom_start: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoom_scale: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoom_shift: Option<NumberList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoom_rotate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -465,6 +480,11 @@ impl PartialSettings {
             batches,
             change_prompt_every,
             tile,
+            zoom_every,
+            zoom_start,
+            zoom_scale,
+            zoom_shift,
+            zoom_rotate,
             init,
             init_image,
             init_weight,
@@ -509,6 +529,11 @@ impl PartialSettings {
             batches: a.batches,
             change_prompt_every: a.change_prompt_every,
             tile: a.tile.then_some(true),
+            zoom_every: a.zoom_every,
+            zoom_start: a.zoom_start,
+            zoom_scale: a.zoom_scale,
+            zoom_shift: a.zoom_shift.clone().map(NumberList::Text),
+            zoom_rotate: a.zoom_rotate,
             init: a.init.clone(),
             init_image: a.init_image.clone(),
             init_weight: a.init_weight,
@@ -615,6 +640,24 @@ impl PartialSettings {
             ));
         }
         let tile = self.tile.unwrap_or(false);
+        let zoom_every = self.zoom_every.unwrap_or(0);
+        if zoom_every < 0 {
+            return Err(usage(format!(
+                "--zoom-every: invalid value {zoom_every}: must be 0 (no zoom) or more"
+            )));
+        }
+        let zoom_start = self.zoom_start.unwrap_or(0);
+        if zoom_start < 0 {
+            return Err(usage(format!(
+                "--zoom-start: invalid value {zoom_start}: must be 0 or more"
+            )));
+        }
+        let zoom = parse_zoom(
+            self.zoom_scale,
+            self.zoom_shift.as_ref(),
+            self.zoom_rotate,
+            size,
+        )?;
         let init = match &self.init {
             Some(s) => s.parse()?,
             None => InitKind::Codes,
@@ -681,6 +724,9 @@ impl PartialSettings {
             batches,
             change_prompt_every,
             tile,
+            zoom_every,
+            zoom_start,
+            zoom,
             init,
             init_image: self.init_image.clone(),
             init_weight,
@@ -707,6 +753,57 @@ fn parse_augments(items: &[String]) -> Result<Vec<Augment>> {
         }
     }
     Ok(out)
+}
+
+/// `--zoom-scale` (1.02), `--zoom-shift X,Y` (pixels, 0,0) and `--zoom-rotate` (degrees, 0).
+fn parse_zoom(
+    scale: Option<f64>,
+    shift: Option<&NumberList>,
+    rotate: Option<f64>,
+    size: Size,
+) -> Result<crate::generate::zoom::Move> {
+    let scale = scale.unwrap_or(1.02);
+    if !(scale.is_finite() && (0.5..=2.0).contains(&scale)) {
+        return Err(usage(format!(
+            "--zoom-scale: invalid value {scale}: must be from 0.5 to 2 (>1 zooms in)"
+        )));
+    }
+    let bad_shift = |v: &str| {
+        usage(format!(
+            "--zoom-shift: invalid value '{v}': expected X,Y in pixels (e.g. 2,-1), each smaller than the image"
+        ))
+    };
+    let xy: Vec<f64> = match shift {
+        None => vec![0.0, 0.0],
+        Some(NumberList::Many(v)) => v.clone(),
+        Some(NumberList::One(x)) => return Err(bad_shift(&x.to_string())),
+        Some(NumberList::Text(t)) => t
+            .split(',')
+            .map(|x| x.trim().parse::<f64>().map_err(|_| bad_shift(t)))
+            .collect::<Result<_>>()?,
+    };
+    let shift = match xy.as_slice() {
+        [x, y]
+            if x.is_finite()
+                && y.is_finite()
+                && x.abs() < size.width as f64
+                && y.abs() < size.height as f64 =>
+        {
+            (*x, *y)
+        }
+        _ => return Err(bad_shift(&format!("{xy:?}"))),
+    };
+    let rotate_degrees = rotate.unwrap_or(0.0);
+    if !(rotate_degrees.is_finite() && rotate_degrees.abs() <= 180.0) {
+        return Err(usage(format!(
+            "--zoom-rotate: invalid value {rotate_degrees}: must be degrees from -180 to 180"
+        )));
+    }
+    Ok(crate::generate::zoom::Move {
+        scale,
+        shift,
+        rotate_degrees,
+    })
 }
 
 fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
@@ -791,6 +888,11 @@ impl Settings {
             batches: Some(self.batches),
             change_prompt_every: Some(self.change_prompt_every),
             tile: Some(self.tile),
+            zoom_every: Some(self.zoom_every),
+            zoom_start: Some(self.zoom_start),
+            zoom_scale: Some(self.zoom.scale),
+            zoom_shift: Some(NumberList::Many(vec![self.zoom.shift.0, self.zoom.shift.1])),
+            zoom_rotate: Some(self.zoom.rotate_degrees),
             init: Some(self.init.to_string()),
             init_image: self.init_image.clone(),
             init_weight: Some(self.init_weight),
@@ -813,6 +915,13 @@ impl Settings {
 
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(&self.to_partial()).context("cannot serialize settings")
+    }
+
+    /// Whether the zoom move follows step `step` (1-based). Also true at the last step: the
+    /// final image is saved first, then the checkpoint holds the moved state, so a run continued
+    /// with `--resume --steps` zooms exactly where a longer straight run would have.
+    pub fn zoom_due(&self, step: i64) -> bool {
+        self.zoom_every > 0 && step >= self.zoom_start.max(1) && step % self.zoom_every == 0
     }
 
     /// Number of story phases (1 without `^`).

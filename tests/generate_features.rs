@@ -272,3 +272,139 @@ fn non_finite_loss_stops_with_exit_1() {
     assert!(!out.join("final.png").exists());
     assert!(!out.join("frames").join("000001.png").exists());
 }
+
+/// Zoom video: a frame before each move, the move changes the run, and a run stopped exactly at a
+/// zoom step and resumed ends byte-identical to the straight run (the checkpoint holds the moved
+/// state and a fresh optimizer).
+#[test]
+fn zoom_moves_saves_frames_and_resumes_exactly() {
+    let zoom = [
+        "--zoom-every",
+        "2",
+        "--zoom-scale",
+        "1.25",
+        "--zoom-shift",
+        "2,-1",
+        "--zoom-rotate",
+        "5",
+        "--save-every",
+        "0",
+    ];
+    let straight = tmp_dir("zoom");
+    ok(&run(
+        "a spiral galaxy",
+        &straight,
+        &[&["--steps", "6"], &zoom[..]].concat(),
+    ));
+    let frames: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(straight.join("frames"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(frames, ["000002.png", "000004.png"]);
+    let run_toml = std::fs::read_to_string(straight.join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("zoom-every = 2") && run_toml.contains("zoom-shift = [2.0, -1.0]"),
+        "{run_toml}"
+    );
+
+    let still = tmp_dir("zoom-off");
+    ok(&run(
+        "a spiral galaxy",
+        &still,
+        &["--steps", "6", "--save-every", "0"],
+    ));
+    assert!(pixels(&straight.join("final.png")) != pixels(&still.join("final.png")));
+
+    let split = tmp_dir("zoom-split");
+    ok(&run(
+        "a spiral galaxy",
+        &split,
+        &[&["--steps", "4"], &zoom[..]].concat(),
+    ));
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--quiet", "--steps", "6", "--resume"])
+        .arg(&split)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(
+        same_file(&straight.join("final.png"), &split.join("final.png")),
+        "resumed zoom run differs from the straight run"
+    );
+}
+
+#[test]
+fn zoom_settings_are_validated() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--zoom-every", "-1"], "--zoom-every"),
+        (&["--zoom-every", "2", "--zoom-scale", "3"], "--zoom-scale"),
+        (&["--zoom-every", "2", "--zoom-shift", "1"], "--zoom-shift"),
+        (
+            &["--zoom-every", "2", "--zoom-shift", "40,0"],
+            "--zoom-shift",
+        ),
+        (
+            &["--zoom-every", "2", "--zoom-rotate", "400"],
+            "--zoom-rotate",
+        ),
+        (&["--zoom-every", "2", "--zoom-start", "-3"], "--zoom-start"),
+    ];
+    for (extra, needle) in cases {
+        let out = tmp_dir("zoom-bad");
+        let o = run("a cat", &out, &[&["--steps", "1"], *extra].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+}
+
+/// A decoder-only VQGAN file can generate but not zoom (the move needs the encoder): exit 2
+/// before any work, naming the file.
+#[test]
+fn zoom_needs_the_encoder() {
+    let dir = tmp_dir("zoom-dec");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dec = dir.join("dec.safetensors");
+    let kept: Vec<(String, tch::Tensor)> =
+        tch::Tensor::read_safetensors("tests/fixtures/vqgan_tiny.safetensors")
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("encoder.") && !k.starts_with("quant_conv."))
+            .collect();
+    tch::Tensor::write_safetensors(&kept, &dec).unwrap();
+    let out = dir.join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "a cat", "--clip", CLIP, "--vqgan"])
+        .arg(&dec)
+        .args([
+            "--size",
+            "32x32",
+            "--cutouts",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+        ])
+        .args([
+            "--quiet",
+            "--init",
+            "gradient",
+            "--zoom-every",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("needs a VQGAN with its encoder") && err.contains("dec.safetensors"),
+        "{err}"
+    );
+}

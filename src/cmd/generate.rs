@@ -55,7 +55,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             crate::panics::catch(|| generator.step())
                 .map_err(|e| explain_step_error(e, &generator.settings))?;
             let step = generator.step;
-            let save_now = save_every > 0 && step % save_every == 0 && step < total;
+            let zoom_now = generator.settings.zoom_due(step) && step < total;
+            let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && step < total;
             let stop = interrupted.load(Ordering::SeqCst);
             if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
                 let records = generator.flush()?;
@@ -68,6 +69,10 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             if save_now || stop {
                 let frame = plan.run_dir.join("frames").join(format!("{step:06}.png"));
                 save_image(&generator, &frame)?;
+                // The frame shows the image before the move; the checkpoint holds the state after it.
+                if zoom_now {
+                    generator.zoom()?;
+                }
                 checkpoint::save(&plan.run_dir, &generator.state())?;
                 if !quiet {
                     bar.println(format!("saved {}", frame.display()));
@@ -84,6 +89,11 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         Ok(true) => {
             let final_png = plan.run_dir.join("final.png");
             save_image(&generator, &final_png)?;
+            // A zoom due at the last step is applied to the saved state, so `--resume --steps`
+            // continues exactly as a longer run would have.
+            if generator.settings.zoom_due(generator.step) {
+                generator.zoom()?;
+            }
             checkpoint::save(&plan.run_dir, &generator.state())?;
             println!("{}", final_png.display());
             if args.video {

@@ -130,6 +130,12 @@ impl Generator {
             .copy();
         let z_min = codebook.amin([0], false).view([1, -1, 1, 1]);
         let z_max = codebook.amax([0], false).view([1, -1, 1, 1]);
+        if settings.zoom_every > 0 && !vqgan.has_encoder() {
+            return Err(crate::error::usage(format!(
+                "--zoom-every needs a VQGAN with its encoder (to re-encode the moved image); {} has only the decoder",
+                vqgan.source().display()
+            )));
+        }
         let z = initial_latents(&settings, &vqgan, &codebook, device)?;
         // The codebook copy above and z stay f32; the decoder's weights may run in bf16.
         if compute_kind != Kind::Float {
@@ -213,6 +219,21 @@ impl Generator {
             let z_q = quantize_nearest(&self.z, &self.codebook);
             ((self.models_vqgan.decode(&z_q) + 1.0) / 2.0).clamp(0.0, 1.0)
         })
+    }
+
+    /// The zoom-video move: the current image is zoomed/shifted/rotated, encoded back into
+    /// latents (on the codebook, as at init), and the optimizer starts afresh, as in the anchor.
+    /// The `--init-weight` pull then holds toward this new start.
+    pub fn zoom(&mut self) -> Result<()> {
+        let moved = super::zoom::apply(&self.image(), self.settings.zoom);
+        let z = tch::no_grad(|| -> Result<Tensor> {
+            let z = self.models_vqgan.encode(&(moved * 2.0 - 1.0))?;
+            Ok(quantize_nearest(&z.to_kind(Kind::Float), &self.codebook).contiguous())
+        })?;
+        self.z0 = z.copy();
+        self.z = z.set_requires_grad(true);
+        self.opt = Adam::new(self.settings.optimizer, self.opt.lr, &self.z);
+        Ok(())
     }
 
     /// One optimization step.

@@ -7,3 +7,4 @@ pub mod grad;
 pub mod init;
 pub mod losses;
 pub mod optim;
+pub mod zoom;
