@@ -178,10 +178,12 @@ pub struct GenerateArgs {
     /// Cutout size power for --cut-method original: >1 favours small crops (default 1.0).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub cut_pow: Option<f64>,
-    /// Cutout method: pooled (whole image, avg+max pooled) or original (random square crops).
+    /// Cutout method: pooled (whole image, avg+max pooled), original (random square crops) or
+    /// pixray (pooled, then pixray's 60% zoomed / 40% whole-image views with their own augments).
     #[arg(long, value_name = "METHOD")]
     pub cut_method: Option<String>,
-    /// Comma list of cutout augments: flip, affine, perspective, jitter, erasing, noise (or `none`).
+    /// Comma list of cutout augments: flip, affine, perspective, jitter, erasing, noise (or `none`);
+    /// not used by --cut-method pixray, which has its own.
     #[arg(long, value_name = "LIST")]
     pub augments: Option<String>,
     /// Learning rate (default 0.1).

@@ -228,7 +228,7 @@ macro_rules! named_enum {
 
 named_enum!(
     /// How cutouts are taken from the image.
-    CutMethod, "--cut-method" { Pooled = "pooled", Original = "original" }
+    CutMethod, "--cut-method" { Pooled = "pooled", Original = "original", Pixray = "pixray" }
 );
 named_enum!(
     /// Differentiable augments applied to each cutout.

@@ -559,3 +559,64 @@ fn random_codes_are_uniform_indices() {
         Vec::<i64>::try_from(&init::random_codes(3, 5, 16, &mut rng(2))).unwrap()
     );
 }
+
+/// `--cut-method pixray` on a 2:1 image whose left half is red and right half blue: 60 % of the
+/// cutouts are zoomed views (no grey), 40 % show the whole width (both colours) with the fill grey
+/// above and below; shapes, gradients and the shared geometry hold as for the other methods.
+#[test]
+fn pixray_cutouts_zoom_and_wide_views() {
+    let (h, w, s, n) = (32, 64, 24, 10);
+    let red = Tensor::from_slice(&[1.0f32, 0.0, 0.0]).view([1, 3, 1, 1]);
+    let blue = Tensor::from_slice(&[0.0f32, 0.0, 1.0]).view([1, 3, 1, 1]);
+    let img = Tensor::cat(
+        &[
+            red.expand([1, 3, h, w / 2], false),
+            blue.expand([1, 3, h, w / 2], false),
+        ],
+        3,
+    );
+    let cfg = config(CutMethod::Pixray, n, &[], s);
+    let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng(3), CPU);
+    let out = plan.try_apply(&img).unwrap();
+    assert_eq!(out.size(), [n, 3, s, s]);
+    // Compare colours without the noise: a pixel is "red", "blue" or "grey" by its channels.
+    let n_zoom = (0.6 * n as f64) as i64;
+    for i in 0..n {
+        let c = out.get(i);
+        let row = |y: i64| c.narrow(1, y, 1).mean_dim(&[1i64, 2][..], false, None);
+        let mid = row(s / 2);
+        let top = row(0);
+        let (r, g, b) = (
+            scalar(&mid.get(0)),
+            scalar(&mid.get(1)),
+            scalar(&mid.get(2)),
+        );
+        if i < n_zoom {
+            // zoom: only image colours on the middle row, so green (only in the grey) stays ~0
+            assert!(
+                g.abs() < 0.15,
+                "zoom cutout {i}: green {g} in the middle row"
+            );
+        } else {
+            // wide: both halves visible on the middle row, grey fill on the top row
+            assert!(
+                r > 0.2 && b > 0.2,
+                "wide cutout {i}: middle row r {r} b {b}"
+            );
+            let (tr, tg, tb) = (
+                scalar(&top.get(0)),
+                scalar(&top.get(1)),
+                scalar(&top.get(2)),
+            );
+            assert!(
+                (tr - tg).abs() < 0.15 && (tb - tg).abs() < 0.15,
+                "wide cutout {i}: top row not grey ({tr}, {tg}, {tb})"
+            );
+        }
+    }
+    // Gradients reach the image.
+    let leafed = leaf(&image(h, w, 1));
+    let cuts = plan.try_apply(&leafed).unwrap();
+    (&cuts * image(s, s, 2)).sum(Kind::Float).backward();
+    assert!(scalar(&leafed.grad().abs().sum(Kind::Double)) > 0.0);
+}

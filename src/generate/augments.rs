@@ -50,31 +50,33 @@ pub const NOISE_FAC: f64 = 0.1;
 /// Rec. 601 luma, the grey of torchvision's saturation/contrast and the Y of YIQ.
 const LUMA: [f64; 3] = [0.299, 0.587, 0.114];
 
-type Mat3 = [[f64; 3]; 3];
-const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+pub(super) type Mat3 = [[f64; 3]; 3];
+pub(super) const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
 /// Every draw of one step's augments, as device tensors ready to apply (all f32).
 #[derive(Debug)]
 pub struct AugmentPlan {
-    count: i64,
-    size: i64,
+    pub(super) count: i64,
+    pub(super) size: i64,
     /// `[n, s, s, 2]` sampling grid of the composed warps (None: no warp fired).
-    grid: Option<Tensor>,
+    pub(super) grid: Option<Tensor>,
+    /// Grey level for samples outside the image (None: black, kornia's zero padding).
+    pub(super) fill: Option<f64>,
     /// `y = A·x + B·mean(x)`: `A`, `B` `[n, 3, 3]`, `mean` the cutout's per-channel mean
     /// (None: jitter not enabled).
-    color: Option<(Tensor, Tensor)>,
+    pub(super) color: Option<(Tensor, Tensor)>,
     /// `[n, 1, s, s]`, 1 inside each cutout's erased box.
-    erase: Option<Tensor>,
+    pub(super) erase: Option<Tensor>,
     /// `[n, 3, s, s]`, already scaled by each cutout's factor.
-    noise: Option<Tensor>,
+    pub(super) noise: Option<Tensor>,
 }
 
 /// `lo + (hi − lo)·u` with `u ~ U[0, 1)`: one draw, also when `lo == hi`.
-fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+pub(super) fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * rng.random::<f64>()
 }
 
-fn matmul3(a: &Mat3, b: &Mat3) -> Mat3 {
+pub(super) fn matmul3(a: &Mat3, b: &Mat3) -> Mat3 {
     let mut m = [[0.0; 3]; 3];
     for (i, row) in m.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
@@ -85,7 +87,7 @@ fn matmul3(a: &Mat3, b: &Mat3) -> Mat3 {
 }
 
 /// Inverse by the adjugate; `None` when (numerically) singular.
-fn invert3(m: &Mat3) -> Option<Mat3> {
+pub(super) fn invert3(m: &Mat3) -> Option<Mat3> {
     let c =
         |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
     let adj = [
@@ -142,14 +144,26 @@ fn affine_matrix(angle: f64, tx: f64, ty: f64, shear: f64) -> Mat3 {
 /// Forward perspective map: corners `(±1, ±1)` move inward by `distortion·u` per axis (kornia's
 /// `distortion·size/2` pixels), `u` the 8 draws in [0, 1).
 fn perspective_matrix(u: &[f64; 8]) -> Mat3 {
+    perspective_matrix_with(u, PERSPECTIVE_DISTORTION)
+}
+
+/// [`perspective_matrix`] with another distortion scale (pixray uses 0.4 and 0.2).
+pub(super) fn perspective_matrix_with(u: &[f64; 8], distortion: f64) -> Mat3 {
     let corners = [[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]];
     let mut moved = corners;
     for (k, p) in moved.iter_mut().enumerate() {
-        p[0] -= corners[k][0] * PERSPECTIVE_DISTORTION * u[2 * k];
-        p[1] -= corners[k][1] * PERSPECTIVE_DISTORTION * u[2 * k + 1];
+        p[0] -= corners[k][0] * distortion * u[2 * k];
+        p[1] -= corners[k][1] * distortion * u[2 * k + 1];
     }
     // Corners stay in their own quadrant, so the quad is never degenerate.
     homography(&corners, &moved).unwrap_or(IDENTITY)
+}
+
+/// Scales a sampling homography so w > 0 at the output centre (which the warped quad always
+/// contains), as [`sampling_grid`] expects.
+pub(super) fn positive_w(m: Mat3) -> Mat3 {
+    let scale = if m[2][2] < 0.0 { -1.0 } else { 1.0 } / m[2][2].abs().max(1e-12);
+    m.map(|row| row.map(|v| v * scale))
 }
 
 /// RGB → YIQ (FCC NTSC); Y is [`LUMA`] and the chroma rows sum to zero, so greys stay grey.
@@ -164,7 +178,7 @@ const RGB_TO_YIQ: Mat3 = [
 /// brightness `x·b`, contrast `c·x + (1−c)·mean_luma`, saturation `s·x + (1−s)·luma(x)`, hue a
 /// rotation by `2π·hue` of the IQ plane. `S` and `H` fix greys, so contrast's grey term passes
 /// through them unchanged and the whole chain is `A·x + d·mean_luma(x)`.
-fn color_matrix(b: f64, c: f64, s: f64, hue: f64) -> (Mat3, f64) {
+pub(super) fn color_matrix(b: f64, c: f64, s: f64, hue: f64) -> (Mat3, f64) {
     let mut sat = [[0.0; 3]; 3];
     for (i, row) in sat.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
@@ -196,7 +210,7 @@ pub fn randn_seeded(size: &[i64], seed: u64, options: (Kind, Device)) -> Tensor 
 /// pageable host-to-device copy synchronizes the stream, so five small uploads per step would
 /// be five stalls; one pinned, non-blocking upload is none.
 #[derive(Default)]
-struct Upload {
+pub(super) struct Upload {
     data: Vec<f32>,
     /// (offset, shape) of each part, in push order.
     parts: Vec<(usize, Vec<i64>)>,
@@ -204,7 +218,7 @@ struct Upload {
 
 impl Upload {
     /// Appends a part; returns its index.
-    fn push(&mut self, values: impl IntoIterator<Item = f32>, shape: &[i64]) -> usize {
+    pub(super) fn push(&mut self, values: impl IntoIterator<Item = f32>, shape: &[i64]) -> usize {
         let offset = self.data.len();
         self.data.extend(values);
         debug_assert_eq!(
@@ -215,7 +229,7 @@ impl Upload {
         self.parts.len() - 1
     }
 
-    fn push_mat3(&mut self, ms: &[Mat3]) -> usize {
+    pub(super) fn push_mat3(&mut self, ms: &[Mat3]) -> usize {
         let values = ms
             .iter()
             .flat_map(|m| m.iter().flatten().map(|&v| v as f32));
@@ -223,7 +237,7 @@ impl Upload {
     }
 
     /// Copies everything to `device` at once and splits it into the parts (views of one buffer).
-    fn finish(self, device: Device) -> Vec<Tensor> {
+    pub(super) fn finish(self, device: Device) -> Vec<Tensor> {
         if self.data.is_empty() {
             return self
                 .parts
@@ -257,7 +271,7 @@ pub fn to_device_async(host: &Tensor, device: Device) -> Tensor {
 
 /// `[n, s, s, 2]` grid sampling the input at `inv · (x, y, 1)` for each output pixel, with the
 /// align_corners=True convention (pixel centres at ±1 on the edges). `inv` is `[n, 3, 3]`.
-fn sampling_grid(inv: &Tensor, size: i64) -> Tensor {
+pub(super) fn sampling_grid(inv: &Tensor, size: i64) -> Tensor {
     let n = inv.size()[0];
     let opts = (Kind::Float, inv.device());
     let lin = Tensor::linspace(-1.0, 1.0, size, opts);
@@ -318,11 +332,7 @@ impl AugmentPlan {
                 }
             }
             // Each factor is a non-degenerate warp, so the inverse exists.
-            let mut m = invert3(&fwd).unwrap_or(IDENTITY);
-            // Scale so w > 0 at the centre, which the composed quad always contains.
-            let scale = if m[2][2] < 0.0 { -1.0 } else { 1.0 } / m[2][2].abs().max(1e-12);
-            m = m.map(|row| row.map(|v| v * scale));
-            inv.push(m);
+            inv.push(positive_w(invert3(&fwd).unwrap_or(IDENTITY)));
 
             if has(Augment::Jitter) {
                 let on = rng.random_bool(JITTER_P);
@@ -390,6 +400,7 @@ impl AugmentPlan {
             count,
             size,
             grid,
+            fill: None,
             color,
             erase,
             noise,
@@ -400,10 +411,12 @@ impl AugmentPlan {
     /// erasing, noise. Differentiable w.r.t. `x`.
     pub fn apply(&self, x: &Tensor) -> Tensor {
         let (n, s) = (self.count, self.size);
-        let mut x = match &self.grid {
+        let mut x = match (&self.grid, self.fill) {
             // interpolation 0 = bilinear, padding 0 = zeros
-            Some(grid) => x.grid_sampler(grid, 0, 0, true),
-            None => x.shallow_clone(),
+            (Some(grid), None) => x.grid_sampler(grid, 0, 0, true),
+            // Zero padding around `x - g`, plus g: outside samples read grey g, edges blend.
+            (Some(grid), Some(g)) => (x - g).grid_sampler(grid, 0, 0, true) + g,
+            (None, _) => x.shallow_clone(),
         };
         if let Some((a, b)) = &self.color {
             let flat = x.reshape([n, 3, s * s]);

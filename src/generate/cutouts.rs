@@ -7,6 +7,9 @@
 //!   torch's antialiased bicubic (`_upsample_bicubic2d_aa`, PIL-like) instead of the notebook's
 //!   Lanczos-2 prefilter + bicubic.
 //!
+//! - `Pixray`: the pooled image through pixray's own augments ([`super::pixray_cuts`]); the
+//!   `augments` list does not apply.
+//!
 //! Then the augments of [`AugmentPlan`]. All draws happen in [`CutoutPlan::sample`] (crops first,
 //! then augments), so one plan applied to the render and to an image prompt of the same size
 //! uses identical geometry, and the same `ChaCha8Rng` state gives the same cutouts.
@@ -57,7 +60,7 @@ impl CutoutPlan {
     ) -> CutoutPlan {
         let (h, w) = image_hw;
         let crops = match cfg.method {
-            CutMethod::Pooled => Vec::new(),
+            CutMethod::Pooled | CutMethod::Pixray => Vec::new(),
             CutMethod::Original => {
                 let max = h.min(w);
                 let min = max.min(cfg.size);
@@ -73,7 +76,12 @@ impl CutoutPlan {
                     .collect()
             }
         };
-        let augments = AugmentPlan::sample(&cfg.augments, cfg.count, cfg.size, rng, device);
+        let augments = match cfg.method {
+            CutMethod::Pixray => {
+                super::pixray_cuts::sample(cfg.count, cfg.size, image_hw, rng, device)
+            }
+            _ => AugmentPlan::sample(&cfg.augments, cfg.count, cfg.size, rng, device),
+        };
         CutoutPlan {
             method: cfg.method,
             count: cfg.count,
@@ -91,7 +99,7 @@ impl CutoutPlan {
         let s = self.size;
         let x = img.to_kind(Kind::Float);
         let cut = match self.method {
-            CutMethod::Pooled => {
+            CutMethod::Pooled | CutMethod::Pixray => {
                 let pooled =
                     (x.adaptive_avg_pool2d([s, s]) + x.adaptive_max_pool2d([s, s]).0) / 2.0;
                 pooled.expand([self.count, 3, s, s], false)

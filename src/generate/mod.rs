@@ -7,4 +7,5 @@ pub mod grad;
 pub mod init;
 pub mod losses;
 pub mod optim;
+pub mod pixray_cuts;
 pub mod zoom;
