@@ -236,6 +236,10 @@ pub struct GenerateArgs {
     /// Image prompt PATH[:weight]; repeatable.
     #[arg(long, value_name = "PATH[:W]")]
     pub image_prompt: Vec<String>,
+    /// Noise prompt SEED[:weight]: a random CLIP-space direction (same seed, same direction);
+    /// repeatable.
+    #[arg(long, value_name = "SEED[:W]", allow_negative_numbers = true)]
+    pub noise_prompt: Vec<String>,
     /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
     #[arg(long, value_name = "LIST")]
     pub loss: Option<String>,

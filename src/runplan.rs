@@ -171,6 +171,7 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--init-image", args.init_image.is_some()),
         ("--init-weight", args.init_weight.is_some()),
         ("--image-prompt", !args.image_prompt.is_empty()),
+        ("--noise-prompt", !args.noise_prompt.is_empty()),
         ("--loss", args.loss.is_some()),
         ("--vqgan", args.vqgan.is_some()),
         ("--clip", args.clip.is_some()),

@@ -165,6 +165,47 @@ impl fmt::Display for ImagePrompt {
     }
 }
 
+/// A noise prompt `SEED[:weight]`: a random direction in CLIP's embedding space, the same for
+/// the same seed (nerdyrodent's and pixray's `--noise_prompt_seeds/weights`). Adds variety.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisePrompt {
+    pub seed: u64,
+    pub weight: f64,
+}
+
+impl NoisePrompt {
+    pub fn parse(spec: &str) -> Result<NoisePrompt> {
+        let (seed, weight) = match spec.rsplit_once(':') {
+            Some((s, w)) => {
+                let w: f64 = w.trim().parse().map_err(|_| {
+                    usage(format!(
+                        "--noise-prompt '{spec}': expected SEED or SEED:WEIGHT (e.g. 42:0.5)"
+                    ))
+                })?;
+                (s, w)
+            }
+            None => (spec, 1.0),
+        };
+        if !weight.is_finite() || weight == 0.0 {
+            return Err(usage(format!(
+                "--noise-prompt '{spec}': weight must be a finite non-zero number"
+            )));
+        }
+        let seed = seed_from_text(seed).map_err(|_| {
+            usage(format!(
+                "--noise-prompt '{spec}': the seed must be a non-negative integer or a word"
+            ))
+        })?;
+        Ok(NoisePrompt { seed, weight })
+    }
+}
+
+impl fmt::Display for NoisePrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seed, self.weight)
+    }
+}
+
 /// Image size in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
@@ -291,6 +332,7 @@ pub struct Settings {
     pub init_image: Option<PathBuf>,
     pub init_weight: f64,
     pub image_prompts: Vec<ImagePrompt>,
+    pub noise_prompts: Vec<NoisePrompt>,
     pub losses: Vec<(LossKind, f64)>,
     pub vqgan: String,
     pub clip: Vec<String>,
@@ -368,6 +410,8 @@ pub struct PartialSettings {
     pub init_weight: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_prompts: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_prompts: Option<StringList>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<StringList>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -489,6 +533,7 @@ impl PartialSettings {
             init_image,
             init_weight,
             image_prompts,
+            noise_prompts,
             loss,
             vqgan,
             clip,
@@ -541,6 +586,11 @@ impl PartialSettings {
                 None
             } else {
                 Some(StringList::Many(a.image_prompt.clone()))
+            },
+            noise_prompts: if a.noise_prompt.is_empty() {
+                None
+            } else {
+                Some(StringList::Many(a.noise_prompt.clone()))
             },
             loss: a.loss.clone().map(StringList::One),
             vqgan: a.vqgan.clone(),
@@ -676,6 +726,14 @@ impl PartialSettings {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
+        let noise_prompts = match &self.noise_prompts {
+            Some(l) => l
+                .items()
+                .iter()
+                .map(|s| NoisePrompt::parse(s))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let losses = match &self.loss {
             Some(l) => parse_losses(&l.items())?,
             None => Vec::new(),
@@ -702,7 +760,7 @@ impl PartialSettings {
             Some(s) => s.parse()?,
             None => Precision::Auto,
         };
-        if prompts.is_empty() && image_prompts.is_empty() {
+        if prompts.is_empty() && image_prompts.is_empty() && noise_prompts.is_empty() {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
                  --image-prompt, or a --config/--preset that has prompts",
@@ -731,6 +789,7 @@ impl PartialSettings {
             init_image: self.init_image.clone(),
             init_weight,
             image_prompts,
+            noise_prompts,
             losses,
             vqgan,
             clip,
@@ -898,6 +957,9 @@ impl Settings {
             init_weight: Some(self.init_weight),
             image_prompts: Some(StringList::Many(
                 self.image_prompts.iter().map(|p| p.to_string()).collect(),
+            )),
+            noise_prompts: Some(StringList::Many(
+                self.noise_prompts.iter().map(|p| p.to_string()).collect(),
             )),
             loss: Some(StringList::Many(
                 self.losses

@@ -408,3 +408,65 @@ fn zoom_needs_the_encoder() {
         "{err}"
     );
 }
+
+/// Noise prompts: alone they are a valid run; the logged term scales with the weight (same seed,
+/// same cutouts at step 1, so exactly 2x and -1x); a word seed works and is recorded as a number.
+#[test]
+fn noise_prompts_weight_and_record() {
+    let first_term = |spec: &str| -> (f64, PathBuf) {
+        let out = tmp_dir(&format!("noise-{}", spec.replace(':', "_")));
+        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+            .args([
+                "generate",
+                "--vqgan",
+                VQGAN,
+                "--clip",
+                CLIP,
+                "--noise-prompt",
+                spec,
+            ])
+            .args([
+                "--size",
+                "32x32",
+                "--cutouts",
+                "4",
+                "--device",
+                "cpu",
+                "--steps",
+                "1",
+            ])
+            .args(["--seed", "3", "--quiet", "--precision", "f32", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        ok(&o);
+        let l = log(&out);
+        assert_eq!(l[0]["prompts"].as_array().unwrap().len(), 0);
+        (column(&l, "noise_prompts", 0)[0], out)
+    };
+    let (one, out) = first_term("42");
+    let (two, _) = first_term("42:2");
+    let (neg, _) = first_term("42:-1");
+    let (other, _) = first_term("43");
+    assert!(one > 0.0);
+    assert_eq!(two, 2.0 * one);
+    assert_eq!(neg, -one);
+    assert_ne!(other, one, "another seed is another direction");
+    let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("noise-prompts = [\"42:1\"]"),
+        "{run_toml}"
+    );
+    let (_, word) = first_term("sunrise:0.5");
+    let run_toml = std::fs::read_to_string(word.join("run.toml")).unwrap();
+    let seed = vqclip::settings::seed_from_text("sunrise").unwrap();
+    assert!(
+        run_toml.contains(&format!("noise-prompts = [\"{seed}:0.5\"]")),
+        "{run_toml}"
+    );
+
+    let bad = tmp_dir("noise-bad");
+    let o = run("a cat", &bad, &["--noise-prompt", "7:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--noise-prompt"));
+}

@@ -32,6 +32,8 @@ struct Perceptor {
     clip: Clip,
     /// Normalized text embeddings, one row per prompt.
     text: Tensor,
+    /// Normalized noise-prompt directions, one row per noise prompt.
+    noise: Tensor,
 }
 
 /// One step's loss terms, kept on the device until flushed (no host sync inside a step).
@@ -50,6 +52,7 @@ pub struct StepRecord {
     pub loss: f64,
     pub prompts: Vec<f64>,
     pub image_prompts: Vec<f64>,
+    pub noise_prompts: Vec<f64>,
     pub extra: Vec<f64>,
     pub lr: f64,
     pub seconds: f64,
@@ -109,7 +112,16 @@ impl Generator {
             if compute_kind != Kind::Float {
                 clip.to_kind(compute_kind);
             }
-            perceptors.push(Perceptor { clip, text });
+            let dim = clip.config().embed_dim;
+            let rows: Vec<f32> = settings
+                .noise_prompts
+                .iter()
+                .flat_map(|p| noise_direction(p.seed, dim))
+                .collect();
+            let noise = Tensor::from_slice(&rows)
+                .view([settings.noise_prompts.len() as i64, dim])
+                .to_device(device);
+            perceptors.push(Perceptor { clip, text, noise });
         }
         let (h, w) = (settings.size.height, settings.size.width);
         let mut image_prompts = Vec::new();
@@ -263,6 +275,8 @@ impl Generator {
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let mut prompt_terms: Vec<Tensor> = self.settings.prompts.iter().map(|_| zero()).collect();
         let mut image_terms: Vec<Tensor> = self.image_prompts.iter().map(|_| zero()).collect();
+        let mut noise_terms: Vec<Tensor> =
+            self.settings.noise_prompts.iter().map(|_| zero()).collect();
         // Stage 1: gradient of the CLIP-side loss w.r.t. the image, one batch at a time so only
         // one batch of CLIP activations is alive.
         let mut g: Option<Tensor> = None;
@@ -296,11 +310,7 @@ impl Generator {
                     }
                     let target = p.text.narrow(0, i as i64, 1);
                     let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
-                    let term = if batches > 1 {
-                        term / batches as f64
-                    } else {
-                        term
-                    };
+                    let term = per_batch(term, batches);
                     prompt_terms[i] = &prompt_terms[i] + term.detach();
                     batch_terms.push(term);
                 }
@@ -313,12 +323,15 @@ impl Generator {
                         &e / e.norm_scalaropt_dim(2.0, [-1], true)
                     });
                     let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
-                    let term = if batches > 1 {
-                        term / batches as f64
-                    } else {
-                        term
-                    };
+                    let term = per_batch(term, batches);
                     image_terms[i] = &image_terms[i] + term.detach();
+                    batch_terms.push(term);
+                }
+                for (i, np) in self.settings.noise_prompts.iter().enumerate() {
+                    let target = p.noise.narrow(0, i as i64, 1);
+                    let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
+                    let term = per_batch(term, batches);
+                    noise_terms[i] = &noise_terms[i] + term.detach();
                     batch_terms.push(term);
                 }
             }
@@ -345,6 +358,7 @@ impl Generator {
         let image_total = prompt_terms
             .iter()
             .chain(image_terms.iter())
+            .chain(noise_terms.iter())
             .fold(extra_total.detach(), |acc, t| acc + t);
         // Stage 2: ClampWithGrad mask, then through the decoder into z (plus the init pull).
         let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
@@ -366,6 +380,7 @@ impl Generator {
         let mut terms = vec![total];
         terms.extend(prompt_terms);
         terms.extend(image_terms);
+        terms.extend(noise_terms);
         terms.extend(extra_terms.into_iter().map(|t| t.detach()));
         self.pending.push(PendingLog {
             step,
@@ -397,6 +412,7 @@ impl Generator {
             Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
         let np = self.settings.prompts.len();
         let ni = self.settings.image_prompts.len();
+        let nn = self.settings.noise_prompts.len();
         let mut out = Vec::new();
         for (p, row) in pending.iter().zip(rows) {
             if row.iter().any(|v| !v.is_finite()) {
@@ -410,7 +426,8 @@ impl Generator {
                 loss: row[0],
                 prompts: row[1..1 + np].to_vec(),
                 image_prompts: row[1 + np..1 + np + ni].to_vec(),
-                extra: row[1 + np + ni..].to_vec(),
+                noise_prompts: row[1 + np + ni..1 + np + ni + nn].to_vec(),
+                extra: row[1 + np + ni + nn..].to_vec(),
                 lr: p.lr,
                 seconds: p.seconds,
             });
@@ -441,6 +458,30 @@ pub fn cpu_has_native_bf16() -> bool {
                     .any(|f| f == "amx_bf16" || f == "avx512_bf16")
             })
     })
+}
+
+/// A loss term's share when a step averages `batches` cutout batches.
+fn per_batch(term: Tensor, batches: i64) -> Tensor {
+    if batches > 1 {
+        term / batches as f64
+    } else {
+        term
+    }
+}
+
+/// A unit vector of `dim` standard normal draws (Box-Muller) from `seed`: the target of a noise
+/// prompt, drawn on the host so every device and run gets the same one.
+pub fn noise_direction(seed: u64, dim: i64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f64> = (0..dim)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+            let u2: f64 = rng.random();
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| (x / norm) as f32).collect()
 }
 
 /// The sum of `terms` (a 0-d zero when empty).
@@ -517,4 +558,21 @@ pub fn resize_cover(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
     let nh = ((ih as f64 * scale).round() as u32).max(h);
     let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Lanczos3);
     image::imageops::crop_imm(&resized, (nw - w) / 2, (nh - h) / 2, w, h).to_image()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::noise_direction;
+
+    #[test]
+    fn noise_directions_are_seeded_unit_vectors() {
+        let a = noise_direction(42, 512);
+        assert_eq!(a, noise_direction(42, 512));
+        assert_ne!(a, noise_direction(43, 512));
+        let norm: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        // Standard normal draws: the mean of 512 unit-vector entries is about 0 (σ = 1/512).
+        let mean: f64 = a.iter().map(|&x| x as f64).sum::<f64>() / 512.0;
+        assert!(mean.abs() < 4.0 / 512.0, "{mean}");
+    }
 }
