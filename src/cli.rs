@@ -156,7 +156,7 @@ pub enum PresetsCommand {
 
 /// Flags of `generate`. Every setting is optional here: unset flags fall back to
 /// `--config`, then presets, then built-in defaults.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct GenerateArgs {
     /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
     /// (a negative weight pushes away; stop ends the push once the distance passes it).
@@ -267,6 +267,10 @@ pub struct GenerateArgs {
     /// No progress bar or notices (errors are still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Make N images with the seeds SEED, SEED+1, ...: one run directory each, `seed-<n>` inside
+    /// the run directory (default 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub count: Option<i64>,
     /// After the run, make RUN_DIR/video.mp4 from the frames (ffmpeg), or video.gif without
     /// ffmpeg; see `vqclip video`.
     #[arg(long)]

@@ -178,6 +178,7 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--precision", args.precision.is_some()),
         ("--out", args.out.is_some()),
         ("--force", args.force),
+        ("--count", args.count.is_some()),
         ("--preset", !args.preset.is_empty()),
         ("--config", args.config.is_some()),
     ];

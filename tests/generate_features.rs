@@ -470,3 +470,92 @@ fn noise_prompts_weight_and_record() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--noise-prompt"));
 }
+
+/// `--count 2 --seed 5`: seed-5/ and seed-6/ inside the run directory, each exactly the single run
+/// with that seed; refused with --resume or a bad count, and nothing starts when one variant's
+/// directory already holds a result.
+#[test]
+fn count_makes_one_run_per_seed() {
+    let out = tmp_dir("count");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
+        .args([
+            "--size",
+            "32x32",
+            "--cutouts",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+        ])
+        .args(["--seed", "5", "--count", "2", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(printed.len(), 2, "{stdout}");
+    assert!(printed[1].ends_with("seed-6/final.png"), "{stdout}");
+    let single = tmp_dir("count-single");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
+        .args([
+            "--size",
+            "32x32",
+            "--cutouts",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+        ])
+        .args(["--seed", "6", "--quiet", "--out"])
+        .arg(&single)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(same_file(
+        &out.join("seed-6").join("final.png"),
+        &single.join("final.png")
+    ));
+    assert!(pixels(&out.join("seed-5").join("final.png")) != pixels(&single.join("final.png")));
+
+    // Again into the same directory: seed-5 holds a result, so nothing runs (exit 2).
+    let before = std::fs::metadata(out.join("seed-6").join("final.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
+        .args(["--size", "32x32", "--device", "cpu", "--steps", "2"])
+        .args(["--seed", "4", "--count", "3", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.join("seed-4").join("final.png").exists());
+    let after = std::fs::metadata(out.join("seed-6").join("final.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    for extra in [
+        &["--count", "0"][..],
+        &["--count", "2", "--resume", "x"][..],
+    ] {
+        let o = run("a cat", &tmp_dir("count-bad"), extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--count"),
+            "{extra:?}"
+        );
+    }
+}

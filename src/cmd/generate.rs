@@ -2,7 +2,7 @@
 //! write frames, the final image, run.toml, log.jsonl and checkpoints; handle Ctrl-C and resume.
 use crate::cli::GenerateArgs;
 use crate::cmd::info::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP};
-use crate::error::Interrupted;
+use crate::error::{Interrupted, usage};
 use crate::generate::checkpoint::{self, WeightFile};
 use crate::generate::engine::{Generator, Models, StepRecord};
 use crate::models::clip::Clip;
@@ -20,6 +20,48 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const FLUSH_EVERY: i64 = 10;
 
 pub fn run(args: &GenerateArgs) -> Result<()> {
+    match args.count {
+        None | Some(1) => run_one(args),
+        Some(n) => run_many(args, n),
+    }
+}
+
+/// `--count N`: N runs with consecutive seeds, each in `RUN_DIR/seed-<n>/`. Every run is planned
+/// (and refused) before the first starts; each one is exactly the single run with its seed.
+fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
+    if !(1..=1000).contains(&count) {
+        return Err(usage(format!(
+            "--count: invalid value {count}: must be from 1 to 1000"
+        )));
+    }
+    if args.resume.is_some() {
+        return Err(usage(
+            "--count cannot be combined with --resume: resume each seed-<n> directory on its own",
+        ));
+    }
+    let base = crate::runplan::plan(args)?;
+    let mut variants = Vec::with_capacity(count as usize);
+    for i in 0..count as u64 {
+        let seed = base.settings.seed.checked_add(i).ok_or_else(|| {
+            usage(format!(
+                "--seed {}: too large for --count {count}",
+                base.settings.seed
+            ))
+        })?;
+        let mut a = args.clone();
+        a.count = None;
+        a.seed = Some(seed.to_string());
+        a.out = Some(base.run_dir.join(format!("seed-{seed}")));
+        crate::runplan::plan(&a)?;
+        variants.push(a);
+    }
+    for a in &variants {
+        run_one(a)?;
+    }
+    Ok(())
+}
+
+fn run_one(args: &GenerateArgs) -> Result<()> {
     let plan = crate::runplan::plan(args)?;
     let quiet = args.quiet;
     let device = crate::device::parse_device(&plan.settings.device)?;
