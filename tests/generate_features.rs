@@ -476,46 +476,24 @@ fn noise_prompts_weight_and_record() {
 /// directory already holds a result.
 #[test]
 fn count_makes_one_run_per_seed() {
+    // `run` passes --seed 11; a later --seed wins (a flag given twice takes its last value).
     let out = tmp_dir("count");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
-        .args([
-            "--size",
-            "32x32",
-            "--cutouts",
-            "2",
-            "--device",
-            "cpu",
-            "--steps",
-            "2",
-        ])
-        .args(["--seed", "5", "--count", "2", "--quiet", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run(
+        "a red apple",
+        &out,
+        &["--steps", "2", "--seed", "5", "--count", "2"],
+    );
     ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let printed: Vec<&str> = stdout.lines().collect();
     assert_eq!(printed.len(), 2, "{stdout}");
     assert!(printed[1].ends_with("seed-6/final.png"), "{stdout}");
     let single = tmp_dir("count-single");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
-        .args([
-            "--size",
-            "32x32",
-            "--cutouts",
-            "2",
-            "--device",
-            "cpu",
-            "--steps",
-            "2",
-        ])
-        .args(["--seed", "6", "--quiet", "--out"])
-        .arg(&single)
-        .output()
-        .unwrap();
-    ok(&o);
+    ok(&run(
+        "a red apple",
+        &single,
+        &["--steps", "2", "--seed", "6"],
+    ));
     assert!(same_file(
         &out.join("seed-6").join("final.png"),
         &single.join("final.png")
@@ -523,17 +501,18 @@ fn count_makes_one_run_per_seed() {
     assert!(pixels(&out.join("seed-5").join("final.png")) != pixels(&single.join("final.png")));
 
     // Again into the same directory: seed-5 holds a result, so nothing runs (exit 2).
-    let before = std::fs::metadata(out.join("seed-6").join("final.png"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
-        .args(["--size", "32x32", "--device", "cpu", "--steps", "2"])
-        .args(["--seed", "4", "--count", "3", "--quiet", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let modified = || {
+        std::fs::metadata(out.join("seed-6").join("final.png"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = modified();
+    let o = run(
+        "a red apple",
+        &out,
+        &["--steps", "2", "--seed", "4", "--count", "3"],
+    );
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -541,11 +520,7 @@ fn count_makes_one_run_per_seed() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(!out.join("seed-4").join("final.png").exists());
-    let after = std::fs::metadata(out.join("seed-6").join("final.png"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(before, after);
+    assert_eq!(before, modified());
 
     for extra in [
         &["--count", "0"][..],
