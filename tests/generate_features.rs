@@ -534,3 +534,44 @@ fn count_makes_one_run_per_seed() {
         );
     }
 }
+
+/// Without --quiet a run ends with one summary line on stderr (steps of this invocation, time,
+/// speed, device, peak memory); with --quiet stderr stays empty.
+#[test]
+fn summary_line_unless_quiet() {
+    let loud = |out: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vqclip"))
+            .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
+            .args(["--size", "32x32", "--cutouts", "2", "--device", "cpu"])
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = tmp_dir("summary");
+    let o = loud(&out, &["--steps", "3"]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.trim().lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("done: 3 steps in ") && last.contains(" it/s) on cpu, peak memory "),
+        "{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--steps", "5", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("done: 2 steps in "), "{err}");
+    let quiet = tmp_dir("summary-quiet");
+    let o = loud(&quiet, &["--steps", "2", "--quiet"]);
+    ok(&o);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -91,6 +91,7 @@ fn run_one(args: &GenerateArgs) -> Result<()> {
         .open(plan.run_dir.join("log.jsonl"))
         .context("cannot open log.jsonl")?;
     let total = generator.settings.steps;
+    let (started, first_step) = (std::time::Instant::now(), generator.step);
     let save_every = generator.settings.save_every;
     let outcome = (|| -> Result<bool> {
         while generator.step < total {
@@ -138,6 +139,12 @@ fn run_one(args: &GenerateArgs) -> Result<()> {
             }
             checkpoint::save(&plan.run_dir, &generator.state())?;
             println!("{}", final_png.display());
+            if !quiet {
+                eprintln!(
+                    "{}",
+                    summary(generator.step - first_step, started.elapsed(), device)
+                );
+            }
             if args.video {
                 // The video is derived from this run's frames, so replacing an older one is fine.
                 let video = crate::cmd::video::make(&plan.run_dir, None, None, true, quiet)?;
@@ -166,6 +173,37 @@ fn run_one(args: &GenerateArgs) -> Result<()> {
             )))
         }
     }
+}
+
+/// The closing line on stderr: steps, time, speed and peak memory (the anchors print none).
+fn summary(steps: i64, elapsed: std::time::Duration, device: tch::Device) -> String {
+    let secs = elapsed.as_secs_f64();
+    let mut line = format!("done: {steps} steps in {secs:.1} s");
+    if steps > 0 && secs > 0.0 {
+        line.push_str(&format!(" ({:.2} it/s)", steps as f64 / secs));
+    }
+    line.push_str(&format!(" on {}", device_name(device)));
+    if let Some(kib) = peak_rss_kib() {
+        line.push_str(&format!(
+            ", peak memory {:.2} GiB (process RSS)",
+            kib as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    line
+}
+
+fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Out-of-memory failures get advice instead of the allocator's message.
