@@ -189,7 +189,8 @@ pub struct GenerateArgs {
     /// Learning rate (default 0.1).
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// Optimizer: adam or adamw.
+    /// Optimizer: adam, adamw, adamax, adagrad or rmsprop (torch's defaults; the learning rate is
+    /// --lr for all of them).
     #[arg(long, value_name = "NAME")]
     pub optimizer: Option<String>,
     /// Comma list of percents of the run where the learning rate is divided by 10 (e.g. 75).

@@ -284,7 +284,13 @@ named_enum!(
 );
 named_enum!(
     /// Optimizer over the latents.
-    OptimizerKind, "--optimizer" { Adam = "adam", AdamW = "adamw" }
+    OptimizerKind, "--optimizer" {
+        Adam = "adam",
+        AdamW = "adamw",
+        Adamax = "adamax",
+        Adagrad = "adagrad",
+        RmsProp = "rmsprop",
+    }
 );
 named_enum!(
     /// Starting latents when there is no init image.

@@ -1,5 +1,5 @@
-//! The resume state of a run: `checkpoint/state.safetensors` (z, z0, Adam moments) and
-//! `checkpoint/meta.toml` (format version, step, lr, Adam step count, full settings, weight files).
+//! The resume state of a run: `checkpoint/state.safetensors` (z, z0, optimizer state m and v) and
+//! `checkpoint/meta.toml` (format version, step, lr, optimizer step count, full settings, weight files).
 //! Random draws are derived from (seed, step), so no RNG state needs saving.
 //!
 //! Writes go to `checkpoint.tmp/` and are renamed into place, so a kill at any moment leaves a

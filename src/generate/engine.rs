@@ -10,7 +10,7 @@ use super::checkpoint::{self, Meta, WeightFile};
 use super::cutouts::{CutoutConfig, CutoutPlan};
 use super::grad::{clamp_grad_mask, straight_through_quantize};
 use super::losses;
-use super::optim::Adam;
+use super::optim::Optimizer;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
 use crate::settings::{InitKind, Precision, Settings};
@@ -68,7 +68,7 @@ pub struct Generator {
     z0: Tensor,
     z_min: Tensor,
     z_max: Tensor,
-    opt: Adam,
+    opt: Optimizer,
     /// Steps completed.
     pub step: i64,
     device: Device,
@@ -157,7 +157,7 @@ impl Generator {
         vqgan.set_circular_padding(settings.tile);
         let z0 = z.detach().copy();
         let z = z.detach().set_requires_grad(true);
-        let opt = Adam::new(settings.optimizer, settings.lr, &z);
+        let opt = Optimizer::new(settings.optimizer, settings.lr, &z);
         let drop_steps = settings.lr_drop_steps();
         Ok(Generator {
             settings,
@@ -244,7 +244,7 @@ impl Generator {
         })?;
         self.z0 = z.copy();
         self.z = z.set_requires_grad(true);
-        self.opt = Adam::new(self.settings.optimizer, self.opt.lr, &self.z);
+        self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, &self.z);
         Ok(())
     }
 

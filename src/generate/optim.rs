@@ -1,5 +1,8 @@
-//! Adam and AdamW over one latent tensor, written out so their state can be saved and restored
-//! exactly (tch's `nn::Optimizer` cannot serialize its moments).
+//! The optimizers over the latent tensor (Adam, AdamW, Adamax, Adagrad, RMSprop, with
+//! torch.optim's defaults and update rules), written out so their state can be saved and restored
+//! exactly (tch's `nn::Optimizer` cannot serialize its state). The state is two tensors and a
+//! step count for all of them: `m` (first moment; unused by Adagrad and RMSprop) and `v` (second
+//! moment, Adamax's infinity norm, Adagrad's sum of squares, RMSprop's square average).
 use crate::settings::OptimizerKind;
 use tch::Tensor;
 
@@ -9,21 +12,26 @@ pub const BETA2: f64 = 0.999;
 pub const EPS: f64 = 1e-8;
 /// torch.optim.AdamW's default decoupled weight decay.
 pub const ADAMW_WEIGHT_DECAY: f64 = 0.01;
+/// torch.optim.Adagrad's eps.
+pub const ADAGRAD_EPS: f64 = 1e-10;
+/// torch.optim.RMSprop's smoothing constant.
+pub const RMSPROP_ALPHA: f64 = 0.99;
 
 #[derive(Debug)]
-pub struct Adam {
+pub struct Optimizer {
     pub kind: OptimizerKind,
     pub lr: f64,
-    /// First and second moments, same shape as the parameter.
+    /// First moment (Adam, AdamW, Adamax), same shape as the parameter.
     pub m: Tensor,
+    /// Second-moment-like state (see the module doc), same shape as the parameter.
     pub v: Tensor,
     /// Steps taken (bias correction).
     pub t: i64,
 }
 
-impl Adam {
-    pub fn new(kind: OptimizerKind, lr: f64, like: &Tensor) -> Adam {
-        Adam {
+impl Optimizer {
+    pub fn new(kind: OptimizerKind, lr: f64, like: &Tensor) -> Optimizer {
+        Optimizer {
             kind,
             lr,
             m: like.zeros_like().detach(),
@@ -32,23 +40,51 @@ impl Adam {
         }
     }
 
-    /// One update of `param` (in place) from `grad`, with torch.optim.Adam's exact arithmetic:
-    /// `p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`.
+    /// One update of `param` (in place) from `grad`, with torch.optim's arithmetic:
+    /// - Adam(W): `p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)` (AdamW first decays `p`);
+    /// - Adamax: `u = max(β2·u, |g| + eps)`, `p -= lr / bc1 * m / u`;
+    /// - Adagrad: `s += g²`, `p -= lr * g / (sqrt(s) + 1e-10)`;
+    /// - RMSprop: `a = 0.99·a + 0.01·g²`, `p -= lr * g / (sqrt(a) + eps)`.
     pub fn step(&mut self, param: &mut Tensor, grad: &Tensor) {
         tch::no_grad(|| {
             self.t += 1;
-            if self.kind == OptimizerKind::AdamW {
-                let _ = param.g_mul_scalar_(1.0 - self.lr * ADAMW_WEIGHT_DECAY);
-            }
-            let _ = self.m.g_mul_scalar_(BETA1);
-            let _ = self.m.g_add_(&(grad * (1.0 - BETA1)));
-            let _ = self.v.g_mul_scalar_(BETA2);
-            let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
             let bc1 = 1.0 - BETA1.powi(self.t as i32);
-            let bc2 = 1.0 - BETA2.powi(self.t as i32);
-            let denom = self.v.sqrt() / bc2.sqrt() + EPS;
-            let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+            match self.kind {
+                OptimizerKind::Adam | OptimizerKind::AdamW => {
+                    if self.kind == OptimizerKind::AdamW {
+                        let _ = param.g_mul_scalar_(1.0 - self.lr * ADAMW_WEIGHT_DECAY);
+                    }
+                    self.first_moment(grad);
+                    let _ = self.v.g_mul_scalar_(BETA2);
+                    let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
+                    let bc2 = 1.0 - BETA2.powi(self.t as i32);
+                    let denom = self.v.sqrt() / bc2.sqrt() + EPS;
+                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+                }
+                OptimizerKind::Adamax => {
+                    self.first_moment(grad);
+                    self.v = (&self.v * BETA2).maximum(&(grad.abs() + EPS));
+                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &self.v);
+                }
+                OptimizerKind::Adagrad => {
+                    let _ = self.v.addcmul_(grad, grad);
+                    let denom = self.v.sqrt() + ADAGRAD_EPS;
+                    let _ = param.addcdiv_(&(grad * -self.lr), &denom);
+                }
+                OptimizerKind::RmsProp => {
+                    let _ = self.v.g_mul_scalar_(RMSPROP_ALPHA);
+                    let _ = self.v.addcmul_(grad, &(grad * (1.0 - RMSPROP_ALPHA)));
+                    let denom = self.v.sqrt() + EPS;
+                    let _ = param.addcdiv_(&(grad * -self.lr), &denom);
+                }
+            }
         });
+    }
+
+    /// `m = β1·m + (1 − β1)·g`.
+    fn first_moment(&mut self, grad: &Tensor) {
+        let _ = self.m.g_mul_scalar_(BETA1);
+        let _ = self.m.g_add_(&(grad * (1.0 - BETA1)));
     }
 }
 
@@ -61,12 +97,81 @@ mod tests {
         // After one step Adam moves each coordinate by ~lr * sign(grad).
         let mut p = Tensor::from_slice(&[1.0f32, -2.0, 0.5]);
         let g = Tensor::from_slice(&[0.3f32, -4.0, 0.0]);
-        let mut opt = Adam::new(OptimizerKind::Adam, 0.1, &p);
+        let mut opt = Optimizer::new(OptimizerKind::Adam, 0.1, &p);
         opt.step(&mut p, &g);
         let v: Vec<f32> = Vec::try_from(&p).unwrap();
         assert!(
             (v[0] - 0.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6 && (v[2] - 0.5).abs() < 1e-7,
             "{v:?}"
         );
+    }
+
+    /// Three steps of each optimizer against torch.optim 2.11 with lr 0.1 and default settings
+    /// (values printed by torch.optim.<Name>([p], lr=0.1) on the same parameter and gradients).
+    #[test]
+    fn three_steps_match_torch_optim() {
+        let grads = [
+            [0.3f32, -4.0, 0.0, 1e-3],
+            [-0.2, -1.0, 0.5, 2.0],
+            [0.05, 3.0, -0.5, 0.0],
+        ];
+        let expected: [(OptimizerKind, [f64; 4]); 5] = [
+            (
+                OptimizerKind::Adam,
+                [
+                    0.8657005429267883,
+                    -1.8026490211486816,
+                    0.430104523897171,
+                    -0.23199404776096344,
+                ],
+            ),
+            (
+                OptimizerKind::AdamW,
+                [
+                    0.8629179000854492,
+                    -1.7969380617141724,
+                    0.4286804497241974,
+                    -0.2317197024822235,
+                ],
+            ),
+            (
+                OptimizerKind::Adamax,
+                [
+                    0.8737800121307373,
+                    -1.8288754224777222,
+                    0.45105844736099243,
+                    -0.18591280281543732,
+                ],
+            ),
+            (
+                OptimizerKind::Adagrad,
+                [
+                    0.9417338967323303,
+                    -1.9345811605453491,
+                    0.4707106947898865,
+                    -0.19999997317790985,
+                ],
+            ),
+            (
+                OptimizerKind::RmsProp,
+                [
+                    0.41811999678611755,
+                    -1.348414659500122,
+                    0.20888137817382812,
+                    -1.9998998641967773,
+                ],
+            ),
+        ];
+        for (kind, want) in expected {
+            let mut p = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.0]);
+            let mut opt = Optimizer::new(kind, 0.1, &p);
+            for g in &grads {
+                opt.step(&mut p, &Tensor::from_slice(g));
+            }
+            let got: Vec<f32> = Vec::try_from(&p).unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((*g as f64 - w).abs() < 2e-6, "{kind}: {got:?} vs {want:?}");
+            }
+        }
     }
 }
