@@ -244,6 +244,13 @@ pub struct GenerateArgs {
     /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
     #[arg(long, value_name = "LIST")]
     pub loss: Option<String>,
+    /// Draw in these colours only: a comma list of #rrggbb / #rgb / (r+g+b) / names, ramps
+    /// `a->b\N`, or pico8, gameboy, cga, grayscale, sepia.
+    #[arg(long, value_name = "SPEC")]
+    pub palette: Option<String>,
+    /// Pull of each pixel toward its nearest palette colour (default 10, pixray's lookup_beta).
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
+    pub palette_weight: Option<f64>,
     /// VQGAN: a known name (imagenet_f16_16384, ...) or a .ckpt/.safetensors path.
     #[arg(long, value_name = "NAME|PATH")]
     pub vqgan: Option<String>,

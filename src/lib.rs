@@ -8,6 +8,7 @@ pub mod error;
 pub mod generate;
 pub mod image_io;
 pub mod models;
+pub mod palette;
 pub mod panics;
 pub mod presets;
 pub mod runplan;

@@ -173,6 +173,8 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--image-prompt", !args.image_prompt.is_empty()),
         ("--noise-prompt", !args.noise_prompt.is_empty()),
         ("--loss", args.loss.is_some()),
+        ("--palette", args.palette.is_some()),
+        ("--palette-weight", args.palette_weight.is_some()),
         ("--vqgan", args.vqgan.is_some()),
         ("--clip", args.clip.is_some()),
         ("--precision", args.precision.is_some()),

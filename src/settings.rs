@@ -340,6 +340,10 @@ pub struct Settings {
     pub image_prompts: Vec<ImagePrompt>,
     pub noise_prompts: Vec<NoisePrompt>,
     pub losses: Vec<(LossKind, f64)>,
+    /// `--palette`: the spec as given and its colours (None: any colour).
+    pub palette: Option<(String, Vec<crate::palette::Rgb>)>,
+    /// Weight of the pull of each pixel toward its nearest palette colour (pixray's lookup_beta).
+    pub palette_weight: f64,
     pub vqgan: String,
     pub clip: Vec<String>,
     pub device: String,
@@ -354,6 +358,8 @@ pub const DEFAULT_CUTOUTS: i64 = 32;
 pub const DEFAULT_LR: f64 = 0.1;
 pub const DEFAULT_SAVE_EVERY: i64 = 50;
 pub const DEFAULT_VQGAN: &str = "imagenet_f16_16384";
+/// pixray's `lookup_beta`.
+pub const DEFAULT_PALETTE_WEIGHT: f64 = 10.0;
 pub const DEFAULT_CLIP: &str = "ViT-B/32";
 pub const DEFAULT_AUGMENTS: &[Augment] = &[
     Augment::Affine,
@@ -420,6 +426,10 @@ pub struct PartialSettings {
     pub noise_prompts: Option<StringList>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<StringList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub palette: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub palette_weight: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vqgan: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -541,6 +551,8 @@ impl PartialSettings {
             image_prompts,
             noise_prompts,
             loss,
+            palette,
+            palette_weight,
             vqgan,
             clip,
             device,
@@ -599,6 +611,8 @@ impl PartialSettings {
                 Some(StringList::Many(a.noise_prompt.clone()))
             },
             loss: a.loss.clone().map(StringList::One),
+            palette: a.palette.clone(),
+            palette_weight: a.palette_weight,
             vqgan: a.vqgan.clone(),
             clip: a.clip.clone().map(StringList::One),
             device: a.device.clone(),
@@ -744,6 +758,19 @@ impl PartialSettings {
             Some(l) => parse_losses(&l.items())?,
             None => Vec::new(),
         };
+        // An empty spec (e.g. `palette = ""` in run.toml) means no palette.
+        let palette = match self.palette.as_deref().map(str::trim) {
+            Some(spec) if !spec.is_empty() => {
+                Some((spec.to_string(), crate::palette::parse(spec)?))
+            }
+            _ => None,
+        };
+        let palette_weight = self.palette_weight.unwrap_or(DEFAULT_PALETTE_WEIGHT);
+        if !(palette_weight.is_finite() && palette_weight >= 0.0) {
+            return Err(usage(format!(
+                "--palette-weight: invalid value {palette_weight}: must be a number >= 0"
+            )));
+        }
         let vqgan = self
             .vqgan
             .clone()
@@ -797,6 +824,8 @@ impl PartialSettings {
             image_prompts,
             noise_prompts,
             losses,
+            palette,
+            palette_weight,
             vqgan,
             clip,
             device,
@@ -973,6 +1002,13 @@ impl Settings {
                     .map(|(k, w)| format!("{k}:{w}"))
                     .collect(),
             )),
+            palette: Some(
+                self.palette
+                    .as_ref()
+                    .map(|(spec, _)| spec.clone())
+                    .unwrap_or_default(),
+            ),
+            palette_weight: Some(self.palette_weight),
             vqgan: Some(self.vqgan.clone()),
             clip: Some(StringList::Many(self.clip.clone())),
             device: Some(self.device.clone()),

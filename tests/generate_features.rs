@@ -607,3 +607,40 @@ fn other_optimizers_resume_exactly() {
         );
     }
 }
+
+/// `--palette gameboy`: the saved images use only the four Game Boy greens, the pull toward them is
+/// logged, the spec is recorded; an unknown colour is a usage error.
+#[test]
+fn palette_limits_the_colours() {
+    let out = tmp_dir("palette");
+    ok(&run(
+        "a red apple",
+        &out,
+        &["--steps", "4", "--save-every", "2", "--palette", "gameboy"],
+    ));
+    let greens: Vec<[u8; 3]> = vec![[15, 56, 15], [48, 98, 48], [139, 172, 15], [155, 188, 15]];
+    for png in [out.join("final.png"), out.join("frames").join("000002.png")] {
+        let img = image::open(&png).unwrap().to_rgb8();
+        let mut seen: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        seen.sort();
+        seen.dedup();
+        assert!(
+            seen.iter().all(|c| greens.contains(c)),
+            "{}: {seen:?}",
+            png.display()
+        );
+    }
+    let l = log(&out);
+    assert!(l.iter().all(|r| r["palette"].as_f64().unwrap() > 0.0));
+    let total: f64 = l[0]["loss"].as_f64().unwrap();
+    let parts: f64 = column(&l, "prompts", 0)[0] + l[0]["palette"].as_f64().unwrap();
+    assert!((total - parts).abs() < 1e-5, "{total} vs {parts}");
+    let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(run_toml.contains("palette = \"gameboy\""), "{run_toml}");
+
+    let bad = tmp_dir("palette-bad");
+    let o = run("a cat", &bad, &["--palette", "red, mauve"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--palette") && err.contains("mauve"), "{err}");
+}

@@ -54,6 +54,8 @@ pub struct StepRecord {
     pub image_prompts: Vec<f64>,
     pub noise_prompts: Vec<f64>,
     pub extra: Vec<f64>,
+    /// The palette pull term (0 without `--palette`).
+    pub palette: f64,
     pub lr: f64,
     pub seconds: f64,
 }
@@ -64,6 +66,8 @@ pub struct Generator {
     perceptors: Vec<Perceptor>,
     image_prompts: Vec<(Tensor, f64)>,
     codebook: Tensor,
+    /// `[K, 3]` palette colours in [0, 1] (`--palette`).
+    palette: Option<Tensor>,
     z: Tensor,
     z0: Tensor,
     z_min: Tensor,
@@ -159,12 +163,17 @@ impl Generator {
         let z = z.detach().set_requires_grad(true);
         let opt = Optimizer::new(settings.optimizer, settings.lr, &z);
         let drop_steps = settings.lr_drop_steps();
+        let palette = settings
+            .palette
+            .as_ref()
+            .map(|(_, colours)| crate::palette::to_tensor(colours, device));
         Ok(Generator {
             settings,
             models_vqgan: vqgan,
             perceptors,
             image_prompts,
             codebook,
+            palette,
             z,
             z0,
             z_min,
@@ -229,7 +238,11 @@ impl Generator {
     pub fn image(&self) -> Tensor {
         tch::no_grad(|| {
             let z_q = quantize_nearest(&self.z, &self.codebook);
-            ((self.models_vqgan.decode(&z_q) + 1.0) / 2.0).clamp(0.0, 1.0)
+            let img = ((self.models_vqgan.decode(&z_q) + 1.0) / 2.0).clamp(0.0, 1.0);
+            match &self.palette {
+                Some(p) => crate::palette::nearest(&img, p),
+                None => img,
+            }
         })
     }
 
@@ -265,9 +278,19 @@ impl Generator {
         let (z_q, _) = straight_through_quantize(&self.z, &self.codebook);
         let x = (self.models_vqgan.decode(&z_q) + 1.0) / 2.0;
         let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
+        // Palette: CLIP sees the image in palette colours (straight through: the gradient passes
+        // as if unquantized), and each pixel is pulled toward its nearest colour (pixray's lookup).
+        let (looked_up, palette_pull) = match &self.palette {
+            Some(p) => {
+                let q = crate::palette::nearest(&img, p);
+                let pull = (&img - &q).square().mean(Kind::Float) * self.settings.palette_weight;
+                (&img + (q - &img).detach(), Some(pull))
+            }
+            None => (img.shallow_clone(), None),
+        };
         let seen = match shift {
-            Some((dy, dx)) => img.roll([dy, dx], [2, 3]),
-            None => img.shallow_clone(),
+            Some((dy, dx)) => looked_up.roll([dy, dx], [2, 3]),
+            None => looked_up,
         };
 
         let phase = self.settings.phase_at(step);
@@ -347,6 +370,8 @@ impl Generator {
         for (kind, weight) in &self.settings.losses {
             extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
         }
+        // Logged after the --loss terms (see `StepRecord::palette`).
+        extra_terms.extend(palette_pull);
         let extra_total = sum_terms(&extra_terms, self.device);
         if extra_total.requires_grad() {
             let ge = Tensor::run_backward(&[&extra_total], &[&img], false, false)
@@ -413,6 +438,7 @@ impl Generator {
         let np = self.settings.prompts.len();
         let ni = self.settings.image_prompts.len();
         let nn = self.settings.noise_prompts.len();
+        let has_palette = usize::from(self.palette.is_some());
         let mut out = Vec::new();
         for (p, row) in pending.iter().zip(rows) {
             if row.iter().any(|v| !v.is_finite()) {
@@ -427,7 +453,12 @@ impl Generator {
                 prompts: row[1..1 + np].to_vec(),
                 image_prompts: row[1 + np..1 + np + ni].to_vec(),
                 noise_prompts: row[1 + np + ni..1 + np + ni + nn].to_vec(),
-                extra: row[1 + np + ni + nn..].to_vec(),
+                extra: row[1 + np + ni + nn..row.len() - has_palette].to_vec(),
+                palette: if has_palette == 1 {
+                    row[row.len() - 1]
+                } else {
+                    0.0
+                },
                 lr: p.lr,
                 seconds: p.seconds,
             });
