@@ -191,6 +191,13 @@ fn tile_runs_records_and_resumes_exactly() {
     ok(&run("a brick wall", &straight, &["--steps", "4", "--tile"]));
     let run_toml = std::fs::read_to_string(straight.join("run.toml")).unwrap();
     assert!(run_toml.contains("tile = true"), "{run_toml}");
+    // tiled.png: the final image 2x2.
+    let fin = image::open(straight.join("final.png")).unwrap().to_rgb8();
+    let tiled = image::open(straight.join("tiled.png")).unwrap().to_rgb8();
+    assert_eq!(tiled.dimensions(), (64, 64));
+    for (x, y) in [(0, 0), (31, 5), (40, 40), (63, 63)] {
+        assert_eq!(tiled.get_pixel(x, y), fin.get_pixel(x % 32, y % 32));
+    }
 
     let plain = tmp_dir("tile-off");
     ok(&run("a brick wall", &plain, &["--steps", "4"]));

@@ -132,6 +132,9 @@ fn run_one(args: &GenerateArgs) -> Result<()> {
         Ok(true) => {
             let final_png = plan.run_dir.join("final.png");
             save_image(&generator, &final_png)?;
+            if generator.settings.tile {
+                save_tiled_preview(&final_png, &plan.run_dir.join("tiled.png"))?;
+            }
             // A zoom due at the last step is applied to the saved state, so `--resume --steps`
             // continues exactly as a longer run would have.
             if generator.settings.zoom_due(generator.step) {
@@ -242,6 +245,21 @@ fn write_log(log: &mut std::fs::File, records: &[StepRecord]) -> Result<()> {
         writeln!(log, "{line}").context("cannot write log.jsonl")?;
     }
     Ok(())
+}
+
+/// `--tile`: the final image repeated 2x2, to check the seams by eye.
+fn save_tiled_preview(final_png: &Path, out: &Path) -> Result<()> {
+    let img = crate::image_io::load_rgb(final_png)?;
+    let (w, h) = img.dimensions();
+    let mut tiled = image::RgbImage::new(w * 2, h * 2);
+    for (x, y) in [(0, 0), (w, 0), (0, h), (w, h)] {
+        image::imageops::replace(&mut tiled, &img, x as i64, y as i64);
+    }
+    let tmp = out.with_extension("png.tmp");
+    tiled
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
 }
 
 fn save_image(generator: &Generator, path: &Path) -> Result<()> {
