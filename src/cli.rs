@@ -279,6 +279,11 @@ pub struct GenerateArgs {
     /// the run directory (default 1).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub count: Option<i64>,
+    /// Restyle every image in DIR (e.g. a video's frames), in name order: one run per frame from
+    /// that frame, same seed; results in RUN_DIR/frames/ (then `vqclip video RUN_DIR`). Running
+    /// the same command again skips finished frames.
+    #[arg(long, value_name = "DIR")]
+    pub style_frames: Option<PathBuf>,
     /// After the run, make RUN_DIR/video.mp4 from the frames (ffmpeg), or video.gif without
     /// ffmpeg; see `vqclip video`.
     #[arg(long)]

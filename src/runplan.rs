@@ -181,6 +181,7 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--out", args.out.is_some()),
         ("--force", args.force),
         ("--count", args.count.is_some()),
+        ("--style-frames", args.style_frames.is_some()),
         ("--preset", !args.preset.is_empty()),
         ("--config", args.config.is_some()),
     ];

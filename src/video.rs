@@ -112,9 +112,14 @@ fn load_frames(frames: &[PathBuf]) -> Result<Vec<RgbImage>> {
     Ok(out)
 }
 
-/// Writes `frames` to `out` at `fps` (the last frame held [`HOLD_LAST_SECONDS`]). The file
+/// Writes `frames` to `out` at `fps` (a last `final.png` held [`HOLD_LAST_SECONDS`]). The file
 /// appears complete or not at all (written beside it, then renamed).
 pub fn write_video(frames: &[PathBuf], out: &Path, fps: u32, format: Format) -> Result<()> {
+    // The result of a run is held; a plain frame sequence (--style-frames) is not.
+    let hold_last = frames
+        .last()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "final.png");
     if !(1..=120).contains(&fps) {
         return Err(usage(format!(
             "--fps: invalid value {fps}: must be from 1 to 120"
@@ -128,7 +133,11 @@ pub fn write_video(frames: &[PathBuf], out: &Path, fps: u32, format: Format) -> 
         );
     }
     let images = load_frames(frames)?;
-    let hold = ((HOLD_LAST_SECONDS * fps as f64).round() as usize).max(1);
+    let hold = if hold_last {
+        ((HOLD_LAST_SECONDS * fps as f64).round() as usize).max(1)
+    } else {
+        1
+    };
     let name = out
         .file_name()
         .and_then(|n| n.to_str())

@@ -651,3 +651,146 @@ fn palette_limits_the_colours() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--palette") && err.contains("mauve"), "{err}");
 }
+
+/// `--style-frames DIR`: one run per image in name order, same seed, results numbered in
+/// RUN_DIR/frames/; a second invocation skips finished frames; --video makes the sequence into a
+/// video without holding the last frame; bad combinations and unreadable frames fail first.
+#[test]
+fn style_frames_restyles_a_sequence() {
+    let src = tmp_dir("style-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let solid = |rgb: [u8; 3]| image::RgbImage::from_pixel(40, 36, image::Rgb(rgb));
+    solid([200, 30, 30]).save(src.join("b.png")).unwrap();
+    solid([30, 200, 30]).save(src.join("a.png")).unwrap();
+    solid([30, 30, 200]).save(src.join("c.jpg")).unwrap();
+    std::fs::write(src.join("notes.txt"), "not a frame").unwrap();
+    let out = tmp_dir("style-out");
+    let style = |extra: &[&str], path: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        if let Some(p) = path {
+            c.env("PATH", p);
+        }
+        c.args([
+            "generate",
+            "an oil painting",
+            "--vqgan",
+            VQGAN,
+            "--clip",
+            CLIP,
+        ])
+        .args([
+            "--size",
+            "32x32",
+            "--cutouts",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+        ])
+        .args(["--quiet", "--style-frames"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap()
+    };
+    ok(&style(&[], None));
+    let frames = out.join("frames");
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(&frames)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names, ["000001.png", "000002.png", "000003.png"]);
+    let runs = out.join("runs");
+    let mut seeds = Vec::new();
+    for (i, name) in ["000001-a", "000002-b", "000003-c"].iter().enumerate() {
+        let toml = std::fs::read_to_string(runs.join(name).join("run.toml")).unwrap();
+        let src_name = ["a.png", "b.png", "c.jpg"][i];
+        assert!(toml.contains(src_name), "{name}: {toml}");
+        let seed_line = toml
+            .lines()
+            .find(|l| l.starts_with("seed = "))
+            .unwrap()
+            .to_string();
+        seeds.push(seed_line);
+        assert!(same_file(
+            &runs.join(name).join("final.png"),
+            &frames.join(format!("{:06}.png", i + 1))
+        ));
+    }
+    assert!(seeds.windows(2).all(|w| w[0] == w[1]), "{seeds:?}");
+
+    // Again: nothing to do. Then with frame 2 removed: only frame 2 is made again.
+    let mtime = |n: &str| {
+        std::fs::metadata(frames.join(n))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let (t1, t3) = (mtime("000001.png"), mtime("000003.png"));
+    ok(&style(&[], None));
+    assert_eq!((t1, t3), (mtime("000001.png"), mtime("000003.png")));
+    std::fs::remove_file(frames.join("000002.png")).unwrap();
+    let empty_path = tmp_dir("style-path");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    ok(&style(&["--video"], Some(&empty_path)));
+    assert!(frames.join("000002.png").exists());
+    assert_eq!((t1, t3), (mtime("000001.png"), mtime("000003.png")));
+    let file = std::io::BufReader::new(std::fs::File::open(out.join("video.gif")).unwrap());
+    use image::AnimationDecoder;
+    let gif = image::codecs::gif::GifDecoder::new(file)
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(gif.len(), 3);
+    let delays: Vec<_> = gif.iter().map(|f| f.delay().numer_denom_ms()).collect();
+    assert!(delays.windows(2).all(|w| w[0] == w[1]), "{delays:?}");
+
+    // Refusals.
+    let o = style(&["--init-image", "x.png"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--style-frames cannot be combined with --init-image")
+    );
+    std::fs::write(src.join("d.png"), "not a png").unwrap();
+    let fresh = tmp_dir("style-bad");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args([
+            "generate",
+            "x",
+            "--vqgan",
+            VQGAN,
+            "--clip",
+            CLIP,
+            "--quiet",
+            "--style-frames",
+        ])
+        .arg(&src)
+        .arg("--out")
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("d.png"));
+    assert!(
+        !fresh.exists(),
+        "nothing is started before every frame is readable"
+    );
+    let empty = tmp_dir("style-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "x", "--quiet", "--style-frames"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no images"));
+}

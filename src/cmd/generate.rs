@@ -20,8 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const FLUSH_EVERY: i64 = 10;
 
 pub fn run(args: &GenerateArgs) -> Result<()> {
+    if let Some(dir) = &args.style_frames {
+        return crate::cmd::style_frames::run(args, dir);
+    }
     match args.count {
-        None | Some(1) => run_one(args),
+        None | Some(1) => run_single(args),
         Some(n) => run_many(args, n),
     }
 }
@@ -56,12 +59,13 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
         variants.push(a);
     }
     for a in &variants {
-        run_one(a)?;
+        run_single(a)?;
     }
     Ok(())
 }
 
-fn run_one(args: &GenerateArgs) -> Result<()> {
+/// One run: plan, load, optimize, save (no --count or --style-frames handling).
+pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     let plan = crate::runplan::plan(args)?;
     let quiet = args.quiet;
     let device = crate::device::parse_device(&plan.settings.device)?;

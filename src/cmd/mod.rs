@@ -7,6 +7,7 @@ pub mod info;
 pub mod presets;
 pub mod reconstruct;
 pub mod search;
+pub mod style_frames;
 pub mod video;
 pub mod weights;
 

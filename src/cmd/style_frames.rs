@@ -1,0 +1,114 @@
+//! `generate --style-frames DIR`: restyle a sequence of images (video frames) with the prompt,
+//! nerdyrodent's `--video_style_dir` done in name order (the anchor's order is the file system's).
+//!
+//! Each frame is one ordinary run started from that frame (`--init-image`), with the same seed
+//! and settings, so every frame gets the same augment draws step by step, which keeps the
+//! sequence steady. The runs live in `RUN_DIR/runs/<frame name>/`; each result is copied to
+//! `RUN_DIR/frames/NNNNNN.png` in order, so `vqclip video RUN_DIR` makes the styled video.
+//! Running the same command again skips the frames already done.
+use crate::cli::GenerateArgs;
+use crate::error::usage;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The frames of `dir`: its image files (not subfolders), sorted by name.
+pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        usage(format!(
+            "--style-frames {}: cannot read the folder: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut frames: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && crate::clip_tasks::scan::is_image_path(p))
+        .collect();
+    frames.sort();
+    if frames.is_empty() {
+        return Err(usage(format!(
+            "--style-frames {}: no images (png, jpg, webp, gif, bmp, tiff) in that folder",
+            dir.display()
+        )));
+    }
+    Ok(frames)
+}
+
+pub fn run(args: &GenerateArgs, dir: &Path) -> Result<()> {
+    for (set, flag) in [
+        (args.init_image.is_some(), "--init-image"),
+        (args.resume.is_some(), "--resume"),
+        (args.count.is_some_and(|c| c != 1), "--count"),
+    ] {
+        if set {
+            return Err(usage(format!(
+                "--style-frames cannot be combined with {flag} (each frame is the init image of its own run)"
+            )));
+        }
+    }
+    let frames = list_frames(dir)?;
+    // Unreadable frames fail now, not an hour in.
+    for f in &frames {
+        image::image_dimensions(f)
+            .with_context(|| format!("--style-frames: cannot read {}", f.display()))?;
+    }
+    let mut base_args = args.clone();
+    base_args.style_frames = None;
+    base_args.video = false;
+    base_args.init_image = Some(frames[0].clone());
+    let base = crate::runplan::plan(&base_args)?;
+    // Same seed for every frame (drawn once when not given).
+    base_args.seed = Some(base.settings.seed.to_string());
+    let run_dir = base.run_dir;
+    let out_frames = run_dir.join("frames");
+    let mut jobs = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let target = out_frames.join(format!("{:06}.png", i + 1));
+        if target.exists() {
+            continue; // done in an earlier invocation
+        }
+        let name = frame
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{i}"));
+        let mut a = base_args.clone();
+        a.init_image = Some(frame.clone());
+        a.out = Some(run_dir.join("runs").join(format!("{:06}-{name}", i + 1)));
+        // The sub-run directories are this command's own: an interrupted one starts again.
+        a.force = true;
+        crate::runplan::plan(&a)?;
+        jobs.push((a, target));
+    }
+    std::fs::create_dir_all(&out_frames)
+        .with_context(|| format!("cannot create {}", out_frames.display()))?;
+    let total = frames.len();
+    for (a, target) in &jobs {
+        if !args.quiet {
+            eprintln!(
+                "frame {} of {total}: {}",
+                target
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(0),
+                a.init_image.as_deref().unwrap_or(Path::new("")).display()
+            );
+        }
+        super::generate::run_single(a)?;
+        let result = a
+            .out
+            .as_ref()
+            .context("sub-run without a directory")?
+            .join("final.png");
+        let tmp = target.with_extension("png.tmp");
+        std::fs::copy(&result, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, target))
+            .with_context(|| format!("cannot write {}", target.display()))?;
+    }
+    println!("{}", out_frames.display());
+    if args.video {
+        let video = super::video::make(&run_dir, None, None, true, args.quiet)?;
+        println!("{}", video.display());
+    }
+    Ok(())
+}
