@@ -311,3 +311,26 @@ fn style_preset_applies_to_every_story_phase() {
     .unwrap();
     assert_eq!(back.prompts, s.prompts);
 }
+
+/// Every long flag of every subcommand is documented in README.md (keeps the docs in step).
+#[test]
+fn readme_documents_every_flag() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let mut missing = Vec::new();
+    fn walk(cmd: &clap::Command, path: &str, readme: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long()
+                && !["help", "version"].contains(&long)
+                && !readme.contains(&format!("--{long}"))
+            {
+                missing.push(format!("{path} --{long}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), readme, missing);
+        }
+    }
+    walk(&vqclip::cli::Cli::command(), "vqclip", &readme, &mut missing);
+    assert!(missing.is_empty(), "not in README.md: {missing:?}");
+}
