@@ -284,6 +284,10 @@ pub struct GenerateArgs {
     /// the same command again skips finished frames.
     #[arg(long, value_name = "DIR")]
     pub style_frames: Option<PathBuf>,
+    /// Print the resolved settings, the run directory and the model files, then stop (nothing is
+    /// loaded or written).
+    #[arg(long)]
+    pub dry_run: bool,
     /// After the run, make RUN_DIR/video.mp4 from the frames (ffmpeg), or video.gif without
     /// ffmpeg; see `vqclip video`.
     #[arg(long)]

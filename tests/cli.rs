@@ -331,6 +331,72 @@ fn readme_documents_every_flag() {
             walk(sub, &format!("{path} {}", sub.get_name()), readme, missing);
         }
     }
-    walk(&vqclip::cli::Cli::command(), "vqclip", &readme, &mut missing);
+    walk(
+        &vqclip::cli::Cli::command(),
+        "vqclip",
+        &readme,
+        &mut missing,
+    );
     assert!(missing.is_empty(), "not in README.md: {missing:?}");
+}
+
+/// `--dry-run`: the resolved settings as TOML (a valid `--config` file: the header lines are
+/// comments), the run directory and the model files, exit 0 even with the weights missing;
+/// nothing is created; invalid settings are still exit 2.
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = tmp_dir("dry");
+    let out = dir.join("never-made");
+    let o = run(&[
+        "generate",
+        "a fox ^ a hen",
+        "--preset",
+        "draft",
+        "--seed",
+        "9",
+        "--vqgan",
+        "/nonexistent/v.ckpt",
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains(&format!("# run directory: {}", out.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("# vqgan: /nonexistent/v.ckpt -> MISSING"),
+        "{text}"
+    );
+    assert!(
+        text.contains("steps = 60") && text.contains("seed = 9"),
+        "{text}"
+    );
+    assert!(!out.exists());
+    // The printed plan is a settings file that resolves to the same settings.
+    let cfg = dir.join("plan.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let o2 = run(&[
+        "generate",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(o2.status.code(), Some(0), "{}", stderr(&o2));
+    let settings = |t: &str| -> String {
+        t.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("presets"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        settings(&text),
+        settings(&String::from_utf8_lossy(&o2.stdout))
+    );
+    let o = run(&["generate", "a cat", "--steps", "0", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const FLUSH_EVERY: i64 = 10;
 
 pub fn run(args: &GenerateArgs) -> Result<()> {
+    if args.dry_run {
+        return dry_run(args);
+    }
     if let Some(dir) = &args.style_frames {
         return crate::cmd::style_frames::run(args, dir);
     }
@@ -27,6 +30,37 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         None | Some(1) => run_single(args),
         Some(n) => run_many(args, n),
     }
+}
+
+/// `--dry-run`: the resolved settings (TOML, as run.toml would hold them), the run directory and
+/// where each model would be read from, on stdout; nothing is loaded or written.
+fn dry_run(args: &GenerateArgs) -> Result<()> {
+    let mut a = args.clone();
+    a.dry_run = false;
+    if let Some(dir) = &args.style_frames {
+        a.style_frames = None;
+        a.init_image = crate::cmd::style_frames::list_frames(dir)?
+            .into_iter()
+            .next();
+    }
+    let plan = crate::runplan::plan(&a)?;
+    let mut out = String::from("# vqclip generate --dry-run: nothing was loaded or written\n");
+    out.push_str(&format!("# run directory: {}\n", plan.run_dir.display()));
+    let models = std::iter::once((ModelKind::Vqgan, &plan.settings.vqgan))
+        .chain(plan.settings.clip.iter().map(|c| (ModelKind::Clip, c)));
+    for (kind, spec) in models {
+        let role = match kind {
+            ModelKind::Vqgan => "vqgan",
+            ModelKind::Clip => "clip",
+        };
+        let place = match registry::resolve(spec, kind) {
+            Ok(p) => p.display().to_string(),
+            Err(e) => format!("MISSING ({e:#})"),
+        };
+        out.push_str(&format!("# {role}: {spec} -> {place}\n"));
+    }
+    out.push_str(&plan.settings.to_toml()?);
+    crate::cmd::print_stdout(&out)
 }
 
 /// `--count N`: N runs with consecutive seeds, each in `RUN_DIR/seed-<n>/`. Every run is planned
