@@ -248,6 +248,14 @@ fn doctor_runs() {
         s.contains("vqclip ") && s.contains("cuda:") && s.contains("imagenet_f16_16384"),
         "{s}"
     );
+    // ffmpeg is looked up on PATH: with an empty PATH doctor says GIFs.
+    let empty = tmp_dir("doctor-path");
+    let o = bin().arg("doctor").env("PATH", &empty).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ffmpeg: not found (vqclip video writes GIFs"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]

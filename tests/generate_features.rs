@@ -794,3 +794,39 @@ fn style_frames_restyles_a_sequence() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no images"));
 }
+
+/// CLIP models of the same input resolution share one cutout batch (pixray's cutoutsTable): the
+/// same model listed twice scores the same cutouts, so its step-1 prompt term is twice the single
+/// model's (separate cutouts would give two different terms).
+#[test]
+fn models_of_one_resolution_share_cutouts() {
+    let first_term = |clip: &str, name: &str| {
+        let out = tmp_dir(name);
+        ok(&run(
+            "a red apple",
+            &out,
+            &[
+                "--steps",
+                "1",
+                "--clip",
+                clip,
+                "--image-prompt",
+                "tests/fixtures/recon_input.png",
+            ],
+        ));
+        let l = log(&out);
+        (
+            column(&l, "prompts", 0)[0],
+            column(&l, "image_prompts", 0)[0],
+        )
+    };
+    let (one, one_ip) = first_term(CLIP, "share-1");
+    let (two, two_ip) = first_term(&format!("{CLIP},{CLIP}"), "share-2");
+    // Equal up to the f32 rounding of the sum and the log's decimal form; two different cutout
+    // batches differ by far more (the augments move each term by ~1e-3 or more).
+    assert!((two / (2.0 * one) - 1.0).abs() < 1e-6, "{two} vs 2 x {one}");
+    assert!(
+        (two_ip / (2.0 * one_ip) - 1.0).abs() < 1e-6,
+        "{two_ip} vs 2 x {one_ip}"
+    );
+}

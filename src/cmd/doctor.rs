@@ -32,6 +32,14 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         println!("cuda: not available (running on CPU)");
     }
+    println!(
+        "ffmpeg: {}",
+        if crate::video::ffmpeg_available() {
+            "found (vqclip video writes MP4)"
+        } else {
+            "not found (vqclip video writes GIFs; install ffmpeg for MP4)"
+        }
+    );
     let dir = registry::weights_dir();
     println!("{}", registry::describe_dir(&dir));
     for (name, found) in registry::presence(&dir) {

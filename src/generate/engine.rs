@@ -312,19 +312,34 @@ impl Generator {
         let (h, w) = (self.settings.size.height, self.settings.size.width);
         for _ in 0..batches {
             let mut batch_terms = Vec::new();
+            // One cutout batch per CLIP input resolution, shared by the models of that resolution
+            // (pixray's cutoutsTable): (resolution, cutouts, image prompts' cutouts).
+            let mut by_resolution: Vec<(i64, Tensor, Vec<Tensor>)> = Vec::new();
             for p in &self.perceptors {
-                let cfg = CutoutConfig {
-                    method: self.settings.cut_method,
-                    count: self.settings.cutouts,
-                    cut_pow: self.settings.cut_pow,
-                    augments: self.settings.augments.clone(),
-                    size: p.clip.input_resolution(),
-                };
-                let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
-                let cuts = plan.apply(&seen);
+                let size = p.clip.input_resolution();
+                if !by_resolution.iter().any(|(r, _, _)| *r == size) {
+                    let cfg = CutoutConfig {
+                        method: self.settings.cut_method,
+                        count: self.settings.cutouts,
+                        cut_pow: self.settings.cut_pow,
+                        augments: self.settings.augments.clone(),
+                        size,
+                    };
+                    let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
+                    let ip_cuts = self
+                        .image_prompts
+                        .iter()
+                        .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
+                        .collect();
+                    by_resolution.push((size, plan.apply(&seen), ip_cuts));
+                }
+                let (_, cuts, ip_cuts) = by_resolution
+                    .iter()
+                    .find(|(r, _, _)| *r == size)
+                    .context("cutouts for this resolution")?;
                 let emb = p
                     .clip
-                    .encode_image(&Clip::normalize(&cuts))
+                    .encode_image(&Clip::normalize(cuts))
                     .to_kind(Kind::Float);
                 let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
                 for (i, pr) in self.settings.prompts.iter().enumerate() {
@@ -337,11 +352,12 @@ impl Generator {
                     prompt_terms[i] = &prompt_terms[i] + term.detach();
                     batch_terms.push(term);
                 }
-                for (i, (ip, weight)) in self.image_prompts.iter().enumerate() {
+                for (i, ((_, weight), ip_cut)) in self.image_prompts.iter().zip(ip_cuts).enumerate()
+                {
                     let target = tch::no_grad(|| {
                         let e = p
                             .clip
-                            .encode_image(&Clip::normalize(&plan.apply(ip)))
+                            .encode_image(&Clip::normalize(ip_cut))
                             .to_kind(Kind::Float);
                         &e / e.norm_scalaropt_dim(2.0, [-1], true)
                     });
