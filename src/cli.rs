@@ -27,7 +27,7 @@ pub enum Command {
     Reconstruct(ReconstructArgs),
     /// Print CLIP embeddings of texts and images.
     Embed(EmbedArgs),
-    /// Print the prompt, seed and settings stored in a vqclip PNG.
+    /// Print the prompt, seed and settings stored in a vqclip PNG, or a run directory's state.
     Info(InfoArgs),
     /// Zero-shot classification of images against text labels.
     Classify(ClassifyArgs),
@@ -339,7 +339,8 @@ pub struct EmbedArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// A PNG written by vqclip.
+    /// A PNG written by vqclip, or a run directory.
+    #[arg(value_name = "IMAGE|RUN_DIR")]
     pub image: PathBuf,
 }
 

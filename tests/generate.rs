@@ -351,6 +351,23 @@ fn ctrl_c_saves_and_resumes() {
         .unwrap()
         .parse()
         .unwrap();
+    // `vqclip info RUN_DIR` tells where it stopped and how to continue.
+    let info = |out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+            .arg("info")
+            .arg(out)
+            .output()
+            .unwrap();
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = info(&out);
+    assert!(
+        text.contains(&format!(
+            "# state: stopped at step {step} of 100000; continue with: vqclip generate --resume"
+        )),
+        "{text}"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
         .args([
             "generate",
@@ -364,6 +381,22 @@ fn ctrl_c_saves_and_resumes() {
         .unwrap();
     ok(&o);
     assert!(out.join("final.png").is_file());
+    let text = info(&out);
+    assert!(
+        text.contains(&format!("# state: finished, {} steps", step + 2)),
+        "{text}"
+    );
+    assert!(
+        text.contains("# last logged loss: ") && text.contains("seed = 7"),
+        "{text}"
+    );
+    // A folder that is not a run: exit 2.
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .arg("info")
+        .arg(out.join("frames"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
