@@ -1,7 +1,7 @@
-//! The one place where `--device` becomes a `tch::Device`.
+//! The one place where `--device` becomes a `tch::Device`, and host-to-device copies that do not stall.
 use crate::error::usage;
 use anyhow::Result;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// Parses `auto|cpu|cuda|cuda:N`; `auto` picks CUDA device 0 when available.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -53,4 +53,17 @@ fn cuda(i: usize, spec: &str) -> Result<Device> {
         );
     }
     Ok(Device::Cuda(i))
+}
+
+/// Host tensor -> `device`. On CUDA the tensor is pinned first so the copy is asynchronous
+/// (libtorch's pinned-memory allocator keeps the block alive until the copy has run); where
+/// pinning fails, a plain blocking copy.
+pub fn to_device_async(host: &Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu {
+        return host.shallow_clone();
+    }
+    match host.f_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, host.kind(), true, false),
+        Err(_) => host.to_device(device),
+    }
 }

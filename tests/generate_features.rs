@@ -23,6 +23,16 @@ fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `vqclip generate --quiet --resume DIR` plus `extra`.
+fn resume(dir: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--quiet", "--resume"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn ok(o: &Output) {
     assert_eq!(
         o.status.code(),
@@ -205,18 +215,10 @@ fn tile_runs_records_and_resumes_exactly() {
 
     let split = tmp_dir("tile-split");
     ok(&run("a brick wall", &split, &["--steps", "2", "--tile"]));
-    let resume = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vqclip"))
-            .args(["generate", "--quiet", "--resume"])
-            .arg(&split)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let o = resume(&["--steps", "4", "--tile"]);
+    let o = resume(&split, &["--steps", "4", "--tile"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot change --tile"));
-    ok(&resume(&["--steps", "4"]));
+    ok(&resume(&split, &["--steps", "4"]));
     assert!(
         same_file(&straight.join("final.png"), &split.join("final.png")),
         "resumed tile run differs from the straight run"
@@ -332,11 +334,7 @@ fn zoom_moves_saves_frames_and_resumes_exactly() {
         &split,
         &[&["--steps", "4"], &zoom[..]].concat(),
     ));
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(["generate", "--quiet", "--steps", "6", "--resume"])
-        .arg(&split)
-        .output()
-        .unwrap();
+    let o = resume(&split, &["--steps", "6"]);
     ok(&o);
     assert!(
         same_file(&straight.join("final.png"), &split.join("final.png")),
@@ -602,11 +600,7 @@ fn other_optimizers_resume_exactly() {
             &split,
             &["--steps", "2", "--optimizer", opt],
         ));
-        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-            .args(["generate", "--quiet", "--steps", "4", "--resume"])
-            .arg(&split)
-            .output()
-            .unwrap();
+        let o = resume(&split, &["--steps", "4"]);
         ok(&o);
         assert!(
             same_file(&straight.join("final.png"), &split.join("final.png")),

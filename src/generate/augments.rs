@@ -245,7 +245,7 @@ impl Upload {
                 .map(|(_, shape)| Tensor::zeros(shape.as_slice(), (Kind::Float, device)))
                 .collect();
         }
-        let buf = to_device_async(&Tensor::from_slice(&self.data), device);
+        let buf = crate::device::to_device_async(&Tensor::from_slice(&self.data), device);
         self.parts
             .iter()
             .map(|(offset, shape)| {
@@ -253,19 +253,6 @@ impl Upload {
                 buf.narrow(0, *offset as i64, len).view(shape.as_slice())
             })
             .collect()
-    }
-}
-
-/// Host tensor -> `device`. On CUDA the tensor is pinned first so the copy is asynchronous
-/// (libtorch's pinned-memory allocator keeps the block alive until the copy has run); where
-/// pinning fails, a plain blocking copy.
-pub fn to_device_async(host: &Tensor, device: Device) -> Tensor {
-    if device == Device::Cpu {
-        return host.shallow_clone();
-    }
-    match host.f_pin_memory(device) {
-        Ok(pinned) => pinned.to_device_(device, host.kind(), true, false),
-        Err(_) => host.to_device(device),
     }
 }
 

@@ -348,9 +348,7 @@ impl Generator {
                     }
                     let target = p.text.narrow(0, i as i64, 1);
                     let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
-                    let term = per_batch(term, batches);
-                    prompt_terms[i] = &prompt_terms[i] + term.detach();
-                    batch_terms.push(term);
+                    record(term, batches, &mut prompt_terms[i], &mut batch_terms);
                 }
                 for (i, ((_, weight), ip_cut)) in self.image_prompts.iter().zip(ip_cuts).enumerate()
                 {
@@ -362,16 +360,12 @@ impl Generator {
                         &e / e.norm_scalaropt_dim(2.0, [-1], true)
                     });
                     let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
-                    let term = per_batch(term, batches);
-                    image_terms[i] = &image_terms[i] + term.detach();
-                    batch_terms.push(term);
+                    record(term, batches, &mut image_terms[i], &mut batch_terms);
                 }
                 for (i, np) in self.settings.noise_prompts.iter().enumerate() {
                     let target = p.noise.narrow(0, i as i64, 1);
                     let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
-                    let term = per_batch(term, batches);
-                    noise_terms[i] = &noise_terms[i] + term.detach();
-                    batch_terms.push(term);
+                    record(term, batches, &mut noise_terms[i], &mut batch_terms);
                 }
             }
             let batch_total = sum_terms(&batch_terms, self.device);
@@ -507,13 +501,16 @@ pub fn cpu_has_native_bf16() -> bool {
     })
 }
 
-/// A loss term's share when a step averages `batches` cutout batches.
-fn per_batch(term: Tensor, batches: i64) -> Tensor {
-    if batches > 1 {
+/// Takes a batch's loss term: its share when a step averages `batches` cutout batches is added
+/// to the logged total in `logged` and kept (with its graph) in `batch_terms` for the backward.
+fn record(term: Tensor, batches: i64, logged: &mut Tensor, batch_terms: &mut Vec<Tensor>) {
+    let term = if batches > 1 {
         term / batches as f64
     } else {
         term
-    }
+    };
+    *logged = &*logged + term.detach();
+    batch_terms.push(term);
 }
 
 /// A unit vector of `dim` standard normal draws (Box-Muller) from `seed`: the target of a noise
