@@ -37,6 +37,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../presets/stained-glass.toml"),
     ),
     ("pixel-art", include_str!("../presets/pixel-art.toml")),
+    ("demo", include_str!("../presets/demo.toml")),
     ("draft", include_str!("../presets/draft.toml")),
     ("normal", include_str!("../presets/normal.toml")),
     ("better", include_str!("../presets/better.toml")),

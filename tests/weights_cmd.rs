@@ -467,6 +467,7 @@ fn fetch_model_gets_checkpoint_and_yaml_then_writes_the_cache() {
             entry("tiny.yaml", &yaml, vec![server.url("/y")], false),
         ],
         alt: vec![],
+        bundled: false,
     };
     let got = fetch::fetch_model(&m, &dir, true).unwrap();
     assert_eq!(got, dir.join("tiny.safetensors"));
@@ -516,6 +517,7 @@ fn fetch_model_falls_back_to_the_safetensors_mirror() {
             vec![server.url("/st")],
             false,
         )],
+        bundled: false,
     };
     let got = fetch::fetch_model(&m, &dir, true).unwrap();
     assert_eq!(got, dir.join("tinyclip.safetensors"));

@@ -403,8 +403,19 @@ fn resolve_or_fetch(
             return crate::weights::fetch::fetch_model(entry, &dir, quiet);
         }
     }
-    registry::resolve(spec, kind)
+    registry::resolve(spec, kind).map_err(|e| {
+        let missing_known = registry::find(spec, kind)
+            .is_some_and(|m| !m.bundled && registry::find_present(m, &registry::weights_dir()).is_none());
+        if missing_known {
+            anyhow::anyhow!("{e:#}\n{DEMO_HINT}")
+        } else {
+            e
+        }
+    })
 }
+
+/// Shown under a missing-weights error: the bundled demo world makes an image with no download.
+pub const DEMO_HINT: &str = "hint: no weights yet, or no network? `vqclip generate \"a red circle on a blue background\" --preset demo` makes an image with the bundled demo models (flat shapes in 8 colours)";
 
 fn weight_file(role: &str, path: &Path) -> WeightFile {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

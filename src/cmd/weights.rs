@@ -40,6 +40,7 @@ fn list() -> Result<()> {
     for m in registry::models() {
         let mut first = true;
         let mut listed: Vec<String> = Vec::new();
+        let mdir = registry::model_dir(m, &dir);
         let mut push =
             |name: String, size: String, status: String, sha: String, first: &mut bool| {
                 let (model, kind) = if *first {
@@ -73,7 +74,12 @@ fn list() -> Result<()> {
                 None if f.size.is_some() || f.approx_mb > 0 => "size only".into(),
                 None => "none (checked by loading)".into(),
             };
-            push(label, size_text(f), status(&dir, &f.name), sha, &mut first);
+            let status = if m.bundled {
+                format!("{} (bundled)", status(&mdir, &f.name))
+            } else {
+                status(&mdir, &f.name)
+            };
+            push(label, size_text(f), status, sha, &mut first);
         }
         // Files that are not registry downloads but satisfy the entry: the cache, the anchors' names.
         let extra = registry::cache_name(m)
@@ -85,11 +91,11 @@ fn list() -> Result<()> {
                     .map(|a| (a, "other name")),
             );
         for (name, what) in extra {
-            if listed.contains(&name) || !dir.join(&name).is_file() {
+            if listed.contains(&name) || !mdir.join(&name).is_file() {
                 continue;
             }
             listed.push(name.clone());
-            let len = std::fs::metadata(dir.join(&name))
+            let len = std::fs::metadata(mdir.join(&name))
                 .map(|m| m.len())
                 .unwrap_or(0);
             push(
@@ -163,7 +169,8 @@ fn verify(names: &[String]) -> Result<()> {
     let mut bad: Vec<String> = Vec::new();
     let mut checked = 0;
     for m in models {
-        let reports = verify::verify_model(m, &dir, true);
+        let mdir = registry::model_dir(m, &dir);
+        let reports = verify::verify_model(m, &mdir, true);
         let fetch_cmd = format!("vqclip weights fetch {}", quote_name(&m.name));
         if reports.is_empty() && explicit {
             println!(
@@ -194,7 +201,7 @@ fn verify(names: &[String]) -> Result<()> {
             );
             bad.push(m.name.clone());
         }
-        for (p, len) in verify::partials(m, &dir) {
+        for (p, len) in verify::partials(m, &mdir) {
             println!(
                 "part {}: a partial download ({}); `{fetch_cmd}` resumes it",
                 p.display(),
@@ -249,7 +256,7 @@ fn convert_source(name: &str) -> Result<(PathBuf, Option<registry::ModelKind>)> 
         return Ok((path.to_path_buf(), None));
     }
     if let Some(m) = registry::find_any(name) {
-        let dir = registry::weights_dir();
+        let dir = registry::model_dir(m, &registry::weights_dir());
         let sources = m
             .file
             .first()

@@ -33,6 +33,8 @@ pub struct FileEntry {
     pub sha256: Option<String>,
     #[serde(default)]
     pub size: Option<u64>,
+    /// Download sources; empty for files that ship with vqclip.
+    #[serde(default)]
     pub urls: Vec<String>,
 }
 
@@ -49,6 +51,10 @@ pub struct ModelEntry {
     /// Equivalent alternatives (safetensors mirrors), any one of which replaces `file[0]`.
     #[serde(default)]
     pub alt: Vec<FileEntry>,
+    /// Ships with vqclip (the demo world in the repository's `weights/demo/`): never downloaded,
+    /// found in the weights directory or, failing that, in the repository vqclip was built from.
+    #[serde(default)]
+    pub bundled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +95,24 @@ pub fn weights_dir() -> PathBuf {
     }
 }
 
+/// The repository's `weights/`, where bundled models live (compiled in: the tree vqclip was built from).
+pub fn bundled_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
+}
+
+/// The directory a model's files are looked up in: the weights directory, except for a bundled
+/// model that is not there (a user's own `$VQCLIP_WEIGHTS`), which is read from [`bundled_dir`].
+pub fn model_dir(m: &ModelEntry, dir: &Path) -> PathBuf {
+    if m.bundled
+        && let Some(main) = m.file.first()
+        && !dir.join(&main.name).is_file()
+        && bundled_dir().join(&main.name).is_file()
+    {
+        return bundled_dir();
+    }
+    dir.to_path_buf()
+}
+
 /// `weights directory: DIR` with a note when it does not exist yet (doctor, weights list).
 pub fn describe_dir(dir: &Path) -> String {
     let note = if dir.is_dir() {
@@ -104,12 +128,7 @@ pub fn describe_dir(dir: &Path) -> String {
 fn candidates(m: &ModelEntry) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(main) = m.file.first() {
-        let stem = Path::new(&main.name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string());
-        if let Some(stem) = stem {
-            out.push(format!("{stem}.safetensors"));
-        }
+        out.extend(cache_name(m));
         out.push(main.name.clone());
     }
     for a in &m.alt {
@@ -127,6 +146,7 @@ fn candidates(m: &ModelEntry) -> Vec<String> {
 /// The present file for an entry in `dir`, if any. A safetensors cache older than the
 /// official checkpoint beside it is skipped (it may be stale).
 pub fn find_present(m: &ModelEntry, dir: &Path) -> Option<PathBuf> {
+    let dir = &model_dir(m, dir);
     let cands = candidates(m);
     let official = m.file.first().map(|f| dir.join(&f.name));
     for c in cands {
@@ -161,6 +181,14 @@ pub fn presence(dir: &Path) -> Vec<(String, Option<PathBuf>)> {
 /// Error for a known model that is not in the weights directory (exit 1).
 pub fn missing_error(m: &ModelEntry, dir: &Path) -> anyhow::Error {
     let main = m.file.first().map(|f| f.name.as_str()).unwrap_or("?");
+    if m.bundled {
+        return anyhow::anyhow!(
+            "{} model '{}' not found: expected {} (it ships with vqclip; restore it with `git checkout -- weights/demo` in the vqclip repository)",
+            m.kind.as_str(),
+            m.name,
+            bundled_dir().join(main).display()
+        );
+    }
     let url = m
         .file
         .first()
@@ -232,11 +260,13 @@ pub fn unknown_model_error(name: &str) -> anyhow::Error {
 /// The fast-load cache name for an entry: `<stem of the official checkpoint>.safetensors`.
 pub fn cache_name(m: &ModelEntry) -> Option<String> {
     let main = m.file.first()?;
-    let stem = Path::new(&main.name)
-        .file_stem()?
-        .to_string_lossy()
-        .to_string();
-    Some(format!("{stem}.safetensors"))
+    let p = Path::new(&main.name);
+    let stem = p.file_stem()?.to_string_lossy().to_string();
+    // Beside the checkpoint, in its sub-directory if it has one (`demo/demo_clip.safetensors`).
+    Some(match p.parent().map(|d| d.to_string_lossy().to_string()) {
+        Some(d) if !d.is_empty() => format!("{d}/{stem}.safetensors"),
+        _ => format!("{stem}.safetensors"),
+    })
 }
 
 /// File names the anchors' scripts use for the official checkpoint (`vqgan_<name>.ckpt`).
