@@ -226,7 +226,7 @@ DEMO_CLIP = dict(embed_dim=64, image_resolution=64, vision_layers=4, vision_widt
                  context_length=77, vocab_size=49408, transformer_width=128, transformer_heads=2,
                  transformer_layers=4)
 JUDGE_CLIP = dict(embed_dim=48, image_resolution=64, vision_layers=3, vision_width=96, vision_patch_size=8,
-                  context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=2,
+                  context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1,
                   transformer_layers=3)
 TRAIN_CTX = 20  # every caption fits; positions after the EOT never reach its feature (causal mask)
 

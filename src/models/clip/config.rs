@@ -95,8 +95,12 @@ impl ClipConfig {
             ("vision", self.vision_width),
             ("text", self.transformer_width),
         ] {
-            if width < HEAD_WIDTH || width % HEAD_WIDTH != 0 {
-                bail!("{what} width {width} is not a positive multiple of {HEAD_WIDTH}");
+            // OpenAI's rule: heads = width // 64 (build_model and VisionTransformer), so any width of
+            // at least 64 that those heads divide (96 -> 1 head of 96, 768 -> 12 of 64).
+            if width < HEAD_WIDTH || width % (width / HEAD_WIDTH) != 0 {
+                bail!(
+                    "{what} width {width} cannot be split into width // {HEAD_WIDTH} attention heads"
+                );
             }
         }
         if self.vision_layers == 0 || self.transformer_layers == 0 {
