@@ -30,7 +30,10 @@ fn tmp_dir(name: &str) -> PathBuf {
 fn vqclip() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
     // The bundled models are found in the repository's weights/ (as scripts/vqclip sets it).
-    c.env("VQCLIP_WEIGHTS", concat!(env!("CARGO_MANIFEST_DIR"), "/weights"));
+    c.env(
+        "VQCLIP_WEIGHTS",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/weights"),
+    );
     c
 }
 
@@ -96,11 +99,7 @@ fn colour_shares(png: &Path, colours: &[(String, [f64; 3])]) -> BTreeMap<String,
     let img = image::open(png).unwrap().to_rgb8();
     let mut counts = vec![0usize; colours.len()];
     for p in img.pixels() {
-        let d = |c: &[f64; 3]| {
-            (0..3)
-                .map(|i| (p.0[i] as f64 - c[i]).powi(2))
-                .sum::<f64>()
-        };
+        let d = |c: &[f64; 3]| (0..3).map(|i| (p.0[i] as f64 - c[i]).powi(2)).sum::<f64>();
         let best = (0..colours.len())
             .min_by(|&a, &b| d(&colours[a].1).total_cmp(&d(&colours[b].1)))
             .unwrap();
@@ -145,7 +144,11 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
     // Every other held-out combination (8 of 16) keeps the test near 6 minutes on 2 cores.
     let held: Vec<_> = w.held_out.iter().step_by(2).collect();
     let n = held.len();
-    assert!(n >= 8, "world.json holds out {} combinations", w.held_out.len());
+    assert!(
+        n >= 8,
+        "world.json holds out {} combinations",
+        w.held_out.len()
+    );
     let (mut fg_ok, mut bg_ok, mut shape_ok, mut all_ok) = (0, 0, 0, 0);
     let (mut judge_fg_ok, mut judge_bg_ok) = (0, 0);
     let mut rows = Vec::new();
@@ -161,7 +164,10 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let bg_share = shares[bg];
         let fg_share = shares[fg];
-        let top_other = ranked.iter().find(|(k, _)| *k != bg).map(|(k, _)| k.as_str());
+        let top_other = ranked
+            .iter()
+            .find(|(k, _)| *k != bg)
+            .map(|(k, _)| k.as_str());
         let bg_right = ranked[0].0 == bg && bg_share >= 0.35;
         let fg_right = top_other == Some(fg.as_str()) && fg_share >= 0.04;
 
@@ -229,10 +235,22 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
     // the demo CLIPs (the steering one and the judge alike) tell held-out shapes apart only at
     // chance level (weights/demo/training.json: 26/64 and 27/64 on clean renders), so neither
     // the loop nor the judge can be held to a shape bar yet (see weights/demo/README.md).
-    assert!(fg_ok + 1 >= n, "foreground colour right on {fg_ok}/{n}\n{report}");
-    assert!(bg_ok + 1 >= n, "background colour right on {bg_ok}/{n}\n{report}");
-    assert!(judge_fg_ok + 1 >= n, "judge: foreground colour right on {judge_fg_ok}/{n}\n{report}");
-    assert!(judge_bg_ok + 1 >= n, "judge: background colour right on {judge_bg_ok}/{n}\n{report}");
+    assert!(
+        fg_ok + 1 >= n,
+        "foreground colour right on {fg_ok}/{n}\n{report}"
+    );
+    assert!(
+        bg_ok + 1 >= n,
+        "background colour right on {bg_ok}/{n}\n{report}"
+    );
+    assert!(
+        judge_fg_ok + 1 >= n,
+        "judge: foreground colour right on {judge_fg_ok}/{n}\n{report}"
+    );
+    assert!(
+        judge_bg_ok + 1 >= n,
+        "judge: background colour right on {judge_bg_ok}/{n}\n{report}"
+    );
 }
 
 fn stderr(o: &Output) -> String {
@@ -291,7 +309,14 @@ fn demo_clip_classifies_and_searches_world_pictures() {
     labels.push(caption("blue", "circle", "red"));
     labels.push(caption("black", "square", "yellow"));
     let o = vqclip()
-        .args(["classify", "--json", "--clip", "demo-clip", "--device", "cpu"])
+        .args([
+            "classify",
+            "--json",
+            "--clip",
+            "demo-clip",
+            "--device",
+            "cpu",
+        ])
         .args(["--template", "{}", "--labels"])
         .arg(labels.join("|"))
         .args(&files)
@@ -307,14 +332,25 @@ fn demo_clip_classifies_and_searches_world_pictures() {
         let o = vqclip()
             .arg("search")
             .arg(&dir)
-            .args(["--clip", "demo-clip", "--device", "cpu", "--json", "--top", "1"])
+            .args([
+                "--clip",
+                "demo-clip",
+                "--device",
+                "cpu",
+                "--json",
+                "--top",
+                "1",
+            ])
             .args(["--query", &caption(f, s, b)])
             .output()
             .unwrap();
         ok(&o);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         let top = v[0]["path"].as_str().unwrap();
-        assert!(top.ends_with(&format!("-{f}-{s}-{b}.png")), "{f} {s} {b}: {v}");
+        assert!(
+            top.ends_with(&format!("-{f}-{s}-{b}.png")),
+            "{f} {s} {b}: {v}"
+        );
     }
 }
 
@@ -325,7 +361,12 @@ fn demo_preset_is_listed_and_uses_the_bundled_models() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("demo"));
     let out = tmp_dir("dry");
     let o = vqclip()
-        .args(["generate", "a red circle on a blue background", "--preset", "demo"])
+        .args([
+            "generate",
+            "a red circle on a blue background",
+            "--preset",
+            "demo",
+        ])
         .arg("--out")
         .arg(&out)
         .arg("--dry-run")
@@ -356,7 +397,12 @@ fn demo_preset_is_listed_and_uses_the_bundled_models() {
     let o = vqclip()
         .env("VQCLIP_WEIGHTS", &elsewhere)
         .current_dir(&elsewhere)
-        .args(["generate", "a red circle on a blue background", "--preset", "demo"])
+        .args([
+            "generate",
+            "a red circle on a blue background",
+            "--preset",
+            "demo",
+        ])
         .args(["--out", "x", "--dry-run"])
         .output()
         .unwrap();
@@ -370,7 +416,11 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
     std::fs::create_dir_all(dir.join("demo")).unwrap();
     let good = std::fs::read("weights/demo/demo_clip.pt").unwrap();
     for name in ["demo_vqgan.ckpt", "demo_vqgan.yaml"] {
-        std::fs::copy(Path::new("weights/demo").join(name), dir.join("demo").join(name)).unwrap();
+        std::fs::copy(
+            Path::new("weights/demo").join(name),
+            dir.join("demo").join(name),
+        )
+        .unwrap();
     }
     // Truncated: verify says so, generate fails with exit 1 and one line.
     std::fs::write(dir.join("demo/demo_clip.pt"), &good[..good.len() * 6 / 10]).unwrap();
@@ -383,7 +433,12 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("BAD"));
     let o = vqclip()
         .env("VQCLIP_WEIGHTS", &dir)
-        .args(["generate", "a red circle on a blue background", "--preset", "demo"])
+        .args([
+            "generate",
+            "a red circle on a blue background",
+            "--preset",
+            "demo",
+        ])
         .args(["--quiet", "--out"])
         .arg(dir.join("run"))
         .output()
@@ -433,7 +488,16 @@ fn every_generate_feature_works_with_the_demo_preset() {
             "a red circle on a blue background ^ a yellow square on a black background",
         ])
         .args(["--preset", "demo", "--steps", "6", "--save-every", "3"])
-        .args(["--size", "64x64", "--palette", "pico8", "--count", "2", "--seed", "5"])
+        .args([
+            "--size",
+            "64x64",
+            "--palette",
+            "pico8",
+            "--count",
+            "2",
+            "--seed",
+            "5",
+        ])
         .args(["--device", "cpu", "--quiet", "--video", "--out"])
         .arg(&out)
         .output()

@@ -404,8 +404,9 @@ fn resolve_or_fetch(
         }
     }
     registry::resolve(spec, kind).map_err(|e| {
-        let missing_known = registry::find(spec, kind)
-            .is_some_and(|m| !m.bundled && registry::find_present(m, &registry::weights_dir()).is_none());
+        let missing_known = registry::find(spec, kind).is_some_and(|m| {
+            !m.bundled && registry::find_present(m, &registry::weights_dir()).is_none()
+        });
         if missing_known {
             anyhow::anyhow!("{e:#}\n{DEMO_HINT}")
         } else {

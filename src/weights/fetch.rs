@@ -147,7 +147,8 @@ pub fn fetch_model(entry: &ModelEntry, dir: &Path, quiet: bool) -> Result<PathBu
 pub fn fetch_model_with(entry: &ModelEntry, dir: &Path, opts: &FetchOptions) -> Result<PathBuf> {
     if entry.bundled {
         // Shipped with vqclip: nothing to download, only to find.
-        let p = registry::find_present(entry, dir).ok_or_else(|| registry::missing_error(entry, dir))?;
+        let p = registry::find_present(entry, dir)
+            .ok_or_else(|| registry::missing_error(entry, dir))?;
         note(
             opts,
             &format!("{} ships with vqclip: {}", entry.name, p.display()),
