@@ -225,7 +225,8 @@ pub struct GenerateArgs {
     /// Rotation per move in degrees, positive = counterclockwise (default 0).
     #[arg(long, value_name = "DEG", allow_negative_numbers = true)]
     pub zoom_rotate: Option<f64>,
-    /// Starting latents: codes (random codebook entries), perlin, gradient or snow.
+    /// Starting point: codes (random codebook entries; vqgan's default), random (random cells or
+    /// spectrum; the other drawers' default), perlin, gradient or snow.
     #[arg(long, value_name = "KIND")]
     pub init: Option<String>,
     /// Start from this image (resized and cropped to --size, then encoded).
@@ -251,6 +252,25 @@ pub struct GenerateArgs {
     /// Pull of each pixel toward its nearest palette colour (default 10, pixray's lookup_beta).
     #[arg(long, value_name = "W", allow_negative_numbers = true)]
     pub palette_weight: Option<f64>,
+    /// What is optimized: vqgan (latent codes through a VQGAN decoder; default), fast_pixel (a grid
+    /// of colour cells, pixel art) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
+    #[arg(long, value_name = "NAME")]
+    pub drawer: Option<String>,
+    /// fast_pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
+    #[arg(long, value_name = "COLSxROWS")]
+    pub pixel_size: Option<String>,
+    /// fast_pixel: divide the grid's columns and rows by S (2 gives cells twice as big).
+    #[arg(long, value_name = "S")]
+    pub pixel_scale: Option<f64>,
+    /// fft: decay power of the spectrum (default 1.5; higher is smoother, 0 is white noise).
+    #[arg(long, value_name = "P")]
+    pub fft_decay: Option<f64>,
+    /// fft: colour saturation (default 1.5).
+    #[arg(long, value_name = "C")]
+    pub fft_colors: Option<f64>,
+    /// fft: contrast the image is normalized to (default 0.9).
+    #[arg(long, value_name = "C")]
+    pub fft_contrast: Option<f64>,
     /// VQGAN: a known name (imagenet_f16_16384, ...) or a .ckpt/.safetensors path.
     #[arg(long, value_name = "NAME|PATH")]
     pub vqgan: Option<String>,

@@ -109,3 +109,16 @@ pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>> {
     }
     Ok(out)
 }
+
+/// Resizes to cover `w`x`h` (Lanczos) and center-crops, keeping the aspect ratio.
+pub fn resize_cover(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
+    let (iw, ih) = img.dimensions();
+    if (iw, ih) == (w, h) {
+        return img.clone();
+    }
+    let scale = (w as f64 / iw as f64).max(h as f64 / ih as f64);
+    let nw = ((iw as f64 * scale).round() as u32).max(w);
+    let nh = ((ih as f64 * scale).round() as u32).max(h);
+    let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Lanczos3);
+    image::imageops::crop_imm(&resized, (nw - w) / 2, (nh - h) / 2, w, h).to_image()
+}

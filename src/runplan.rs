@@ -39,10 +39,12 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     settings
         .presets
         .extend(applied.iter().map(|p| p.name.clone()));
-    crate::weights::registry::check_spec(
-        &settings.vqgan,
-        crate::weights::registry::ModelKind::Vqgan,
-    )?;
+    if settings.drawer == crate::settings::DrawerKind::Vqgan {
+        crate::weights::registry::check_spec(
+            &settings.vqgan,
+            crate::weights::registry::ModelKind::Vqgan,
+        )?;
+    }
     for c in &settings.clip {
         crate::models::clip::resolve_clip(c)
             .map(|_| ())
@@ -176,6 +178,12 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--palette", args.palette.is_some()),
         ("--palette-weight", args.palette_weight.is_some()),
         ("--vqgan", args.vqgan.is_some()),
+        ("--drawer", args.drawer.is_some()),
+        ("--pixel-size", args.pixel_size.is_some()),
+        ("--pixel-scale", args.pixel_scale.is_some()),
+        ("--fft-decay", args.fft_decay.is_some()),
+        ("--fft-colors", args.fft_colors.is_some()),
+        ("--fft-contrast", args.fft_contrast.is_some()),
         ("--clip", args.clip.is_some()),
         ("--precision", args.precision.is_some()),
         ("--out", args.out.is_some()),

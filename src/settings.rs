@@ -290,11 +290,22 @@ named_enum!(
         Adamax = "adamax",
         Adagrad = "adagrad",
         RmsProp = "rmsprop",
+        AdamWAmsgrad = "adamw-amsgrad",
     }
 );
 named_enum!(
+    /// What the loop optimizes: the image parameterization (pixray's drawers).
+    DrawerKind, "--drawer" { Vqgan = "vqgan", FastPixel = "fast_pixel", Fft = "fft" }
+);
+named_enum!(
     /// Starting latents when there is no init image.
-    InitKind, "--init" { Codes = "codes", Perlin = "perlin", Gradient = "gradient", Snow = "snow" }
+    InitKind, "--init" {
+        Codes = "codes",
+        Random = "random",
+        Perlin = "perlin",
+        Gradient = "gradient",
+        Snow = "snow",
+    }
 );
 named_enum!(
     /// Extra image losses (pixray style).
@@ -309,6 +320,15 @@ named_enum!(
 /// checkpoints and PNG metadata, and read back by `--config` and `--resume`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    pub drawer: DrawerKind,
+    /// fast_pixel's grid, `(columns, rows)`, resolved from `--pixel-size`/`--pixel-scale`.
+    pub pixel_grid: (i64, i64),
+    /// fft: the spectrum's decay power (aphantasia's `decay`; higher is smoother).
+    pub fft_decay: f64,
+    /// fft: colour saturation of the decorrelation matrix (aphantasia's `colors`).
+    pub fft_colors: f64,
+    /// fft: the contrast the rendered image is normalized to (aphantasia's `contrast`).
+    pub fft_contrast: f64,
     pub prompts: Vec<Prompt>,
     pub size: Size,
     pub steps: i64,
@@ -356,6 +376,14 @@ pub struct Settings {
 pub const DEFAULT_STEPS: i64 = 300;
 pub const DEFAULT_CUTOUTS: i64 = 32;
 pub const DEFAULT_LR: f64 = 0.1;
+/// pixray's `learning_rate` default, which its fast_pixel drawer uses.
+pub const DEFAULT_LR_FAST_PIXEL: f64 = 0.2;
+/// aphantasia's `--lrate` default.
+pub const DEFAULT_LR_FFT: f64 = 0.05;
+pub const DEFAULT_FFT_DECAY: f64 = 1.5;
+/// pixray's FftDrawer passes `colors=1.5` to `to_valid_rgb` and renders with `contrast=0.9`.
+pub const DEFAULT_FFT_COLORS: f64 = 1.5;
+pub const DEFAULT_FFT_CONTRAST: f64 = 0.9;
 pub const DEFAULT_SAVE_EVERY: i64 = 50;
 pub const DEFAULT_VQGAN: &str = "imagenet_f16_16384";
 /// pixray's `lookup_beta`.
@@ -374,6 +402,18 @@ pub const DEFAULT_AUGMENTS: &[Augment] = &[
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PartialSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixel_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixel_scale: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fft_decay: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fft_colors: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fft_contrast: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompts: Option<PromptList>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -525,6 +565,12 @@ impl PartialSettings {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
         take!(
+            drawer,
+            pixel_size,
+            pixel_scale,
+            fft_decay,
+            fft_colors,
+            fft_contrast,
             prompts,
             size,
             steps,
@@ -577,6 +623,12 @@ impl PartialSettings {
     /// The flag layer.
     pub fn from_args(a: &GenerateArgs) -> PartialSettings {
         PartialSettings {
+            drawer: a.drawer.clone(),
+            pixel_size: a.pixel_size.clone(),
+            pixel_scale: a.pixel_scale,
+            fft_decay: a.fft_decay,
+            fft_colors: a.fft_colors,
+            fft_contrast: a.fft_contrast,
             prompts: a.prompt.clone().map(PromptList::One),
             size: a.size.clone(),
             steps: a.steps,
@@ -624,6 +676,10 @@ impl PartialSettings {
     /// Resolves and validates: every missing key takes its default, every value is checked once.
     /// A missing seed is drawn at random here (and then recorded).
     pub fn resolve(&self) -> Result<Settings> {
+        let drawer = match &self.drawer {
+            Some(s) => s.parse()?,
+            None => DrawerKind::Vqgan,
+        };
         let prompts = match &self.prompts {
             Some(p) => p.parse()?,
             None => Vec::new(),
@@ -671,7 +727,11 @@ impl PartialSettings {
             Some(list) => parse_augments(&list.items())?,
             None => DEFAULT_AUGMENTS.to_vec(),
         };
-        let lr = self.lr.unwrap_or(DEFAULT_LR);
+        let lr = self.lr.unwrap_or(match drawer {
+            DrawerKind::Vqgan => DEFAULT_LR,
+            DrawerKind::FastPixel => DEFAULT_LR_FAST_PIXEL,
+            DrawerKind::Fft => DEFAULT_LR_FFT,
+        });
         if !(lr.is_finite() && lr > 0.0) {
             return Err(usage(format!(
                 "--lr: invalid value {lr}: must be a number > 0"
@@ -679,6 +739,7 @@ impl PartialSettings {
         }
         let optimizer = match &self.optimizer {
             Some(s) => s.parse()?,
+            None if drawer == DrawerKind::Fft => OptimizerKind::AdamWAmsgrad,
             None => OptimizerKind::Adam,
         };
         let lr_drops = match &self.lr_drops {
@@ -730,8 +791,15 @@ impl PartialSettings {
         )?;
         let init = match &self.init {
             Some(s) => s.parse()?,
-            None => InitKind::Codes,
+            None if drawer == DrawerKind::Vqgan => InitKind::Codes,
+            None => InitKind::Random,
         };
+        if init == InitKind::Codes && drawer != DrawerKind::Vqgan {
+            return Err(usage(format!(
+                "--init codes picks random VQGAN codebook entries; with --drawer {drawer} use random (the default), perlin, gradient or snow"
+            )));
+        }
+        let ds = parse_drawer_settings(self, drawer, size)?;
         let init_weight = self.init_weight.unwrap_or(0.0);
         if !(init_weight.is_finite() && init_weight >= 0.0) {
             return Err(usage(format!(
@@ -800,6 +868,11 @@ impl PartialSettings {
             ));
         }
         Ok(Settings {
+            drawer,
+            pixel_grid: ds.pixel_grid,
+            fft_decay: ds.fft_decay,
+            fft_colors: ds.fft_colors,
+            fft_contrast: ds.fft_contrast,
             prompts,
             size,
             steps,
@@ -833,6 +906,108 @@ impl PartialSettings {
             presets: self.presets.clone().unwrap_or_default(),
         })
     }
+}
+
+/// The drawer-specific settings, resolved.
+struct DrawerSettings {
+    pixel_grid: (i64, i64),
+    fft_decay: f64,
+    fft_colors: f64,
+    fft_contrast: f64,
+}
+
+/// fast_pixel's grid and fft's decay, colours and contrast. A setting of another drawer is
+/// refused, so a typo'd drawer never silently ignores what was asked.
+fn parse_drawer_settings(
+    p: &PartialSettings,
+    drawer: DrawerKind,
+    size: Size,
+) -> Result<DrawerSettings> {
+    let foreign = |flag: &str, owner: DrawerKind| {
+        usage(format!(
+            "{flag} applies to --drawer {owner}, not to --drawer {drawer}"
+        ))
+    };
+    if drawer != DrawerKind::FastPixel {
+        if p.pixel_size.is_some() {
+            return Err(foreign("--pixel-size", DrawerKind::FastPixel));
+        }
+        if p.pixel_scale.is_some() {
+            return Err(foreign("--pixel-scale", DrawerKind::FastPixel));
+        }
+    }
+    if drawer != DrawerKind::Fft {
+        for (set, flag) in [
+            (p.fft_decay.is_some(), "--fft-decay"),
+            (p.fft_colors.is_some(), "--fft-colors"),
+            (p.fft_contrast.is_some(), "--fft-contrast"),
+        ] {
+            if set {
+                return Err(foreign(flag, DrawerKind::Fft));
+            }
+        }
+    }
+    let grid = pixel_grid(p.pixel_size.as_deref(), p.pixel_scale, size)?;
+    let fft_decay = p.fft_decay.unwrap_or(DEFAULT_FFT_DECAY);
+    if !(fft_decay.is_finite() && (0.0..=4.0).contains(&fft_decay)) {
+        return Err(usage(format!(
+            "--fft-decay: invalid value {fft_decay}: must be from 0 (white noise) to 4 (very smooth)"
+        )));
+    }
+    let fft_colors = p.fft_colors.unwrap_or(DEFAULT_FFT_COLORS);
+    if !(fft_colors.is_finite() && fft_colors > 0.0 && fft_colors <= 10.0) {
+        return Err(usage(format!(
+            "--fft-colors: invalid value {fft_colors}: must be a number > 0 and at most 10"
+        )));
+    }
+    let fft_contrast = p.fft_contrast.unwrap_or(DEFAULT_FFT_CONTRAST);
+    if !(fft_contrast.is_finite() && fft_contrast > 0.0 && fft_contrast <= 10.0) {
+        return Err(usage(format!(
+            "--fft-contrast: invalid value {fft_contrast}: must be a number > 0 and at most 10"
+        )));
+    }
+    Ok(DrawerSettings {
+        pixel_grid: grid,
+        fft_decay,
+        fft_colors,
+        fft_contrast,
+    })
+}
+
+/// Pixray's fast_pixel grid: `--pixel-size COLSxROWS`, else 40x40 square, 40x50 portrait, 80x45
+/// landscape; `--pixel-scale S` divides both (truncating); never more cells than pixels (an
+/// explicit size larger than the image is refused, a default one is reduced, as pixray does).
+pub fn pixel_grid(spec: Option<&str>, scale: Option<f64>, size: Size) -> Result<(i64, i64)> {
+    let (w, h) = (size.width, size.height);
+    let (mut cols, mut rows) = match spec {
+        Some(s) => {
+            let bad = || {
+                usage(format!(
+                    "--pixel-size: invalid value '{s}': expected COLSxROWS, each from 1 up to the image's width and height (e.g. 40x40)"
+                ))
+            };
+            let (c, r) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+            let c: i64 = c.trim().parse().map_err(|_| bad())?;
+            let r: i64 = r.trim().parse().map_err(|_| bad())?;
+            if c < 1 || r < 1 || c > w || r > h {
+                return Err(bad());
+            }
+            (c, r)
+        }
+        None if w == h => (40, 40),
+        None if w < h => (40, 50),
+        None => (80, 45),
+    };
+    if let Some(sc) = scale {
+        if !(sc.is_finite() && sc > 0.0 && sc <= 1000.0) {
+            return Err(usage(format!(
+                "--pixel-scale: invalid value {sc}: must be a number > 0 (2 halves the columns and rows)"
+            )));
+        }
+        cols = ((cols as f64 / sc) as i64).max(1);
+        rows = ((rows as f64 / sc) as i64).max(1);
+    }
+    Ok((cols.min(w), rows.min(h)))
 }
 
 fn parse_augments(items: &[String]) -> Result<Vec<Augment>> {
@@ -959,7 +1134,15 @@ fn parse_losses(items: &[String]) -> Result<Vec<(LossKind, f64)>> {
 impl Settings {
     /// The full, explicit TOML form (every key), as written to run.toml and PNG metadata.
     pub fn to_partial(&self) -> PartialSettings {
+        let fast_pixel = self.drawer == DrawerKind::FastPixel;
+        let fft = self.drawer == DrawerKind::Fft;
         PartialSettings {
+            drawer: Some(self.drawer.to_string()),
+            pixel_size: fast_pixel.then(|| format!("{}x{}", self.pixel_grid.0, self.pixel_grid.1)),
+            pixel_scale: None,
+            fft_decay: fft.then_some(self.fft_decay),
+            fft_colors: fft.then_some(self.fft_colors),
+            fft_contrast: fft.then_some(self.fft_contrast),
             // Story phases need the `^` string form; otherwise one entry per prompt.
             prompts: Some(if self.phase_count() > 1 {
                 PromptList::One(Prompt::join_list(&self.prompts))
@@ -1009,7 +1192,8 @@ impl Settings {
                     .unwrap_or_default(),
             ),
             palette_weight: Some(self.palette_weight),
-            vqgan: Some(self.vqgan.clone()),
+            // Only the vqgan drawer reads a VQGAN.
+            vqgan: (self.drawer == DrawerKind::Vqgan).then(|| self.vqgan.clone()),
             clip: Some(StringList::Many(self.clip.clone())),
             device: Some(self.device.clone()),
             precision: Some(self.precision.to_string()),

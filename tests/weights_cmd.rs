@@ -702,15 +702,35 @@ fn verify_file_checks_sha256_with_a_custom_entry() {
     let p = dir.join("v.safetensors");
     std::fs::write(&p, &bytes).unwrap();
     let good = entry("v.safetensors", &bytes, vec![], true);
-    let (detail, _) = verify::verify_file(&p, Some(&good), ModelKind::Vqgan, true).unwrap();
+    let (detail, _) = verify::verify_file(
+        &p,
+        Some(&good),
+        ModelKind::Vqgan,
+        Some(&vqclip::cmd::weights::load_model),
+    )
+    .unwrap();
     assert!(detail.contains("sha256 ok"), "{detail}");
     let mut flipped = bytes.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 0x40; // inside tensor data: loads fine, only the checksum sees it
     std::fs::write(&p, &flipped).unwrap();
-    let err = verify::verify_file(&p, Some(&good), ModelKind::Vqgan, true).unwrap_err();
+    let err = verify::verify_file(
+        &p,
+        Some(&good),
+        ModelKind::Vqgan,
+        Some(&vqclip::cmd::weights::load_model),
+    )
+    .unwrap_err();
     assert!(err.contains("sha256 mismatch"), "{err}");
-    assert!(verify::verify_file(&p, None, ModelKind::Vqgan, true).is_ok());
+    assert!(
+        verify::verify_file(
+            &p,
+            None,
+            ModelKind::Vqgan,
+            Some(&vqclip::cmd::weights::load_model)
+        )
+        .is_ok()
+    );
 }
 
 #[test]

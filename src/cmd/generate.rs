@@ -7,7 +7,7 @@ use crate::generate::checkpoint::{self, WeightFile};
 use crate::generate::engine::{Generator, Models, StepRecord};
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
-use crate::settings::Settings;
+use crate::settings::{DrawerKind, Settings};
 use crate::weights::registry::{self, ModelKind};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,7 +24,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         return dry_run(args);
     }
     if let Some(dir) = &args.style_frames {
-        return crate::cmd::style_frames::run(args, dir);
+        return crate::cmd::style_frames::run(args, dir, &run_single);
     }
     match args.count {
         None | Some(1) => run_single(args),
@@ -46,7 +46,11 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
     let plan = crate::runplan::plan(&a)?;
     let mut out = String::from("# vqclip generate --dry-run: nothing was loaded or written\n");
     out.push_str(&format!("# run directory: {}\n", plan.run_dir.display()));
-    let models = std::iter::once((ModelKind::Vqgan, &plan.settings.vqgan))
+    out.push_str(&format!("# drawer: {}\n", plan.settings.drawer));
+    let vqgan = (plan.settings.drawer == DrawerKind::Vqgan).then_some(&plan.settings.vqgan);
+    let models = vqgan
+        .into_iter()
+        .map(|v| (ModelKind::Vqgan, v))
         .chain(plan.settings.clip.iter().map(|c| (ModelKind::Clip, c)));
     for (kind, spec) in models {
         let role = match kind {
@@ -363,7 +367,7 @@ fn check_weights(saved: &[WeightFile], now: &[WeightFile]) -> Result<()> {
     Ok(())
 }
 
-/// Loads the VQGAN and every CLIP model of the settings.
+/// Loads the VQGAN (vqgan drawer only) and every CLIP model of the settings.
 pub fn load_models(
     settings: &Settings,
     device: tch::Device,
@@ -371,9 +375,14 @@ pub fn load_models(
     quiet: bool,
 ) -> Result<Models> {
     let mut weights = Vec::new();
-    let vq_path = resolve_or_fetch(&settings.vqgan, ModelKind::Vqgan, fetch, quiet)?;
-    weights.push(weight_file("vqgan", &vq_path));
-    let vqgan = Vqgan::load(&vq_path, device)?;
+    // Only the vqgan drawer reads a VQGAN; the others need no file for it.
+    let vqgan = if settings.drawer == DrawerKind::Vqgan {
+        let vq_path = resolve_or_fetch(&settings.vqgan, ModelKind::Vqgan, fetch, quiet)?;
+        weights.push(weight_file("vqgan", &vq_path));
+        Some(Vqgan::load(&vq_path, device)?)
+    } else {
+        None
+    };
     let mut clips = Vec::new();
     for spec in &settings.clip {
         let p = resolve_or_fetch(spec, ModelKind::Clip, fetch, quiet)?;

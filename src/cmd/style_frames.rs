@@ -34,7 +34,13 @@ pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(frames)
 }
 
-pub fn run(args: &GenerateArgs, dir: &Path) -> Result<()> {
+/// Runs every frame with `run_one` (`generate`'s single run, passed in so this module needs
+/// nothing from its caller).
+pub fn run(
+    args: &GenerateArgs,
+    dir: &Path,
+    run_one: &dyn Fn(&GenerateArgs) -> Result<()>,
+) -> Result<()> {
     for (set, flag) in [
         (args.init_image.is_some(), "--init-image"),
         (args.resume.is_some(), "--resume"),
@@ -94,7 +100,7 @@ pub fn run(args: &GenerateArgs, dir: &Path) -> Result<()> {
                 a.init_image.as_deref().unwrap_or(Path::new("")).display()
             );
         }
-        super::generate::run_single(a)?;
+        run_one(a)?;
         let result = a
             .out
             .as_ref()

@@ -2,7 +2,7 @@
 use crate::cli::WeightsCommand;
 use crate::weights::convert;
 use crate::weights::fetch::{self, FetchOptions};
-use crate::weights::registry::{self, FileEntry, ModelEntry};
+use crate::weights::registry::{self, FileEntry, ModelEntry, ModelKind};
 use crate::weights::verify::{self, Verdict, human_bytes, quote_name};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
@@ -170,7 +170,7 @@ fn verify(names: &[String]) -> Result<()> {
     let mut checked = 0;
     for m in models {
         let mdir = registry::model_dir(m, &dir);
-        let reports = verify::verify_model(m, &mdir, true);
+        let reports = verify::verify_model(m, &mdir, Some(&load_model));
         let fetch_cmd = format!("vqclip weights fetch {}", quote_name(&m.name));
         if reports.is_empty() && explicit {
             println!(
@@ -292,4 +292,13 @@ fn convert_source(name: &str) -> Result<(PathBuf, Option<registry::ModelKind>)> 
         bail!("{name}: file not found");
     }
     Err(registry::unknown_model_error(name))
+}
+
+/// The full check of `weights verify`: builds the model on the CPU from the file (and its yaml,
+/// for a VQGAN).
+pub fn load_model(path: &Path, kind: ModelKind) -> Result<()> {
+    match kind {
+        ModelKind::Vqgan => crate::models::vqgan::Vqgan::load(path, tch::Device::Cpu).map(|_| ()),
+        ModelKind::Clip => crate::models::clip::Clip::load(path, tch::Device::Cpu).map(|_| ()),
+    }
 }

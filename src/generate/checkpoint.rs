@@ -1,4 +1,5 @@
-//! The resume state of a run: `checkpoint/state.safetensors` (z, z0, optimizer state m and v) and
+//! The resume state of a run: `checkpoint/state.safetensors` (the drawer's parameters `z` and their
+//! start `z0`, optimizer state m and v, and `adam_vmax` for amsgrad) and
 //! `checkpoint/meta.toml` (format version, step, lr, optimizer step count, full settings, weight files).
 //! Random draws are derived from (seed, step), so no RNG state needs saving.
 //!
@@ -36,10 +37,12 @@ pub struct Meta {
 
 pub struct State {
     pub meta: Meta,
+    /// The drawer's parameters (VQGAN latents, pixel cells, spectrum).
     pub z: Tensor,
     pub z0: Tensor,
     pub m: Tensor,
     pub v: Tensor,
+    pub vmax: Option<Tensor>,
 }
 
 pub fn save(run_dir: &Path, state: &State) -> Result<()> {
@@ -51,16 +54,17 @@ pub fn save(run_dir: &Path, state: &State) -> Result<()> {
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let cpu = |t: &Tensor| t.detach().to_device(tch::Device::Cpu).contiguous();
-    Tensor::write_safetensors(
-        &[
-            ("z", cpu(&state.z)),
-            ("z0", cpu(&state.z0)),
-            ("adam_m", cpu(&state.m)),
-            ("adam_v", cpu(&state.v)),
-        ],
-        tmp.join("state.safetensors"),
-    )
-    .with_context(|| format!("cannot write {}", tmp.join("state.safetensors").display()))?;
+    let mut tensors = vec![
+        ("z", cpu(&state.z)),
+        ("z0", cpu(&state.z0)),
+        ("adam_m", cpu(&state.m)),
+        ("adam_v", cpu(&state.v)),
+    ];
+    if let Some(vmax) = &state.vmax {
+        tensors.push(("adam_vmax", cpu(vmax)));
+    }
+    Tensor::write_safetensors(&tensors, tmp.join("state.safetensors"))
+        .with_context(|| format!("cannot write {}", tmp.join("state.safetensors").display()))?;
     let meta = toml::to_string(&state.meta).context("cannot serialize checkpoint metadata")?;
     write_synced(&tmp.join("meta.toml"), meta.as_bytes())?;
     if dir.exists() {
@@ -130,6 +134,7 @@ pub fn load(ckpt_dir: &Path) -> Result<State> {
         z0: get("z0")?,
         m: get("adam_m")?,
         v: get("adam_v")?,
+        vmax: get("adam_vmax").ok(),
         meta,
     })
 }

@@ -1,28 +1,31 @@
-//! The optimization loop over VQGAN latents, scored by CLIP. No printing, no files: the caller
-//! (`cmd::generate`) drives `step()` and decides when to save.
+//! The optimization loop over a drawer's parameters, scored by CLIP. No printing, no files: the
+//! caller (`cmd::generate`) drives `step()` and decides when to save.
 //!
-//! One step: z -> straight-through quantize -> post_quant_conv + decoder -> x = (y+1)/2 ->
+//! One step: x = drawer.render() (for the VQGAN: z -> straight-through quantize -> decoder) ->
 //! img = clamp(x, 0, 1) -> cutouts (one batch per CLIP model) -> CLIP image embeddings -> loss.
 //! The backward runs in two stages so the anchors' ClampWithGrad rule needs no custom autograd:
 //! the loss is differentiated w.r.t. a detached image leaf, that gradient is masked
-//! (`grad::clamp_grad_mask`), then pushed through the decoder into z.
+//! (`grad::clamp_grad_mask`), then pushed through the render into the drawer's parameters.
 use super::checkpoint::{self, Meta, WeightFile};
 use super::cutouts::{CutoutConfig, CutoutPlan};
-use super::grad::{clamp_grad_mask, straight_through_quantize};
+use super::drawers::{self, Drawer};
+use super::grad::clamp_grad_mask;
 use super::losses;
 use super::optim::Optimizer;
+pub use super::rng::step_rng;
+pub use crate::image_io::resize_cover;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
-use crate::settings::{InitKind, Precision, Settings};
+use crate::settings::{Precision, Settings};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-/// The frozen models of a run.
+/// The frozen models of a run (no VQGAN for drawers that need none).
 pub struct Models {
-    pub vqgan: Vqgan,
+    pub vqgan: Option<Vqgan>,
     pub clips: Vec<Clip>,
     pub weights: Vec<WeightFile>,
 }
@@ -62,16 +65,13 @@ pub struct StepRecord {
 
 pub struct Generator {
     pub settings: Settings,
-    models_vqgan: Vqgan,
+    drawer: Box<dyn Drawer>,
     perceptors: Vec<Perceptor>,
     image_prompts: Vec<(Tensor, f64)>,
-    codebook: Tensor,
     /// `[K, 3]` palette colours in [0, 1] (`--palette`).
     palette: Option<Tensor>,
-    z: Tensor,
+    /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
     z0: Tensor,
-    z_min: Tensor,
-    z_max: Tensor,
     opt: Optimizer,
     /// Steps completed.
     pub step: i64,
@@ -81,18 +81,11 @@ pub struct Generator {
     drop_steps: Vec<i64>,
 }
 
-/// The per-step RNG: a pure function of (seed, step), so a resumed run draws what a straight run draws.
-pub fn step_rng(seed: u64, step: i64) -> ChaCha8Rng {
-    let mut s = ChaCha8Rng::seed_from_u64(seed);
-    s.set_stream(step as u64 + 1);
-    s
-}
-
 impl Generator {
     /// Builds the run: text targets, image prompts and the initial latents (seeded before init).
     pub fn new(settings: Settings, models: Models, device: Device) -> Result<Generator> {
         let Models {
-            mut vqgan,
+            vqgan,
             clips,
             weights,
         } = models;
@@ -138,30 +131,9 @@ impl Generator {
                 ip.weight,
             ));
         }
-        let codebook = vqgan
-            .codebook()
-            .to_device(device)
-            .to_kind(Kind::Float)
-            .detach()
-            .copy();
-        let z_min = codebook.amin([0], false).view([1, -1, 1, 1]);
-        let z_max = codebook.amax([0], false).view([1, -1, 1, 1]);
-        if settings.zoom_every > 0 && !vqgan.has_encoder() {
-            return Err(crate::error::usage(format!(
-                "--zoom-every needs a VQGAN with its encoder (to re-encode the moved image); {} has only the decoder",
-                vqgan.source().display()
-            )));
-        }
-        let z = initial_latents(&settings, &vqgan, &codebook, device)?;
-        // The codebook copy above and z stay f32; the decoder's weights may run in bf16.
-        if compute_kind != Kind::Float {
-            vqgan.set_kind(compute_kind);
-        }
-        vqgan.set_channels_last();
-        vqgan.set_circular_padding(settings.tile);
-        let z0 = z.detach().copy();
-        let z = z.detach().set_requires_grad(true);
-        let opt = Optimizer::new(settings.optimizer, settings.lr, &z);
+        let drawer = drawers::build(&settings, vqgan, compute_kind, device)?;
+        let z0 = drawer.params().detach().copy();
+        let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params());
         let drop_steps = settings.lr_drop_steps();
         let palette = settings
             .palette
@@ -169,15 +141,11 @@ impl Generator {
             .map(|(_, colours)| crate::palette::to_tensor(colours, device));
         Ok(Generator {
             settings,
-            models_vqgan: vqgan,
+            drawer,
             perceptors,
             image_prompts,
-            codebook,
             palette,
-            z,
             z0,
-            z_min,
-            z_max,
             opt,
             step: 0,
             device,
@@ -189,22 +157,28 @@ impl Generator {
 
     /// Restores latents, optimizer state and step count from a checkpoint.
     pub fn restore(&mut self, state: checkpoint::State) -> Result<()> {
-        let expect = self.z.size();
+        let expect = self.drawer.params().size();
         if state.z.size() != expect {
             bail!(
-                "checkpoint latents have shape {:?}, this run needs {:?}",
+                "the checkpoint's {} parameters have shape {:?}, this run needs {:?}",
+                self.drawer.kind(),
                 state.z.size(),
                 expect
             );
         }
-        self.z = state
-            .z
-            .to_device(self.device)
-            .detach()
-            .set_requires_grad(true);
+        self.drawer.set_params(
+            state
+                .z
+                .to_device(self.device)
+                .detach()
+                .set_requires_grad(true),
+        );
         self.z0 = state.z0.to_device(self.device).detach();
         self.opt.m = state.m.to_device(self.device);
         self.opt.v = state.v.to_device(self.device);
+        if let Some(vmax) = state.vmax {
+            self.opt.vmax = Some(vmax.to_device(self.device));
+        }
         self.opt.t = state.meta.adam_t;
         self.opt.lr = state.meta.lr;
         self.step = state.meta.step;
@@ -223,10 +197,11 @@ impl Generator {
                 weights: self.weights.clone(),
                 settings: self.settings.to_partial(),
             },
-            z: self.z.detach(),
+            z: self.drawer.params().detach(),
             z0: self.z0.shallow_clone(),
             m: self.opt.m.shallow_clone(),
             v: self.opt.v.shallow_clone(),
+            vmax: self.opt.vmax.as_ref().map(|t| t.shallow_clone()),
         }
     }
 
@@ -234,11 +209,15 @@ impl Generator {
         &self.weights
     }
 
+    /// The drawer's parameters (what the optimizer moves).
+    pub fn params(&self) -> &Tensor {
+        self.drawer.params()
+    }
+
     /// The current image, [1,3,H,W] in [0,1].
     pub fn image(&self) -> Tensor {
         tch::no_grad(|| {
-            let z_q = quantize_nearest(&self.z, &self.codebook);
-            let img = ((self.models_vqgan.decode(&z_q) + 1.0) / 2.0).clamp(0.0, 1.0);
+            let img = self.drawer.image();
             match &self.palette {
                 Some(p) => crate::palette::nearest(&img, p),
                 None => img,
@@ -246,18 +225,15 @@ impl Generator {
         })
     }
 
-    /// The zoom-video move: the current image is zoomed/shifted/rotated, encoded back into
-    /// latents (on the codebook, as at init), and the optimizer starts afresh, as in the anchor.
-    /// The `--init-weight` pull then holds toward this new start.
+    /// The zoom-video move: the current image is zoomed/shifted/rotated, taken back into the
+    /// drawer's parameters (the VQGAN encodes it onto the codebook, as at init), and the optimizer
+    /// starts afresh, as in the anchor. The `--init-weight` pull then holds toward this new start.
     pub fn zoom(&mut self) -> Result<()> {
         let moved = super::zoom::apply(&self.image(), self.settings.zoom);
-        let z = tch::no_grad(|| -> Result<Tensor> {
-            let z = self.models_vqgan.encode(&(moved * 2.0 - 1.0))?;
-            Ok(quantize_nearest(&z.to_kind(Kind::Float), &self.codebook).contiguous())
-        })?;
+        let z = self.drawer.params_for(&moved)?;
         self.z0 = z.copy();
-        self.z = z.set_requires_grad(true);
-        self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, &self.z);
+        self.drawer.set_params(drawers::leaf(z));
+        self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, self.drawer.params());
         Ok(())
     }
 
@@ -274,9 +250,7 @@ impl Generator {
             let (h, w) = (self.settings.size.height, self.settings.size.width);
             (rng.random_range(0..h), rng.random_range(0..w))
         });
-        // Decoder forward with the straight-through estimator.
-        let (z_q, _) = straight_through_quantize(&self.z, &self.codebook);
-        let x = (self.models_vqgan.decode(&z_q) + 1.0) / 2.0;
+        let x = self.drawer.render();
         let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
         // Palette: CLIP sees the image in palette colours (straight through: the gradient passes
         // as if unquantized), and each pixel is pulled toward its nearest colour (pixray's lookup).
@@ -395,22 +369,23 @@ impl Generator {
             .chain(image_terms.iter())
             .chain(noise_terms.iter())
             .fold(extra_total.detach(), |acc, t| acc + t);
-        // Stage 2: ClampWithGrad mask, then through the decoder into z (plus the init pull).
+        // Stage 2: ClampWithGrad mask, then through the render into the parameters (plus the init pull).
         let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
         let pixel_objective = (&x * &g).sum(Kind::Float);
         let (z_objective, total) = if self.settings.init_weight > 0.0 {
-            let init = losses::init_loss(&self.z, &self.z0) * self.settings.init_weight;
+            let init =
+                losses::init_loss(self.drawer.params(), &self.z0) * self.settings.init_weight;
             (pixel_objective + &init, image_total + init.detach())
         } else {
             (pixel_objective, image_total)
         };
-        let grad_z = Tensor::run_backward(&[&z_objective], &[&self.z], false, false)
+        let grad_z = Tensor::run_backward(&[&z_objective], &[self.drawer.params()], false, false)
             .pop()
-            .context("no latent gradient")?;
-        self.opt.step(&mut self.z, &grad_z);
-        tch::no_grad(|| {
-            let _ = self.z.clamp_tensor_(Some(&self.z_min), Some(&self.z_max));
-        });
+            .context("no gradient for the drawer's parameters")?;
+        // The optimizer updates the leaf in place (a shallow clone shares its storage).
+        let mut params = self.drawer.params().shallow_clone();
+        self.opt.step(&mut params, &grad_z);
+        self.drawer.after_step();
 
         let mut terms = vec![total];
         terms.extend(prompt_terms);
@@ -533,75 +508,6 @@ fn sum_terms(terms: &[Tensor], device: Device) -> Tensor {
     terms
         .iter()
         .fold(Tensor::zeros([], (Kind::Float, device)), |acc, t| acc + t)
-}
-
-/// Nearest codebook vectors (no gradient plumbing).
-fn quantize_nearest(z: &Tensor, codebook: &Tensor) -> Tensor {
-    straight_through_quantize(&z.detach(), codebook).0.detach()
-}
-
-/// Starting latents: random codebook entries, or an image (init image or a noise kind) encoded.
-fn initial_latents(
-    settings: &Settings,
-    vqgan: &Vqgan,
-    codebook: &Tensor,
-    device: Device,
-) -> Result<Tensor> {
-    let f = vqgan.downsample_factor();
-    let (h, w) = (settings.size.height, settings.size.width);
-    if h % f != 0 || w % f != 0 {
-        return Err(crate::error::usage(format!(
-            "--size {}: both sides must be multiples of the VQGAN's downsampling factor {f}",
-            settings.size
-        )));
-    }
-    let (ht, wt) = (h / f, w / f);
-    let mut rng = step_rng(settings.seed, 0);
-    tch::manual_seed(rng.random::<i64>() & i64::MAX);
-    let image = if let Some(path) = &settings.init_image {
-        let img = crate::image_io::load_rgb(path)
-            .with_context(|| format!("--init-image {}", path.display()))?;
-        Some(crate::image_io::rgb_to_tensor(&resize_cover(
-            &img, w as u32, h as u32,
-        )))
-    } else {
-        match settings.init {
-            InitKind::Codes => None,
-            InitKind::Perlin => Some(super::init::perlin(h, w, &mut rng)),
-            InitKind::Gradient => Some(super::init::gradient(h, w, &mut rng)),
-            InitKind::Snow => Some(super::init::snow(h, w, &mut rng)),
-        }
-    };
-    let z = match image {
-        None => {
-            let n = codebook.size()[0];
-            let idx = super::init::random_codes(ht, wt, n, &mut rng).to_device(device);
-            // [ht*wt, e] -> [1, e, ht, wt]
-            codebook
-                .index_select(0, &idx)
-                .view([1, ht, wt, -1])
-                .permute([0, 3, 1, 2])
-                .contiguous()
-        }
-        Some(img) => tch::no_grad(|| -> Result<Tensor> {
-            let z = vqgan.encode(&(img.to_device(device) * 2.0 - 1.0))?;
-            Ok(quantize_nearest(&z.to_kind(Kind::Float), codebook))
-        })?,
-    };
-    Ok(z.to_kind(Kind::Float))
-}
-
-/// Resizes to cover `w`x`h` (Lanczos) and center-crops, keeping the aspect ratio.
-pub fn resize_cover(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
-    let (iw, ih) = img.dimensions();
-    if (iw, ih) == (w, h) {
-        return img.clone();
-    }
-    let scale = (w as f64 / iw as f64).max(h as f64 / ih as f64);
-    let nw = ((iw as f64 * scale).round() as u32).max(w);
-    let nh = ((ih as f64 * scale).round() as u32).max(h);
-    let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Lanczos3);
-    image::imageops::crop_imm(&resized, (nw - w) / 2, (nh - h) / 2, w, h).to_image()
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! The VQGAN+CLIP generator: the loop (`engine`), its differentiable pieces and its saved state.
+//! The CLIP-guided generator: the loop (`engine`), the drawers it optimizes (`drawers`), its
+//! differentiable pieces and its saved state.
 pub mod augments;
 pub mod checkpoint;
 pub mod cutouts;
+pub mod drawers;
 pub mod engine;
 pub mod grad;
 pub mod init;
 pub mod losses;
 pub mod optim;
 pub mod pixray_cuts;
+pub mod rng;
 pub mod zoom;

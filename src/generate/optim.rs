@@ -2,7 +2,8 @@
 //! torch.optim's defaults and update rules), written out so their state can be saved and restored
 //! exactly (tch's `nn::Optimizer` cannot serialize its state). The state is two tensors and a
 //! step count for all of them: `m` (first moment; unused by Adagrad and RMSprop) and `v` (second
-//! moment, Adamax's infinity norm, Adagrad's sum of squares, RMSprop's square average).
+//! moment, Adamax's infinity norm, Adagrad's sum of squares, RMSprop's square average), plus
+//! `vmax` for `adamw-amsgrad` (the running maximum of `v`).
 use crate::settings::OptimizerKind;
 use tch::Tensor;
 
@@ -14,6 +15,8 @@ pub const EPS: f64 = 1e-8;
 pub const ADAMW_WEIGHT_DECAY: f64 = 0.01;
 /// torch.optim.Adagrad's eps.
 pub const ADAGRAD_EPS: f64 = 1e-10;
+/// aphantasia's `adamw_custom` (its fft image's optimizer): AdamW with betas (0, 0.999), amsgrad.
+pub const AMSGRAD_BETA1: f64 = 0.0;
 /// torch.optim.RMSprop's smoothing constant.
 pub const RMSPROP_ALPHA: f64 = 0.99;
 
@@ -25,6 +28,8 @@ pub struct Optimizer {
     pub m: Tensor,
     /// Second-moment-like state (see the module doc), same shape as the parameter.
     pub v: Tensor,
+    /// The running maximum of `v` (`adamw-amsgrad` only).
+    pub vmax: Option<Tensor>,
     /// Steps taken (bias correction).
     pub t: i64,
 }
@@ -36,6 +41,7 @@ impl Optimizer {
             lr,
             m: like.zeros_like().detach(),
             v: like.zeros_like().detach(),
+            vmax: (kind == OptimizerKind::AdamWAmsgrad).then(|| like.zeros_like().detach()),
             t: 0,
         }
     }
@@ -60,6 +66,22 @@ impl Optimizer {
                     let bc2 = 1.0 - BETA2.powi(self.t as i32);
                     let denom = self.v.sqrt() / bc2.sqrt() + EPS;
                     let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+                }
+                OptimizerKind::AdamWAmsgrad => {
+                    let _ = param.g_mul_scalar_(1.0 - self.lr * ADAMW_WEIGHT_DECAY);
+                    let _ = self.m.g_mul_scalar_(AMSGRAD_BETA1);
+                    let _ = self.m.g_add_(&(grad * (1.0 - AMSGRAD_BETA1)));
+                    let _ = self.v.g_mul_scalar_(BETA2);
+                    let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
+                    let vmax = self
+                        .vmax
+                        .get_or_insert_with(|| self.v.zeros_like())
+                        .maximum(&self.v);
+                    let bc1 = 1.0 - AMSGRAD_BETA1.powi(self.t as i32);
+                    let bc2 = 1.0 - BETA2.powi(self.t as i32);
+                    let denom = vmax.sqrt() / bc2.sqrt() + EPS;
+                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+                    self.vmax = Some(vmax);
                 }
                 OptimizerKind::Adamax => {
                     self.first_moment(grad);
@@ -107,7 +129,8 @@ mod tests {
     }
 
     /// Three steps of each optimizer against torch.optim 2.11 with lr 0.1 and default settings
-    /// (values printed by torch.optim.<Name>([p], lr=0.1) on the same parameter and gradients).
+    /// (values printed by torch.optim.<Name>([p], lr=0.1) on the same parameter and gradients;
+    /// adamw-amsgrad: `AdamW([p], lr=0.1, betas=(0.0, 0.999), weight_decay=0.01, amsgrad=True)`).
     #[test]
     fn three_steps_match_torch_optim() {
         let grads = [
@@ -115,7 +138,16 @@ mod tests {
             [-0.2, -1.0, 0.5, 2.0],
             [0.05, 3.0, -0.5, 0.0],
         ];
-        let expected: [(OptimizerKind, [f64; 4]); 5] = [
+        let expected: [(OptimizerKind, [f64; 4]); 6] = [
+            (
+                OptimizerKind::AdamWAmsgrad,
+                [
+                    0.9517790675163269,
+                    -1.961851716041565,
+                    0.47970080375671387,
+                    -0.24104368686676025,
+                ],
+            ),
             (
                 OptimizerKind::Adam,
                 [

@@ -5,7 +5,6 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tch::Device;
 
 /// What a registry file name promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,14 +215,9 @@ fn expected_keys(kind: ModelKind) -> &'static str {
     }
 }
 
-/// Full check: builds the model on the CPU from the file (and its yaml, for VQGAN).
-pub fn check_kind_full(path: &Path, kind: ModelKind) -> Result<()> {
-    check_kind_light(path, kind)?;
-    match kind {
-        ModelKind::Vqgan => crate::models::vqgan::Vqgan::load(path, Device::Cpu).map(|_| ()),
-        ModelKind::Clip => crate::models::clip::Clip::load(path, Device::Cpu).map(|_| ()),
-    }
-}
+/// The full check's model builder (`cmd::weights::load_model`): it lives above this module,
+/// since building a model needs `models`, which reads files through `weights`.
+pub type Loader<'a> = &'a dyn Fn(&Path, ModelKind) -> Result<()>;
 
 /// A taming config must be YAML with a `model` section.
 pub fn check_yaml(path: &Path) -> Result<()> {
@@ -260,9 +254,9 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
-/// Checks every present file of a model. `full` builds the model (slower); otherwise only the
-/// characteristic tensor is read.
-pub fn verify_model(m: &ModelEntry, dir: &Path, full: bool) -> Vec<FileReport> {
+/// Checks every present file of a model. With `load` each is also built into the model (slower);
+/// otherwise only the characteristic tensor is read.
+pub fn verify_model(m: &ModelEntry, dir: &Path, load: Option<Loader>) -> Vec<FileReport> {
     let mut out = Vec::new();
     let fetch = format!("vqclip weights fetch {}", quote_name(&m.name));
     let official = m.file.first().map(|f| dir.join(&f.name));
@@ -290,7 +284,7 @@ pub fn verify_model(m: &ModelEntry, dir: &Path, full: bool) -> Vec<FileReport> {
         let is_cache =
             Some(&name) == registry::cache_name(m).as_ref() && official.as_ref() != Some(&path);
         let mut notes = Vec::new();
-        let verdict = match verify_file(&path, entry, m.kind, full) {
+        let verdict = match verify_file(&path, entry, m.kind, load) {
             Ok((detail, remarks)) => {
                 notes = remarks;
                 Verdict::Ok(detail)
@@ -341,7 +335,7 @@ pub fn verify_file(
     path: &Path,
     entry: Option<&FileEntry>,
     kind: ModelKind,
-    full: bool,
+    load: Option<Loader>,
 ) -> std::result::Result<(String, Vec<String>), String> {
     let name = path
         .file_name()
@@ -377,11 +371,10 @@ pub fn verify_file(
             detail.push("taming config".into());
         }
         Expect::Checkpoint => {
-            let check = if full {
-                check_kind_full(path, kind)
-            } else {
-                check_kind_light(path, kind)
-            };
+            let check = check_kind_light(path, kind).and_then(|()| match load {
+                Some(load) => load(path, kind),
+                None => Ok(()),
+            });
             check.map_err(|e| format!("does not open as a {} model: {e:#}", kind.as_str()))?;
             detail.push(format!("loads as {}", kind.as_str()));
         }

@@ -1,0 +1,554 @@
+//! Drawers end to end on the tiny fixtures (CPU): the vqgan drawer against runs made before
+//! drawers existed (pixels and every loss value equal), fast_pixel and fft with every generate
+//! feature, their resume, their errors, and runs with no VQGAN file at all.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
+const CLIP: &str = "tests/fixtures/clip_tiny.pt";
+const GOLDEN: &str = "tests/fixtures/vqgan_golden";
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vqclip-drawers-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn vqclip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `generate PROMPT` on the tiny CLIP at 48x32 with 4 cutouts, seed 7, CPU, plus `extra`.
+fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", prompt, "--clip", CLIP])
+        .args(["--size", "48x32", "--cutouts", "4", "--device", "cpu"])
+        .args(["--seed", "7", "--quiet", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn fails(o: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+fn pixels(png: &Path) -> image::RgbImage {
+    vqclip::image_io::load_rgb(png).unwrap()
+}
+
+/// log.jsonl without the timing field.
+fn log(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    log(dir)
+        .iter()
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn resume(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["generate", "--quiet", "--resume", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    vqclip(&args)
+}
+
+/// The same run straight and in two halves (`--steps at`, then `--resume --steps steps`): identical
+/// image and log. (Settings that scale with --steps, like --lr-drops, make the halves another run.)
+fn assert_resume_exact(name: &str, prompt: &str, extra: &[&str], steps: i64, at: i64) {
+    let straight = tmp_dir(&format!("{name}-straight"));
+    let steps_s = steps.to_string();
+    let mut a = extra.to_vec();
+    a.extend(["--steps", &steps_s]);
+    ok(&run(prompt, &straight, &a));
+    let split = tmp_dir(&format!("{name}-split"));
+    let at_s = at.to_string();
+    let mut b = extra.to_vec();
+    b.extend(["--steps", &at_s]);
+    ok(&run(prompt, &split, &b));
+    ok(&resume(&split, &["--steps", &steps_s]));
+    assert_eq!(log(&straight), log(&split), "{name}: resumed log differs");
+    assert!(
+        pixels(&straight.join("final.png")) == pixels(&split.join("final.png")),
+        "{name}: resumed image differs"
+    );
+}
+
+/// The three runs of tests/fixtures/vqgan_golden were made by vqclip e9fa161, before drawers
+/// existed; the vqgan drawer must give the same pixels and the same loss values, bit for bit.
+#[test]
+fn vqgan_drawer_repeats_runs_from_before_drawers() {
+    let cases: [(&str, &str, &[&str]); 3] = [
+        (
+            "plain",
+            "a red apple|a blue sky:0.5",
+            &[
+                "--precision",
+                "f32",
+                "--init-weight",
+                "0.1",
+                "--loss",
+                "tv:0.2",
+            ],
+        ),
+        (
+            "features",
+            "a red apple ^ a blue sky",
+            &[
+                "--precision",
+                "f32",
+                "--tile",
+                "--palette",
+                "pico8",
+                "--zoom-every",
+                "4",
+                "--init",
+                "perlin",
+                "--noise-prompt",
+                "3:0.5",
+                "--save-every",
+                "4",
+            ],
+        ),
+        (
+            "init",
+            "a red apple",
+            &[
+                "--init-image",
+                "tests/fixtures/recon_input.png",
+                "--image-prompt",
+                "tests/fixtures/clip_input.png:0.5",
+                "--optimizer",
+                "adamw",
+                "--cut-method",
+                "original",
+            ],
+        ),
+    ];
+    for (name, prompt, extra) in cases {
+        let out = tmp_dir(&format!("golden-{name}"));
+        let mut a = vec!["--vqgan", VQGAN, "--steps", "8"];
+        a.extend_from_slice(extra);
+        ok(&run(prompt, &out, &a));
+        assert!(
+            pixels(&out.join("final.png"))
+                == pixels(&Path::new(GOLDEN).join(format!("{name}.png"))),
+            "{name}: image differs from the run before drawers"
+        );
+        let want: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(GOLDEN).join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            log(&out),
+            want,
+            "{name}: losses differ from the run before drawers"
+        );
+        let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+        assert!(toml.contains("drawer = \"vqgan\""), "{toml}");
+    }
+}
+
+#[test]
+fn fast_pixel_draws_exact_cell_grids_without_a_vqgan() {
+    let out = tmp_dir("fp-grid");
+    // No VQGAN file is read: a path that does not exist is no obstacle.
+    let o = run(
+        "a red apple",
+        &out,
+        &[
+            "--drawer",
+            "fast_pixel",
+            "--pixel-size",
+            "12x8",
+            "--steps",
+            "6",
+            "--vqgan",
+            "/nonexistent/vqgan.ckpt",
+        ],
+    );
+    ok(&o);
+    let img = pixels(&out.join("final.png"));
+    assert_eq!(img.dimensions(), (48, 32));
+    // Every 4x4 cell is one colour, and the cells are not all the same.
+    let mut colours = std::collections::HashSet::new();
+    for cy in 0..8 {
+        for cx in 0..12 {
+            let c = *img.get_pixel(cx * 4, cy * 4);
+            colours.insert(c.0);
+            for y in 0..4 {
+                for x in 0..4 {
+                    assert_eq!(*img.get_pixel(cx * 4 + x, cy * 4 + y), c, "cell {cx},{cy}");
+                }
+            }
+        }
+    }
+    assert!(colours.len() > 20, "{} colours", colours.len());
+    let l = losses(&out);
+    assert_eq!(l.len(), 6);
+    assert!(l[5] < l[0], "loss did not go down: {l:?}");
+    let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    for key in [
+        "drawer = \"fast_pixel\"",
+        "pixel-size = \"12x8\"",
+        "lr = 0.2",
+    ] {
+        assert!(toml.contains(key), "{key} missing in {toml}");
+    }
+    assert!(!toml.contains("vqgan ="), "{toml}");
+    assert!(!toml.contains("role = \"vqgan\""), "{toml}");
+    // The PNG's settings repeat the run.
+    let again = tmp_dir("fp-grid-again");
+    ok(&vqclip(&[
+        "generate",
+        "--quiet",
+        "--config",
+        out.join("final.png").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]));
+    assert!(pixels(&out.join("final.png")) == pixels(&again.join("final.png")));
+}
+
+#[test]
+fn style_frames_with_the_fast_pixel_drawer() {
+    let frames = tmp_dir("sf-in");
+    std::fs::create_dir_all(&frames).unwrap();
+    for (i, f) in ["recon_input.png", "clip_input.png"].iter().enumerate() {
+        std::fs::copy(
+            Path::new("tests/fixtures").join(f),
+            frames.join(format!("f{i}.png")),
+        )
+        .unwrap();
+    }
+    let out = tmp_dir("sf-out");
+    ok(&run(
+        "a red apple",
+        &out,
+        &[
+            "--drawer",
+            "fast_pixel",
+            "--steps",
+            "2",
+            "--style-frames",
+            frames.to_str().unwrap(),
+        ],
+    ));
+    for n in ["000001.png", "000002.png"] {
+        assert_eq!(pixels(&out.join("frames").join(n)).dimensions(), (48, 32));
+    }
+}
+
+#[test]
+fn fast_pixel_default_grids_scale_and_palette() {
+    use vqclip::settings::{Size, pixel_grid};
+    let sz = |w, h| Size {
+        width: w,
+        height: h,
+    };
+    assert_eq!(pixel_grid(None, None, sz(256, 256)).unwrap(), (40, 40));
+    assert_eq!(pixel_grid(None, None, sz(256, 320)).unwrap(), (40, 50));
+    assert_eq!(pixel_grid(None, None, sz(320, 256)).unwrap(), (80, 45));
+    assert_eq!(pixel_grid(None, Some(2.0), sz(320, 256)).unwrap(), (40, 22));
+    assert_eq!(pixel_grid(None, Some(3.0), sz(256, 256)).unwrap(), (13, 13));
+    // never more cells than pixels: a default grid shrinks, an explicit one is refused
+    assert_eq!(pixel_grid(None, None, sz(32, 32)).unwrap(), (32, 32));
+    assert_eq!(pixel_grid(None, Some(0.5), sz(64, 48)).unwrap(), (64, 48));
+    assert!(pixel_grid(Some("100x10"), None, sz(64, 48)).is_err());
+    assert!(pixel_grid(Some("0x10"), None, sz(64, 48)).is_err());
+    assert!(pixel_grid(Some("ten"), None, sz(64, 48)).is_err());
+
+    // --palette makes pixel art: every cell one of the palette's colours.
+    let out = tmp_dir("fp-palette");
+    ok(&run(
+        "a red apple",
+        &out,
+        &[
+            "--drawer",
+            "fast_pixel",
+            "--pixel-size",
+            "12x8",
+            "--steps",
+            "4",
+            "--palette",
+            "#000000,#ffffff,#ff0000,#0000ff",
+        ],
+    ));
+    let img = pixels(&out.join("final.png"));
+    let allowed = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]];
+    assert!(img.pixels().all(|p| allowed.contains(&p.0)));
+}
+
+#[test]
+fn fft_runs_with_its_settings_and_no_vqgan() {
+    let out = tmp_dir("fft");
+    ok(&run(
+        "a red apple",
+        &out,
+        &[
+            "--drawer",
+            "fft",
+            "--steps",
+            "6",
+            "--fft-decay",
+            "1.2",
+            "--fft-contrast",
+            "1.1",
+            "--vqgan",
+            "/nonexistent/vqgan.ckpt",
+        ],
+    ));
+    let l = losses(&out);
+    assert!(l[5] < l[0], "loss did not go down: {l:?}");
+    let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    for key in [
+        "drawer = \"fft\"",
+        "fft-decay = 1.2",
+        "fft-colors = 1.5",
+        "fft-contrast = 1.1",
+        "optimizer = \"adamw-amsgrad\"",
+        "lr = 0.05",
+    ] {
+        assert!(toml.contains(key), "{key} missing in {toml}");
+    }
+    // Smooth: neighbouring pixels differ far less than in white noise.
+    let img = pixels(&out.join("final.png"));
+    let (w, h) = img.dimensions();
+    let mut d = 0.0;
+    for y in 0..h {
+        for x in 1..w {
+            d += (img.get_pixel(x, y)[0] as f64 - img.get_pixel(x - 1, y)[0] as f64).abs();
+        }
+    }
+    let mean = d / ((w - 1) * h) as f64;
+    assert!(mean < 40.0, "mean neighbour difference {mean}");
+    // --config run.toml repeats the run exactly.
+    let again = tmp_dir("fft-again");
+    let o = vqclip(&[
+        "generate",
+        "--quiet",
+        "--config",
+        out.join("run.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert_eq!(
+        pixels(&out.join("final.png")),
+        pixels(&again.join("final.png"))
+    );
+    assert_eq!(log(&out), log(&again));
+}
+
+#[test]
+fn every_drawer_resumes_exactly() {
+    assert_resume_exact(
+        "fp",
+        "a red apple",
+        &["--drawer", "fast_pixel", "--save-every", "2"],
+        6,
+        3,
+    );
+    assert_resume_exact(
+        "fft",
+        "a red apple",
+        &["--drawer", "fft", "--save-every", "2"],
+        6,
+        3,
+    );
+}
+
+#[test]
+fn every_feature_with_the_pixel_drawers() {
+    for drawer in ["fast_pixel", "fft"] {
+        // story phases, image and noise prompts, extra losses, palette, tile, zoom, init kind,
+        // init weight, lr drops: one run, resumed exactly from the middle
+        let extra = [
+            "--drawer",
+            drawer,
+            "--tile",
+            "--zoom-every",
+            "2",
+            "--zoom-scale",
+            "1.1",
+            "--init",
+            "perlin",
+            "--init-weight",
+            "0.5",
+            "--image-prompt",
+            "tests/fixtures/clip_input.png:0.5",
+            "--noise-prompt",
+            "5:0.3",
+            "--loss",
+            "tv:0.3,saturation:0.1",
+            "--palette",
+            "pico8",
+            "--save-every",
+            "2",
+            "--change-prompt-every",
+            "2",
+            "--batches",
+            "2",
+        ];
+        assert_resume_exact(
+            &format!("all-{drawer}"),
+            "a red apple ^ a blue sky",
+            &extra,
+            6,
+            3,
+        );
+        // init image, count, video off: two seeds from an init image
+        let out = tmp_dir(&format!("count-{drawer}"));
+        ok(&run(
+            "a red apple",
+            &out,
+            &[
+                "--drawer",
+                drawer,
+                "--steps",
+                "2",
+                "--count",
+                "2",
+                "--init-image",
+                "tests/fixtures/recon_input.png",
+            ],
+        ));
+        for seed in ["seed-7", "seed-8"] {
+            assert!(
+                out.join(seed).join("final.png").is_file(),
+                "{drawer} {seed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pixel_drawers_start_from_the_init_image() {
+    // A fast_pixel run of 1 step at a tiny lr starts from the init image downsampled: its image is
+    // close to the init image's block average; fft comes back as the same picture (contrast aside).
+    let init = Path::new("tests/fixtures/recon_input.png");
+    let src = vqclip::generate::engine::resize_cover(&pixels(init), 48, 32);
+    for (drawer, tol) in [("fast_pixel", 40.0), ("fft", 60.0)] {
+        let out = tmp_dir(&format!("init-{drawer}"));
+        let mut a = vec![
+            "--drawer",
+            drawer,
+            "--steps",
+            "1",
+            "--lr",
+            "0.00001",
+            "--init-image",
+            init.to_str().unwrap(),
+        ];
+        if drawer == "fast_pixel" {
+            a.extend(["--pixel-size", "48x32"]);
+        }
+        ok(&run("a red apple", &out, &a));
+        let img = pixels(&out.join("final.png"));
+        let d: f64 = img
+            .pixels()
+            .zip(src.pixels())
+            .map(|(a, b)| {
+                (0..3)
+                    .map(|c| (a[c] as f64 - b[c] as f64).abs())
+                    .sum::<f64>()
+                    / 3.0
+            })
+            .sum::<f64>()
+            / (48.0 * 32.0);
+        assert!(d < tol, "{drawer}: mean difference to the init image {d}");
+        if drawer == "fast_pixel" {
+            assert!(
+                d < 1.0,
+                "{drawer}: a full-resolution grid is the init image: {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn drawer_errors_exit_2() {
+    let out = tmp_dir("errors");
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--drawer", "svg"],
+            "--drawer: invalid value 'svg': expected one of vqgan, fast_pixel, fft",
+        ),
+        (
+            &["--drawer", "fast_pixel", "--init", "codes"],
+            "--init codes picks random VQGAN codebook entries",
+        ),
+        (
+            &["--pixel-size", "10x10"],
+            "--pixel-size applies to --drawer fast_pixel, not to --drawer vqgan",
+        ),
+        (
+            &["--drawer", "fft", "--pixel-scale", "2"],
+            "--pixel-scale applies to --drawer fast_pixel",
+        ),
+        (
+            &["--drawer", "fast_pixel", "--fft-decay", "1"],
+            "--fft-decay applies to --drawer fft",
+        ),
+        (
+            &["--drawer", "fast_pixel", "--pixel-size", "100x10"],
+            "--pixel-size: invalid value '100x10'",
+        ),
+        (
+            &["--drawer", "fft", "--fft-decay", "9"],
+            "--fft-decay: invalid value 9",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut a = vec!["--vqgan", VQGAN];
+        a.extend_from_slice(extra);
+        fails(&run("a red apple", &out, &a), 2, needle);
+    }
+    // The drawer of a run cannot change on resume.
+    let r = tmp_dir("resume-drawer");
+    ok(&run(
+        "a red apple",
+        &r,
+        &["--drawer", "fft", "--steps", "2"],
+    ));
+    fails(
+        &resume(&r, &["--drawer", "fast_pixel"]),
+        2,
+        "cannot change --drawer on resume",
+    );
+}
+
+#[test]
+fn dry_run_names_the_drawer_and_skips_the_vqgan() {
+    let out = tmp_dir("dry");
+    let o = run("a red apple", &out, &["--drawer", "fft", "--dry-run"]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("# drawer: fft"), "{text}");
+    assert!(!text.contains("# vqgan:"), "{text}");
+}
