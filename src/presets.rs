@@ -42,6 +42,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("normal", include_str!("../presets/normal.toml")),
     ("better", include_str!("../presets/better.toml")),
     ("best", include_str!("../presets/best.toml")),
+    ("supreme", include_str!("../presets/supreme.toml")),
 ];
 
 /// A preset file.

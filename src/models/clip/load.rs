@@ -32,15 +32,6 @@ pub fn read_clip_tensors(path: &Path) -> Result<(TensorMap, ClipFormat)> {
 
 /// Detects the naming convention of an already loaded state dict and maps it to OpenAI's names.
 pub fn canonicalize(map: TensorMap) -> Result<(TensorMap, ClipFormat)> {
-    if map
-        .names()
-        .any(|k| k.contains("visual.layer1.") || k.contains("visual.attnpool."))
-    {
-        bail!(
-            "{}: ResNet CLIP models are not supported; use a ViT model",
-            map.source.display()
-        );
-    }
     if let Some(prefix) = anchor_prefix(&map, OPENAI_ANCHOR) {
         return Ok((keep_under(map, &prefix), ClipFormat::OpenAi));
     }

@@ -1,5 +1,5 @@
-//! OpenAI CLIP (ViT models): "Learning Transferable Visual Models From Natural Language
-//! Supervision", Radford et al. 2021. Frozen weights; gradients flow to the input pixels.
+//! OpenAI CLIP (ViT and ResNet models): "Learning Transferable Visual Models From Natural
+//! Language Supervision", Radford et al. 2021. Frozen weights; gradients flow to the input pixels.
 //! Upstream: https://github.com/openai/CLIP/blob/d05afc4/clip/model.py
 //!
 //! Module paths equal OpenAI's state-dict keys (`visual.transformer.resblocks.0.attn.in_proj_weight`,
@@ -8,6 +8,7 @@ pub mod config;
 pub mod load;
 pub mod names;
 pub mod preprocess;
+pub mod resnet;
 pub mod text;
 pub mod transformer;
 pub mod vision;
@@ -18,10 +19,18 @@ pub use names::{known_clip_models, resolve_clip};
 pub use preprocess::preprocess_image;
 
 use anyhow::{Context, Result, bail};
+use resnet::ModifiedResNet;
 use std::path::Path;
 use tch::{Device, Kind, Tensor, nn};
 use text::TextTransformer;
 use vision::VisionTransformer;
+
+/// The image tower.
+#[derive(Debug)]
+enum Visual {
+    Vit(VisionTransformer),
+    ResNet(ModifiedResNet),
+}
 
 /// CLIP's pixel mean and std (`clip/clip.py` `_transform`); the only copy in the crate.
 pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
@@ -41,7 +50,7 @@ pub struct Clip {
     vs: nn::VarStore,
     config: ClipConfig,
     format: ClipFormat,
-    visual: VisionTransformer,
+    visual: Visual,
     text: TextTransformer,
     logit_scale: f64,
     kind: Kind,
@@ -72,7 +81,12 @@ impl Clip {
             None => bail!("{}: no logit_scale tensor", path.display()),
         };
         let mut vs = nn::VarStore::new(device);
-        let visual = VisionTransformer::new(vs.root() / "visual", &config);
+        let visual = match config.vision_resnet_layers {
+            Some(layers) => {
+                Visual::ResNet(ModifiedResNet::new(vs.root() / "visual", &config, layers))
+            }
+            None => Visual::Vit(VisionTransformer::new(vs.root() / "visual", &config)),
+        };
         let text = TextTransformer::new(vs.root(), &config);
         crate::weights::fill_var_store(&vs, &map, "CLIP").context("cannot load CLIP weights")?;
         vs.freeze();
@@ -144,9 +158,23 @@ impl Clip {
     /// `[n, 3, R, R]` CLIP-normalized pixels -> `[n, embed_dim]` f32 features (projected, not
     /// normalized). Differentiable with respect to `pixels`.
     pub fn encode_image(&self, pixels: &Tensor) -> Tensor {
-        self.visual
-            .forward(&pixels.to_device(self.device()).to_kind(self.kind))
-            .to_kind(Kind::Float)
+        let pixels = pixels.to_device(self.device()).to_kind(self.kind);
+        match &self.visual {
+            Visual::Vit(v) => v.forward(&pixels),
+            Visual::ResNet(r) => r.forward(&pixels),
+        }
+        .to_kind(Kind::Float)
+    }
+
+    /// The ResNet tower's intermediate maps (stem = stage 0, then stages 1..=4), for parity
+    /// checks against the reference; None for a ViT.
+    pub fn resnet_features(&self, pixels: &Tensor, stage: usize) -> Option<Tensor> {
+        let pixels = pixels.to_device(self.device()).to_kind(self.kind);
+        match &self.visual {
+            Visual::ResNet(r) if stage == 0 => Some(r.stem(&pixels).to_kind(Kind::Float)),
+            Visual::ResNet(r) => Some(r.features(&pixels, stage).to_kind(Kind::Float)),
+            Visual::Vit(_) => None,
+        }
     }
 
     /// [`Clip::encode_text`] after checking the shape, dtype and id range.

@@ -1,24 +1,14 @@
-//! `--clip` values -> files. The known names (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `ViT-L/14@336px`)
-//! and their file names live in the model registry (`crate::weights::registry`); this adds only the
-//! clear refusal of ResNet CLIPs.
-use crate::error::usage;
+//! `--clip` values -> files. The known names (`ViT-B/32`, ..., `RN50`, ..., `RN50x64`) and their
+//! file names live in the model registry (`crate::weights::registry`).
 use crate::weights::registry::{self, ModelKind};
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A known name -> its file in the weights directory (`$VQCLIP_WEIGHTS`, default `weights/`:
 /// `ViT-B-32.pt`, or a `ViT-B-32.safetensors` conversion); anything else is taken as a path.
 /// A missing known model is a runtime error naming the expected file and `vqclip weights fetch`;
 /// a word that is neither a known name nor a path is a usage error listing the names.
 pub fn resolve_clip(spec: &str) -> Result<PathBuf> {
-    let lower = spec.trim().to_ascii_lowercase();
-    if !Path::new(spec).exists() && (lower.starts_with("rn50") || lower.starts_with("rn101")) {
-        let names: Vec<String> = known_clip_models();
-        return Err(usage(format!(
-            "--clip {spec}: ResNet CLIP models are not supported; use a ViT model ({})",
-            names.join(", ")
-        )));
-    }
     registry::resolve(spec, ModelKind::Clip)
 }
 
