@@ -38,6 +38,18 @@ pub enum Command {
     Weights(WeightsCommand),
     /// Make a video of a run's frames: MP4 with ffmpeg, or GIF without.
     Video(VideoArgs),
+    /// Write DIR/index.html: a card for every run in DIR (default outputs), newest first.
+    Gallery(GalleryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GalleryArgs {
+    /// The folder that holds the runs.
+    #[arg(value_name = "DIR", default_value = "outputs")]
+    pub dir: PathBuf,
+    /// Open the page with the desktop's opener (xdg-open or open) when there is one.
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +124,9 @@ pub struct ClassifyArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the results as a page: each image with its label bars.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Show only the K most probable labels per image.
     #[arg(long, value_name = "K")]
     pub top: Option<usize>,
@@ -135,6 +150,9 @@ pub struct SearchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the results as a page: the ranked grid with scores.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Ignore the saved index and encode every image again.
     #[arg(long)]
     pub reindex: bool,

@@ -11,6 +11,7 @@ pub mod models;
 pub mod palette;
 pub mod panics;
 pub mod presets;
+pub mod report;
 pub mod runplan;
 pub mod settings;
 pub mod tokenizer;

@@ -126,6 +126,19 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         table(&rows)
     };
     write_stdout(&out)?;
+    if let Some(html) = &args.html {
+        let rows: Vec<crate::report::results::Classified> = rows
+            .iter()
+            .map(|r| {
+                let outcome = match &r.outcome {
+                    Outcome::Probs(p) => Ok(p.clone()),
+                    Outcome::Error(e) => Err(e.clone()),
+                };
+                (r.path.clone(), outcome)
+            })
+            .collect();
+        crate::report::results::write_classify(html, &rows)?;
+    }
     if !encoded.failed.is_empty() {
         anyhow::bail!(
             "{} of {} images could not be read",

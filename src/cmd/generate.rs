@@ -7,6 +7,7 @@ use crate::generate::checkpoint::{self, WeightFile};
 use crate::generate::engine::{Generator, Models, StepRecord};
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
+use crate::report::run_page::Status;
 use crate::settings::{DrawerKind, Settings};
 use crate::weights::registry::{self, ModelKind};
 use anyhow::{Context, Result, bail};
@@ -119,6 +120,12 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     std::fs::create_dir_all(plan.run_dir.join("frames"))
         .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
     write_run_toml(&plan.run_dir, &generator)?;
+    let page = RunPage::new(&plan.run_dir, quiet);
+    page.write(&Status::Running {
+        step: generator.step,
+        total: generator.settings.steps,
+        rate: None,
+    });
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -162,6 +169,12 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
                 if !quiet {
                     bar.println(format!("saved {}", frame.display()));
                 }
+                let secs = started.elapsed().as_secs_f64();
+                page.write(&Status::Running {
+                    step,
+                    total,
+                    rate: (secs > 0.0).then(|| (step - first_step) as f64 / secs),
+                });
             }
             if stop {
                 return Ok(false);
@@ -183,6 +196,10 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
                 generator.zoom()?;
             }
             checkpoint::save(&plan.run_dir, &generator.state())?;
+            page.write(&Status::Finished {
+                steps: generator.step,
+                seconds: started.elapsed().as_secs_f64(),
+            });
             println!("{}", final_png.display());
             if !quiet {
                 eprintln!(
@@ -193,17 +210,32 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
             if args.video {
                 // The video is derived from this run's frames, so replacing an older one is fine.
                 let video = crate::cmd::video::make(&plan.run_dir, None, None, true, quiet)?;
+                // the page shows the video too
+                page.write(&Status::Finished {
+                    steps: generator.step,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
                 println!("{}", video.display());
             }
             Ok(())
         }
-        Ok(false) => Err(anyhow::Error::new(Interrupted(format!(
-            "interrupted at step {}/{}; state saved. Resume with: vqclip generate --resume {}",
-            generator.step,
-            total,
-            plan.run_dir.display()
-        )))),
+        Ok(false) => {
+            page.write(&Status::Stopped {
+                step: generator.step,
+                total,
+            });
+            Err(anyhow::Error::new(Interrupted(format!(
+                "interrupted at step {}/{}; state saved. Resume with: vqclip generate --resume {}",
+                generator.step,
+                total,
+                plan.run_dir.display()
+            ))))
+        }
         Err(e) => {
+            page.write(&Status::Failed {
+                step: generator.step,
+                message: format!("{e:#}"),
+            });
             let kept = checkpoint::find(&plan.run_dir)
                 .map(|_| {
                     format!(
@@ -216,6 +248,33 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
                 "generation stopped at step {}{kept}",
                 generator.step
             )))
+        }
+    }
+}
+
+/// The run's `index.html`: written at the start, at every save and at the end. A page that cannot
+/// be written costs a warning (once), never the run.
+struct RunPage {
+    dir: std::path::PathBuf,
+    quiet: bool,
+    warned: std::cell::Cell<bool>,
+}
+
+impl RunPage {
+    fn new(dir: &Path, quiet: bool) -> RunPage {
+        RunPage {
+            dir: dir.to_path_buf(),
+            quiet,
+            warned: std::cell::Cell::new(false),
+        }
+    }
+
+    fn write(&self, status: &Status) {
+        if let Err(e) = crate::report::run_page::write(&self.dir, status)
+            && !self.quiet
+            && !self.warned.replace(true)
+        {
+            eprintln!("vqclip: warning: cannot write the run page: {e:#}");
         }
     }
 }

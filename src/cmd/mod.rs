@@ -2,6 +2,7 @@
 pub mod classify;
 pub mod doctor;
 pub mod embed;
+pub mod gallery;
 pub mod generate;
 pub mod info;
 pub mod presets;
@@ -50,5 +51,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Search(a) => search::run(&a),
         Command::Weights(c) => weights::run(&c),
         Command::Video(a) => video::run(&a),
+        Command::Gallery(a) => gallery::run(&a),
     }
 }

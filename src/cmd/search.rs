@@ -114,6 +114,15 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             score,
         })
         .collect();
+    if let Some(html) = &args.html {
+        let query = match (&args.query, &args.image_query) {
+            (Some(q), _) => q.clone(),
+            (None, Some(p)) => format!("image {}", p.display()),
+            (None, None) => String::new(),
+        };
+        let rows: Vec<(String, f32)> = hits.iter().map(|h| (h.path.clone(), h.score)).collect();
+        crate::report::results::write_search(html, &query, &rows)?;
+    }
     let out = if args.json {
         let mut s = serde_json::to_string(&hits).context("serializing the results")?;
         s.push('\n');
