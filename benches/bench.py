@@ -35,6 +35,20 @@ PROMPT = "a photo of a red apple"
 # The anchors' settings, pinned so a change of vqclip's defaults cannot change what is compared.
 VQ_SETTINGS = ["--cut-method", "pooled", "--augments", "affine,perspective,jitter,erasing,noise", "--lr", "0.1",
                "--optimizer", "adam", "--init", "codes", "--seed", "1", "--save-every", "0", "--quiet", "--force"]
+# The other drawers' settings as the reference loop runs them (pixray's fast_pixel, aphantasia's fft).
+DRAWER_SETTINGS = {
+    "fast_pixel": ["--lr", "0.2", "--optimizer", "adam", "--init", "random"],
+    "fft": ["--lr", "0.05", "--optimizer", "adamw-amsgrad", "--init", "random"],
+}
+
+
+def vq_settings(drawer):
+    if drawer == "vqgan":
+        return VQ_SETTINGS
+    out = list(VQ_SETTINGS)
+    for flag, value in zip(DRAWER_SETTINGS[drawer][::2], DRAWER_SETTINGS[drawer][1::2]):
+        out[out.index(flag) + 1] = value
+    return out
 MODES = {
     "cpu": dict(device="cpu", configs=["128x128x8", "256x256x32"], runs=3, discard=1,
                 steps={"128x128x8": 6, "256x256x32": 4}, quick_steps={"128x128x8": 4, "256x256x32": 2}),
@@ -193,7 +207,7 @@ class Bench:
         cmd = [self.a.python, os.path.join(ROOT, "benches", "reference_loop.py"), "--vqgan", self.a.vqgan,
                "--clip", self.a.clip, "--prompt", PROMPT, "--size", f"{w}x{h}", "--cutouts", str(n),
                "--steps", str(steps), "--device", self.a.device, "--threads", str(self.a.threads), "--seed", "1",
-               *extra]
+               "--drawer", self.a.drawer, *extra]
         r = run_child(cmd, self.env, gpu=self.a.device != "cpu", timeout=self.a.child_timeout)
         res = None
         windows = []
@@ -216,7 +230,7 @@ class Bench:
         log_path = os.path.join(out, "log.jsonl")
         cmd = [self.a.bin, "generate", PROMPT, "--vqgan", vqgan or self.a.vqgan, "--clip", clip or self.a.clip,
                "--size", f"{w}x{h}", "--cutouts", str(n), "--steps", str(steps), "--device", self.a.device,
-               "--precision", precision, "--out", out, *VQ_SETTINGS]
+               "--precision", precision, "--out", out, "--drawer", self.a.drawer, *vq_settings(self.a.drawer)]
         if poll is None:
             poll = 0.002 if self.a.device != "cpu" else 0.05
         r = run_child(cmd, self.env, log_path=log_path, poll=poll, gpu=self.a.device != "cpu",
@@ -335,7 +349,8 @@ def table(mode, results, info, extra_notes):
             if s[k] is None and per[k].get("error"):
                 row[[1, 2, 4][sides.index(k)]] = "failed"
         lines.append("| " + " | ".join(row) + " |")
-    out = ["## vqclip vs reference: " + mode, ""] + lines + [""]
+    title = f"## vqclip vs reference: {mode}, drawer {info.get('drawer', 'vqgan')}, CLIP {info.get('clip_name', '?')}"
+    out = [title, ""] + lines + [""]
     out.append(f"Machine: {info.get('gpu', '') + '; host ' if 'gpu' in info else ''}{info['cpu']}, "
                f"{info['cpus_usable']} usable CPUs, {info['mem_gib']} GiB RAM, kernel {info['kernel']}; "
                f"threads {info['threads']} on both sides (OMP_NUM_THREADS/MKL_NUM_THREADS; reference also "
@@ -361,6 +376,7 @@ def run_speed(a):
     discard = spec["discard"]
     b = Bench(a)
     info = machine_info(a)
+    info.update(drawer=a.drawer, clip_name=os.path.basename(a.clip))
     t_start = time.time()
     sides = [("reference", None), ("vqclip f32", "f32"), ("vqclip bf16", "bf16")]
     notes = []
@@ -553,6 +569,8 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--vqgan", required=True)
     ap.add_argument("--clip", required=True)
+    ap.add_argument("--drawer", default="vqgan", choices=["vqgan", "fast_pixel", "fft"],
+                    help="the drawer both sides optimize (fast_pixel/fft: no VQGAN is loaded)")
     ap.add_argument("--results", default=os.path.join(ROOT, "target", "bench-results"))
     ap.add_argument("--max-seconds", type=float, default=0, help="stop starting runs after this long (0: no limit)")
     ap.add_argument("--child-timeout", type=float, default=0, help="kill a run after this many seconds (0: never)")

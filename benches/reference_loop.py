@@ -423,7 +423,11 @@ def print_profile(parts, r):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vqgan", required=True, help="VQGAN .ckpt (Lightning) or torch.save'd state dict")
+    ap.add_argument("--vqgan", help="VQGAN .ckpt (Lightning) or torch.save'd state dict (vqgan drawer)")
+    ap.add_argument("--drawer", default="vqgan", choices=["vqgan", "fast_pixel", "fft"],
+                    help="what is optimized: VQGAN latents (the anchors' loop), pixray's fast_pixel cells (40x40 "
+                         "for a square image, Adam lr 0.2, cells clamped after each step) or aphantasia's fft "
+                         "spectrum (AdamW amsgrad lr 0.05); the drawers' code is tests/fixtures/make_drawer_fixtures.py")
     ap.add_argument("--yaml", help="taming config (default: the .ckpt path with .yaml)")
     ap.add_argument("--clip", required=True, help="CLIP ViT-B-32.pt (OpenAI TorchScript or a state dict)")
     ap.add_argument("--prompt", default="a photo of a red apple")
@@ -438,6 +442,8 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="time each part of every iteration (synchronizing between parts; backward split in two)")
     args = ap.parse_args()
+    if args.profile and args.drawer != "vqgan":
+        sys.exit("reference_loop: --profile times the VQGAN loop's parts; use it with --drawer vqgan")
 
     device = torch.device(args.device)
     if args.threads > 0:
@@ -450,21 +456,17 @@ def main():
 
     ref = import_reference()
     t_imported = time.time()
-    model = load_vqgan(ref, args.vqgan, args.yaml or os.path.splitext(args.vqgan)[0] + ".yaml", device)
+    if args.drawer == "vqgan":
+        if not args.vqgan:
+            sys.exit("reference_loop: --vqgan is needed for --drawer vqgan")
+        model = load_vqgan(ref, args.vqgan, args.yaml or os.path.splitext(args.vqgan)[0] + ".yaml", device)
     t_vqgan = time.time()
     perceptor = ref.clip_load(args.clip, device=device, jit=False)[0].eval().requires_grad_(False)
     t_clip = time.time()
     rss_after_load = max_rss_mib()
 
     cut_size = perceptor.visual.input_resolution
-    e_dim = model.quantize.e_dim
-    f = 2 ** (model.decoder.num_resolutions - 1)
     make_cutouts = MakeCutouts(cut_size, args.cutouts)
-    toks_x, toks_y = w // f, h // f
-    n_toks = model.quantize.n_e
-    codebook = model.quantize.embedding.weight
-    z_min = codebook.min(dim=0).values[None, :, None, None]
-    z_max = codebook.max(dim=0).values[None, :, None, None]
     mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
 
@@ -472,19 +474,55 @@ def main():
         embed = perceptor.encode_text(ref.tokenize(args.prompt).to(device)).float()
     prompt = Prompt(embed).to(device)
 
-    one_hot = F.one_hot(torch.randint(n_toks, [toks_y * toks_x], device=device), n_toks).float()
-    z = one_hot @ codebook
-    z = z.view([-1, toks_y, toks_x, e_dim]).permute(0, 3, 1, 2).contiguous()
-    z.requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=0.1)
+    if args.drawer == "vqgan":
+        e_dim = model.quantize.e_dim
+        f = 2 ** (model.decoder.num_resolutions - 1)
+        toks_x, toks_y = w // f, h // f
+        n_toks = model.quantize.n_e
+        codebook = model.quantize.embedding.weight
+        z_min = codebook.min(dim=0).values[None, :, None, None]
+        z_max = codebook.max(dim=0).values[None, :, None, None]
+        one_hot = F.one_hot(torch.randint(n_toks, [toks_y * toks_x], device=device), n_toks).float()
+        z = one_hot @ codebook
+        z = z.view([-1, toks_y, toks_x, e_dim]).permute(0, 3, 1, 2).contiguous()
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=0.1)
+
+        def synth(z):
+            z_q = vector_quantize(z.movedim(1, 3), codebook).movedim(3, 1)
+            return clamp_with_grad(model.decode(z_q).add(1).div(2), 0, 1)
+
+        def after_step():
+            with torch.inference_mode():
+                z.copy_(z.maximum(z_min).minimum(z_max))
+    else:
+        drawers = _load_file_module("drawer_ref", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                               "tests", "fixtures", "make_drawer_fixtures.py"))
+        if args.drawer == "fast_pixel":
+            cols, rows = (40, 40) if w == h else (40, 50) if w < h else (80, 45)
+            z = torch.rand(1, 3, min(rows, h), min(cols, w), device=device).requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=0.2)
+
+            def synth(z):
+                return drawers.fp_synth(z, size=(h, w))
+
+            def after_step():
+                with torch.no_grad():
+                    z.clamp_(0, 1)
+        else:
+            z = (0.01 * torch.randn(1, 3, h, w // 2 + 1, 2, device=device)).requires_grad_(True)
+            opt = torch.optim.AdamW([z], lr=0.05, betas=(0.0, 0.999), weight_decay=0.01, amsgrad=True)
+            render = drawers.to_valid_rgb(drawers.fft_image(z, [1, 3, h, w], decay_power=1.5), colors=1.5)
+
+            def synth(z):
+                return clamp_with_grad(render(contrast=0.9), 0, 1)
+
+            def after_step():
+                pass
     sync(device)
     t_ready = time.time()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    def synth(z):
-        z_q = vector_quantize(z.movedim(1, 3), codebook).movedim(3, 1)
-        return clamp_with_grad(model.decode(z_q).add(1).div(2), 0, 1)
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -493,8 +531,7 @@ def main():
         loss = prompt(iii)
         loss.backward()
         opt.step()
-        with torch.inference_mode():
-            z.copy_(z.maximum(z_min).minimum(z_max))
+        after_step()
         return loss
 
     parts = {}
@@ -549,7 +586,7 @@ def main():
     final_loss = float(loss.detach())
 
     result = dict(
-        side="reference", device=str(device), size=f"{w}x{h}", cutouts=args.cutouts, steps=args.steps,
+        side="reference", drawer=args.drawer, device=str(device), size=f"{w}x{h}", cutouts=args.cutouts, steps=args.steps,
         torch=torch.__version__, threads=torch.get_num_threads(), clip_source=ref.clip_source,
         clip_dtype=str(perceptor.dtype).replace("torch.", ""), sync_every=sync_every,
         windows=windows, final_loss=final_loss,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark of `vqclip search` (not a test): indexing speed in images per second at ViT-B/32 size, and the
-# time of a repeated search over an already indexed folder.
+# Benchmark of `vqclip search` (not a test): indexing speed in images per second at ViT-B/32 size (or any CLIP
+# given by $VQCLIP_BENCH_CLIP, e.g. target/bench-weights/RN50.pt), side by side with the torch reference
+# (benches/embed_reference.py: clip.load + clip's preprocess + encode_image on the same files), and the time of a
+# repeated search over an already indexed folder.
 # Usage: scripts/bench_search.sh [--images N] [--runs R] [--device cpu|cuda] [--batch B]
 #   Weights: $VQCLIP_BENCH_CLIP, else target/bench-weights/ViT-B-32.pt (full-size random weights in OpenAI's
 #   TorchScript format, written by tests/fixtures/make_fixtures.py --full when absent; about 2 minutes).
@@ -104,6 +106,10 @@ t0=$(now)
   || { cat "$log" >&2; die "vqclip embed failed"; }
 t_load=$(echo "$(now) - $t0" | bc -l)
 rate=$(echo "$n_images / ($t_index - $median)" | bc -l)
+say "torch reference: encoding the same $n_images images"
+ref_line=$("$py" "$root/benches/embed_reference.py" "$images" --clip "$clip" --device "$device" --batch "$batch" \
+  --threads "$(nproc)" | grep '^EMBEDREF ' | cut -c10-) || die "benches/embed_reference.py failed"
+ref_rate=$(echo "$ref_line" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["images_per_s"])')
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || echo unknown)"
 printf '\n## vqclip search benchmark\n\n'
@@ -117,3 +123,5 @@ printf '| repeated search over the indexed folder (median of %d, wall) | %.2f s 
 printf '| of which start-up + CLIP load + query (`vqclip embed --text`) | %.2f s |\n' "$t_load"
 printf '| of which process start-up alone (`vqclip --help`) | %.2f s |\n' "$t_start"
 printf '| indexing speed, N / (first - repeated) | %.1f images/s |\n' "$rate"
+printf '| torch reference (clip.load + preprocess + encode_image, load excluded) | %.1f images/s |\n' "$ref_rate"
+printf '| vqclip / reference | %.2fx |\n' "$(echo "$rate / $ref_rate" | bc -l)"
