@@ -40,6 +40,50 @@ pub enum Command {
     Video(VideoArgs),
     /// Write DIR/index.html: a card for every run in DIR (default outputs), newest first.
     Gallery(GalleryArgs),
+    /// Many runs from a job file, sharded over Slurm job arrays, Kubernetes Indexed Jobs or
+    /// devices; each job exactly once, resumed after preemption. `batch status ROOT` reports.
+    Batch(Box<BatchArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+    /// Job file: one prompt per line (`#` comments), or TOML with [defaults], [[job]] and [grid].
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// This worker's shard, I/N (1-based); default from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Number of shards of a Kubernetes Indexed Job (its completions; or VQCLIP_SHARDS).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// After its own jobs, run other shards' unclaimed or stale jobs (default on).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub steal: bool,
+    /// A claim whose heartbeat is older than this many seconds is taken over.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub stale_after: u64,
+    /// One worker process per device on this machine, over the same claims (e.g. cuda:0,cuda:1).
+    #[arg(long, value_name = "DEV,...")]
+    pub devices: Option<String>,
+    /// Generate settings for every job (lowest precedence); `--out ROOT` is required.
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Counts of done, running, stopped, failed and waiting jobs, and one line per job.
+    Status {
+        /// The batch's --out directory.
+        #[arg(value_name = "ROOT")]
+        root: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

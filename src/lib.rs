@@ -1,5 +1,6 @@
 //! vqclip: VQGAN+CLIP text-to-image generation, zero-shot classification and image search,
 //! on libtorch through tch, reading the official checkpoints natively.
+pub mod batch;
 pub mod cli;
 pub mod clip_tasks;
 pub mod cmd;
@@ -7,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod image_io;
+pub mod interrupt;
 pub mod models;
 pub mod palette;
 pub mod panics;

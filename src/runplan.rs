@@ -21,17 +21,48 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     if let Some(dir) = &args.resume {
         return plan_resume(args, dir);
     }
+    let mut layers = Vec::new();
+    if let Some(cfg) = &args.config {
+        layers.push(read_config(cfg)?);
+    }
+    layers.push(PartialSettings::from_args(args));
+    let settings = resolve_layers(&args.preset, layers)?;
+    let run_dir = match &args.out {
+        Some(d) => d.clone(),
+        None => {
+            let first = settings
+                .prompts
+                .first()
+                .map(|p| p.text.as_str())
+                .unwrap_or("image");
+            PathBuf::from("outputs").join(format!(
+                "{}-{}",
+                chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                slug(first)
+            ))
+        }
+    };
+    check_run_dir(&run_dir, args.force)?;
+    Ok(Plan {
+        settings,
+        run_dir,
+        resume: false,
+    })
+}
+
+/// Presets (in order), then each layer over the last, resolved and validated: the settings a run
+/// would get, with every check that needs no model loaded (weights specs, input files).
+pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Result<Settings> {
     let mut merged = PartialSettings::default();
     let mut applied = Vec::new();
-    for spec in &args.preset {
+    for spec in presets {
         let p = presets::load(spec)?;
         merged.merge(p.preset.settings.clone());
         applied.push(p);
     }
-    if let Some(cfg) = &args.config {
-        merged.merge(read_config(cfg)?);
+    for layer in layers {
+        merged.merge(layer);
     }
-    merged.merge(PartialSettings::from_args(args));
     let mut settings = merged.resolve()?;
     for p in &applied {
         p.preset.apply_prompts(&mut settings.prompts)?;
@@ -72,27 +103,7 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
             )));
         }
     }
-    let run_dir = match &args.out {
-        Some(d) => d.clone(),
-        None => {
-            let first = settings
-                .prompts
-                .first()
-                .map(|p| p.text.as_str())
-                .unwrap_or("image");
-            PathBuf::from("outputs").join(format!(
-                "{}-{}",
-                chrono::Local::now().format("%Y%m%d-%H%M%S"),
-                slug(first)
-            ))
-        }
-    };
-    check_run_dir(&run_dir, args.force)?;
-    Ok(Plan {
-        settings,
-        run_dir,
-        resume: false,
-    })
+    Ok(settings)
 }
 
 /// A run directory holding a result is never overwritten silently.

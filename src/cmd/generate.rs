@@ -14,8 +14,6 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How often pending loss values are copied to the host when no save is due.
 const FLUSH_EVERY: i64 = 10;
@@ -127,12 +125,7 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
         rate: None,
     });
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler install (tests calling run twice) is harmless to ignore.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    crate::interrupt::requested(); // installs the handler before the first step
     let bar = progress_bar(quiet, generator.settings.steps, generator.step);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -149,7 +142,7 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
             let step = generator.step;
             let zoom_now = generator.settings.zoom_due(step) && step < total;
             let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && step < total;
-            let stop = interrupted.load(Ordering::SeqCst);
+            let stop = crate::interrupt::requested();
             if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
                 let records = generator.flush()?;
                 write_log(&mut log, &records)?;

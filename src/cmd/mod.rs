@@ -1,4 +1,5 @@
 //! One module per subcommand; `run` dispatches.
+pub mod batch;
 pub mod classify;
 pub mod doctor;
 pub mod embed;
@@ -52,5 +53,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Weights(c) => weights::run(&c),
         Command::Video(a) => video::run(&a),
         Command::Gallery(a) => gallery::run(&a),
+        Command::Batch(a) => batch::run(&a),
     }
 }

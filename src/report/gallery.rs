@@ -155,7 +155,7 @@ pub fn cards(root: &Path) -> Vec<Card> {
             out.push(c);
         }
     }
-    out.sort_by(|a, b| b.time.cmp(&a.time));
+    out.sort_by_key(|c| std::cmp::Reverse(c.time));
     out
 }
 

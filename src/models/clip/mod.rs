@@ -28,8 +28,8 @@ use vision::VisionTransformer;
 /// The image tower.
 #[derive(Debug)]
 enum Visual {
-    Vit(VisionTransformer),
-    ResNet(ModifiedResNet),
+    Vit(Box<VisionTransformer>),
+    ResNet(Box<ModifiedResNet>),
 }
 
 /// CLIP's pixel mean and std (`clip/clip.py` `_transform`); the only copy in the crate.
@@ -82,10 +82,15 @@ impl Clip {
         };
         let mut vs = nn::VarStore::new(device);
         let visual = match config.vision_resnet_layers {
-            Some(layers) => {
-                Visual::ResNet(ModifiedResNet::new(vs.root() / "visual", &config, layers))
-            }
-            None => Visual::Vit(VisionTransformer::new(vs.root() / "visual", &config)),
+            Some(layers) => Visual::ResNet(Box::new(ModifiedResNet::new(
+                vs.root() / "visual",
+                &config,
+                layers,
+            ))),
+            None => Visual::Vit(Box::new(VisionTransformer::new(
+                vs.root() / "visual",
+                &config,
+            ))),
         };
         let text = TextTransformer::new(vs.root(), &config);
         crate::weights::fill_var_store(&vs, &map, "CLIP").context("cannot load CLIP weights")?;

@@ -1,0 +1,361 @@
+//! `vqclip batch FILE --out ROOT [generate flags]` and `vqclip batch status ROOT`.
+//!
+//! Every job is resolved before any work (exit 2 names the job); the list is written to
+//! `ROOT/batch.json` for `status`. This worker runs its shard's jobs, then (with `--steal`) any
+//! other job that is unclaimed or whose claim went stale. A job runs in its own directory as an
+//! ordinary run (from `job.toml`, or `--resume` from its checkpoint). A failing job gets
+//! `failed.json` and the others go on; Ctrl-C/SIGTERM saves the running job's checkpoint, frees
+//! its claim and exits 130 so the engine requeues the task.
+use crate::batch::claim;
+use crate::batch::state::{self, State};
+use crate::batch::{Job, load_jobs, shard};
+use crate::cli::{BatchArgs, BatchCommand, GenerateArgs};
+use crate::error::{Interrupted, usage};
+use crate::settings::PartialSettings;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "batch.json";
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ManifestJob {
+    index: usize,
+    id: String,
+    dir: String,
+    origin: String,
+    prompt: String,
+    steps: i64,
+}
+
+pub fn run(args: &BatchArgs) -> Result<()> {
+    if let Some(BatchCommand::Status { root, json }) = &args.command {
+        return status(root, *json);
+    }
+    let g = &args.generate;
+    for (set, flag) in [
+        (
+            g.prompt.is_some(),
+            "a PROMPT argument (prompts come from FILE)",
+        ),
+        (
+            g.resume.is_some(),
+            "--resume (a batch resumes its jobs by itself)",
+        ),
+        (g.count.is_some(), "--count (use a [grid] with seeds)"),
+        (g.force, "--force"),
+        (g.video, "--video (run vqclip video on a job's directory)"),
+    ] {
+        if set {
+            return Err(usage(format!("batch does not take {flag}")));
+        }
+    }
+    let root = g
+        .out
+        .clone()
+        .ok_or_else(|| usage("batch needs --out ROOT: the folder for the jobs' run directories"))?;
+    let mut cli = PartialSettings::default();
+    if let Some(cfg) = &g.config {
+        cli.merge(crate::runplan::read_config(cfg)?);
+    }
+    let mut flags = PartialSettings::from_args(g);
+    // The device is the worker's, not the job's: it is not part of a job's settings or id.
+    flags.device = None;
+    cli.merge(flags);
+    let jobs = load_jobs(
+        args.file.as_deref(),
+        g.style_frames.as_deref(),
+        &cli,
+        &g.preset,
+        &root,
+    )?;
+    let shard = shard::resolve(args.shard.as_deref(), args.shards, &|k| {
+        std::env::var(k).ok()
+    })?;
+    if g.dry_run {
+        let mut out = format!(
+            "# vqclip batch --dry-run: {} jobs, shard {} of {} ({})\n",
+            jobs.len(),
+            shard.index + 1,
+            shard.count,
+            shard.source
+        );
+        for j in &jobs {
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                j.id,
+                if shard.owns(j.index) { "mine" } else { "other" },
+                j.origin,
+                j.dir.display()
+            ));
+        }
+        return crate::cmd::print_stdout(&out);
+    }
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    write_manifest(&root, &jobs)?;
+    if let Some(devices) = &args.devices {
+        return run_workers(devices);
+    }
+    let worker = format!(
+        "shard {}/{} ({}){}",
+        shard.index + 1,
+        shard.count,
+        shard.source,
+        g.device
+            .as_ref()
+            .map(|d| format!(" on {d}"))
+            .unwrap_or_default()
+    );
+    let say = |msg: String| {
+        if !g.quiet {
+            eprintln!("batch [{worker}]: {msg}");
+        }
+    };
+    let mut failed: Vec<String> = Vec::new();
+    let (mine, others): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|j| shard.owns(j.index));
+    let rounds: Vec<(&str, Vec<&Job>)> = if args.steal {
+        vec![("", mine), ("stolen: ", others)]
+    } else {
+        vec![("", mine)]
+    };
+    for (how, list) in rounds {
+        for job in list {
+            match run_job(job, g, args.stale_after)? {
+                Outcome::AlreadyDone | Outcome::Busy if !how.is_empty() => {}
+                Outcome::AlreadyDone => say(format!("{} already done", job.id)),
+                Outcome::Busy => say(format!("{} is claimed by another worker", job.id)),
+                Outcome::Ran(took) => say(format!(
+                    "{how}{} done ({}){}",
+                    job.id,
+                    job.origin,
+                    took.map(|w| format!(", taken over from {w}"))
+                        .unwrap_or_default()
+                )),
+                Outcome::Failed(e) => {
+                    say(format!("{} FAILED: {e}", job.id));
+                    failed.push(format!("{} ({}): {e}", job.id, job.origin));
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} job(s) failed:\n  {}", failed.len(), failed.join("\n  "));
+    }
+    Ok(())
+}
+
+enum Outcome {
+    AlreadyDone,
+    Busy,
+    /// Ran to the end; Some(previous holder) when a stale claim was taken over.
+    Ran(Option<String>),
+    Failed(String),
+}
+
+fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
+    if state::of(&job.dir, job.settings.steps, stale_after) == State::Done {
+        return Ok(Outcome::AlreadyDone);
+    }
+    let Some(claim) = claim::try_claim(&job.dir, &format!("batch job {}", job.id), stale_after)?
+    else {
+        return Ok(Outcome::Busy);
+    };
+    // Claimed: it may have finished between the look and the claim.
+    if state::of(&job.dir, job.settings.steps, u64::MAX) == State::Done {
+        claim.release();
+        return Ok(Outcome::AlreadyDone);
+    }
+    let took = claim.took_over.clone();
+    let _ = std::fs::remove_file(job.dir.join(state::FAILED));
+    let result = (|| -> Result<()> {
+        let toml = job.dir.join("job.toml");
+        std::fs::write(&toml, job.settings.to_toml()?)
+            .with_context(|| format!("cannot write {}", toml.display()))?;
+        let mut a = GenerateArgs {
+            quiet: true,
+            device: g.device.clone(),
+            ..Default::default()
+        };
+        if crate::generate::checkpoint::find(&job.dir).is_some() {
+            a.resume = Some(job.dir.clone());
+        } else {
+            // A start that died before its first checkpoint leaves only a log to throw away.
+            for f in ["log.jsonl", "final.png", "index.html"] {
+                let _ = std::fs::remove_file(job.dir.join(f));
+            }
+            let _ = std::fs::remove_dir_all(job.dir.join("frames"));
+            a.config = Some(toml);
+            a.out = Some(job.dir.clone());
+        }
+        crate::cmd::generate::run_single(&a)
+    })();
+    match result {
+        Ok(()) => {
+            claim.release();
+            Ok(Outcome::Ran(took))
+        }
+        Err(e) if crate::error::exit_code(&e) == 130 => {
+            claim.release();
+            Err(anyhow::Error::new(Interrupted(format!(
+                "batch interrupted during job {} (its checkpoint is saved; run the same command to go on)",
+                job.id
+            ))))
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let record = serde_json::json!({ "error": msg, "host": claim::hostname(), "time": claim::now() });
+            let _ = std::fs::write(job.dir.join(state::FAILED), record.to_string());
+            claim.release();
+            Ok(Outcome::Failed(msg))
+        }
+    }
+}
+
+fn write_manifest(root: &Path, jobs: &[Job]) -> Result<()> {
+    let list: Vec<ManifestJob> = jobs
+        .iter()
+        .map(|j| ManifestJob {
+            index: j.index,
+            id: j.id.clone(),
+            dir: j
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            origin: j.origin.clone(),
+            prompt: j.settings.prompt_line(),
+            steps: j.settings.steps,
+        })
+        .collect();
+    let path = root.join(MANIFEST);
+    let tmp = root.join(format!("{MANIFEST}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&list)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `--devices a,b,...`: this command again once per device (without `--devices`), all at once.
+fn run_workers(devices: &str) -> Result<()> {
+    let devices: Vec<&str> = devices
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if devices.is_empty() {
+        return Err(usage(
+            "--devices: expected a comma list such as cuda:0,cuda:1",
+        ));
+    }
+    for d in &devices {
+        crate::device::check_device_syntax(d)?;
+    }
+    let exe = std::env::current_exe().context("cannot find the vqclip executable")?;
+    let mut own: Vec<String> = Vec::new();
+    let mut it = std::env::args().skip(1).peekable();
+    while let Some(a) = it.next() {
+        if a == "--devices" || a == "--device" {
+            it.next();
+        } else if !(a.starts_with("--devices=") || a.starts_with("--device=")) {
+            own.push(a);
+        }
+    }
+    let children: Vec<(String, std::process::Child)> = devices
+        .iter()
+        .map(|d| {
+            std::process::Command::new(&exe)
+                .args(&own)
+                .args(["--device", d])
+                .spawn()
+                .map(|c| (d.to_string(), c))
+                .with_context(|| format!("cannot start the worker for {d}"))
+        })
+        .collect::<Result<_>>()?;
+    let mut worst = 0;
+    for (d, mut c) in children {
+        let code = c.wait().map(|s| s.code().unwrap_or(1)).unwrap_or(1);
+        if code != 0 {
+            eprintln!("batch: the worker on {d} exited with {code}");
+        }
+        worst = worst.max(code);
+    }
+    match worst {
+        0 => Ok(()),
+        130 => Err(anyhow::Error::new(Interrupted(
+            "batch workers interrupted".into(),
+        ))),
+        2 => Err(usage("a batch worker refused its settings")),
+        _ => bail!("a batch worker failed"),
+    }
+}
+
+fn status(root: &Path, json: bool) -> Result<()> {
+    let path = root.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        usage(format!(
+            "{}: no batch here ({e}); give the --out directory of a vqclip batch",
+            path.display()
+        ))
+    })?;
+    let jobs: Vec<ManifestJob> =
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    let stale_after = 300;
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut rows = Vec::new();
+    for j in &jobs {
+        let dir: PathBuf = root.join(&j.dir);
+        let st = state::of(&dir, j.steps, stale_after);
+        *counts.entry(st.name()).or_default() += 1;
+        let step = state::checkpoint_step(&dir).unwrap_or(0);
+        let detail = match &st {
+            State::Failed(e) => e.clone(),
+            State::Running(who) => who.clone(),
+            _ => String::new(),
+        };
+        rows.push((j, st, step, detail));
+    }
+    let all_done = counts.get("done").copied().unwrap_or(0) == jobs.len();
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(j, st, step, detail)| {
+                serde_json::json!({"id": j.id, "dir": j.dir, "state": st.name(), "step": step,
+                                   "steps": j.steps, "prompt": j.prompt, "detail": detail})
+            })
+            .collect();
+        let v = serde_json::json!({"jobs": list, "counts": counts, "total": jobs.len()});
+        crate::cmd::print_stdout(&format!("{v}\n"))?;
+    } else {
+        let mut out = format!("{} jobs:", jobs.len());
+        for name in ["done", "running", "stopped", "failed", "waiting"] {
+            out.push_str(&format!(
+                " {} {name},",
+                counts.get(name).copied().unwrap_or(0)
+            ));
+        }
+        out.pop();
+        out.push('\n');
+        for (j, st, step, detail) in &rows {
+            out.push_str(&format!(
+                "{}  {:8} step {step} of {}  {}{}\n",
+                j.id,
+                st.name(),
+                j.steps,
+                j.prompt,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{detail}]")
+                }
+            ));
+        }
+        crate::cmd::print_stdout(&out)?;
+    }
+    if all_done {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{} of {} jobs are not done yet",
+            jobs.len() - counts.get("done").copied().unwrap_or(0),
+            jobs.len()
+        ))
+    }
+}

@@ -1,0 +1,371 @@
+//! `vqclip batch` on the tiny CLIP (fast_pixel, 48x32): shards at the same time run every job
+//! exactly once with the images of single runs; kill -9 and SIGTERM mid-job, stale and corrupt
+//! claims, stealing, failures, validation and `batch status`.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CLIP: &str = "tests/fixtures/clip_tiny.pt";
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vqclip-batch-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 4 prompts x 2 seeds = 8 jobs.
+fn job_file(dir: &Path, steps: i64) -> PathBuf {
+    let f = dir.join("jobs.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[defaults]\ndrawer = \"fast_pixel\"\nclip = [\"{CLIP}\"]\nsize = \"48x32\"\ncutouts = 4\n\
+             steps = {steps}\nsave-every = 2\n\n[grid]\nprompts = [\"a red apple\", \"a blue sky\", \
+             \"a green field\", \"a yellow sun\"]\nseeds = [1, 2]\n"
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn batch_cmd(file: &Path, root: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    c.arg("batch")
+        .arg(file)
+        .args(["--out", root.to_str().unwrap(), "--device", "cpu"])
+        .args(extra);
+    c
+}
+
+fn spawn(file: &Path, root: &Path, extra: &[&str]) -> Child {
+    batch_cmd(file, root, extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "stderr: {err}");
+    err
+}
+
+fn job_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+fn pixels(p: &Path) -> Vec<u8> {
+    vqclip::image_io::load_rgb(p).unwrap().into_raw()
+}
+
+/// The single run of a job's settings (its job.toml), elsewhere.
+fn single_run(job_dir: &Path, out: &Path) -> Vec<u8> {
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["generate", "--quiet", "--device", "cpu", "--config"])
+        .arg(job_dir.join("job.toml"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    ok(&o);
+    pixels(&out.join("final.png"))
+}
+
+/// Every job is done once: its log has one line per step, and the single run gives its image.
+fn check_all_done_once(root: &Path, steps: usize, refs: &Path) {
+    let dirs = job_dirs(root);
+    assert_eq!(dirs.len(), 8, "{dirs:?}");
+    for d in &dirs {
+        let lines = std::fs::read_to_string(d.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(
+            lines,
+            steps,
+            "{}: {lines} log lines (a job ran more than once?)",
+            d.display()
+        );
+        assert!(
+            !d.join("claim.json").exists(),
+            "claim left in {}",
+            d.display()
+        );
+        let name = d.file_name().unwrap();
+        assert!(
+            pixels(&d.join("final.png")) == single_run(d, &refs.join(name)),
+            "{}: differs from the single run",
+            d.display()
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["batch", "status", "--json"])
+        .arg(root)
+        .output()
+        .unwrap();
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["counts"]["done"], 8, "{v}");
+}
+
+#[test]
+fn two_and_three_shards_at_once_run_every_job_exactly_once() {
+    for n in [2, 3] {
+        let dir = tmp_dir(&format!("shards{n}"));
+        let file = job_file(&dir, 6);
+        let root = dir.join("root");
+        let children: Vec<Child> = (1..=n)
+            .map(|i| spawn(&file, &root, &["--shard", &format!("{i}/{n}")]))
+            .collect();
+        let mut done_lines = Vec::new();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            let err = ok(&o);
+            done_lines.extend(
+                err.lines()
+                    .filter(|l| l.contains(" done ("))
+                    .map(str::to_string),
+            );
+        }
+        assert_eq!(
+            done_lines.len(),
+            8,
+            "each job reported done once: {done_lines:#?}"
+        );
+        check_all_done_once(&root, 6, &dir.join("refs"));
+        // Running again finds everything done.
+        let o = batch_cmd(&file, &root, &[]).output().unwrap();
+        let err = ok(&o);
+        assert_eq!(err.matches("already done").count(), 8, "{err}");
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn any_checkpoint(root: &Path) -> bool {
+    root.is_dir()
+        && job_dirs(root).iter().any(|d| {
+            vqclip::generate::checkpoint::find(d).is_some() && !d.join("final.png").exists()
+        })
+}
+
+#[test]
+fn kill_9_mid_job_then_restart_or_steal_gives_the_same_images() {
+    let dir = tmp_dir("kill");
+    let file = job_file(&dir, 40);
+    let root = dir.join("root");
+    // a worker killed mid-job, then the same command again after its claim went stale
+    let mut c = spawn(&file, &root, &["--stale-after", "2", "--steal", "false"]);
+    wait_for("a checkpoint", Duration::from_secs(120), || {
+        any_checkpoint(&root)
+    });
+    c.kill().unwrap();
+    let _ = c.wait();
+    assert!(
+        job_dirs(&root)
+            .iter()
+            .any(|d| d.join("claim.json").exists()),
+        "the killed worker's claim"
+    );
+    // While the claim is fresh, another worker leaves that job alone (and runs its others).
+    let o = batch_cmd(
+        &file,
+        &root,
+        &["--stale-after", "60", "--shard", "1/2", "--steal", "false"],
+    )
+    .output()
+    .unwrap();
+    let err = ok(&o);
+    assert!(err.contains("is claimed by another worker"), "{err}");
+    std::thread::sleep(Duration::from_millis(2600));
+    // A second shard steals the stale claim (and the rest); then the first shard's command finds all done.
+    let o = batch_cmd(&file, &root, &["--stale-after", "2", "--shard", "2/2"])
+        .output()
+        .unwrap();
+    let err = ok(&o);
+    assert!(err.contains("taken over from"), "{err}");
+    ok(
+        &batch_cmd(&file, &root, &["--stale-after", "2", "--shard", "1/2"])
+            .output()
+            .unwrap(),
+    );
+    let dirs = job_dirs(&root);
+    for d in &dirs {
+        let name = d.file_name().unwrap();
+        assert!(
+            pixels(&d.join("final.png")) == single_run(d, &dir.join("refs").join(name)),
+            "{}: differs from the single run after kill -9",
+            d.display()
+        );
+    }
+}
+
+#[test]
+fn sigterm_saves_frees_the_claim_and_exits_130() {
+    let dir = tmp_dir("term");
+    let file = job_file(&dir, 60);
+    let root = dir.join("root");
+    let c = spawn(&file, &root, &[]);
+    wait_for("a checkpoint", Duration::from_secs(120), || {
+        any_checkpoint(&root)
+    });
+    let pid = c.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        job_dirs(&root)
+            .iter()
+            .all(|d| !d.join("claim.json").exists()),
+        "claims freed"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["batch", "status"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("stopped"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    ok(&batch_cmd(&file, &root, &[]).output().unwrap());
+    let first = job_dirs(&root)[0].clone();
+    assert!(pixels(&first.join("final.png")) == single_run(&first, &dir.join("ref")));
+}
+
+#[test]
+fn corrupt_claims_wait_until_stale_failures_are_reported() {
+    let dir = tmp_dir("claims");
+    let file = dir.join("jobs.txt");
+    std::fs::write(&file, "# two prompts\na red apple\na blue sky\n").unwrap();
+    let not_png = dir.join("not.png");
+    std::fs::write(&not_png, "this is not an image").unwrap();
+    let root = dir.join("root");
+    let common = [
+        "--drawer",
+        "fast_pixel",
+        "--clip",
+        CLIP,
+        "--size",
+        "48x32",
+        "--cutouts",
+        "4",
+        "--steps",
+        "3",
+        "--stale-after",
+        "2",
+    ];
+    // dry run: the ids and directories, nothing written
+    let o = batch_cmd(&file, &root, &[&common[..], &["--dry-run"]].concat())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with('#')).count(),
+        2,
+        "{out}"
+    );
+    assert!(!root.exists());
+    let apple = out
+        .lines()
+        .find(|l| l.contains("line 2"))
+        .unwrap()
+        .split('\t')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    std::fs::create_dir_all(&apple).unwrap();
+    std::fs::write(Path::new(&apple).join("claim.json"), "{garbage").unwrap();
+    let o = batch_cmd(&file, &root, &common).output().unwrap();
+    let err = ok(&o);
+    assert!(err.contains("is claimed by another worker"), "{err}");
+    assert!(!Path::new(&apple).join("final.png").exists());
+    std::thread::sleep(Duration::from_millis(2600));
+    let err = ok(&batch_cmd(&file, &root, &common).output().unwrap());
+    assert!(
+        err.contains("taken over from unreadable claim file"),
+        "{err}"
+    );
+    assert!(Path::new(&apple).join("final.png").exists());
+    // a job that fails at run time is marked failed; the others run; exit 1 names it
+    let file2 = dir.join("jobs2.toml");
+    std::fs::write(
+        &file2,
+        format!(
+            "[[job]]\nprompts = \"a cat\"\ninit-image = \"{}\"\n\n[[job]]\nprompts = \"a dog\"\n",
+            not_png.display()
+        ),
+    )
+    .unwrap();
+    let root2 = dir.join("root2");
+    let o = batch_cmd(&file2, &root2, &common).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 job(s) failed") && err.contains("(job 1)"),
+        "{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["batch", "status", "--json"])
+        .arg(&root2)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["counts"]["done"].as_i64(), v["counts"]["failed"].as_i64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    // validation before any work: exit 2 naming the job
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[job]]\nprompts = \"ok\"\n[[job]]\nprompts = \"x\"\nsteps = -3\n",
+    )
+    .unwrap();
+    let o = batch_cmd(&bad, &dir.join("root3"), &common)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("job 2: --steps: invalid value -3"), "{err}");
+    assert!(
+        !dir.join("root3").exists(),
+        "nothing written before validation"
+    );
+    let dup = dir.join("dup.txt");
+    std::fs::write(&dup, "same\nsame\n").unwrap();
+    let o = batch_cmd(&dup, &dir.join("root4"), &common)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1 and line 2 are the same job"));
+}
