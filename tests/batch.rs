@@ -212,6 +212,12 @@ fn kill_9_mid_job_then_restart_or_steal_gives_the_same_images() {
             "{}: differs from the single run after kill -9",
             d.display()
         );
+        // each step logged once, also for the job that was killed and resumed
+        let lines = std::fs::read_to_string(d.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(lines, 40, "{}", d.display());
     }
 }
 
@@ -368,4 +374,19 @@ fn corrupt_claims_wait_until_stale_failures_are_reported() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 1 and line 2 are the same job"));
+}
+
+#[test]
+fn devices_start_one_worker_each_over_the_same_claims() {
+    let dir = tmp_dir("devices");
+    let file = job_file(&dir, 6);
+    let root = dir.join("root");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    c.arg("batch")
+        .arg(&file)
+        .args(["--out", root.to_str().unwrap(), "--devices", "cpu,cpu"]);
+    let o = c.output().unwrap();
+    let err = ok(&o);
+    assert_eq!(err.matches(" done (").count(), 8, "{err}");
+    check_all_done_once(&root, 6, &dir.join("refs"));
 }

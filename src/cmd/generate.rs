@@ -113,6 +113,7 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
         let ckpt = checkpoint::find(&plan.run_dir).context("checkpoint vanished")?;
         let state = checkpoint::load(&ckpt)?;
         check_weights(&state.meta.weights, generator.weights())?;
+        trim_log(&plan.run_dir, state.meta.step)?;
         generator.restore(state)?;
     }
     std::fs::create_dir_all(plan.run_dir.join("frames"))
@@ -270,6 +271,34 @@ impl RunPage {
             eprintln!("vqclip: warning: cannot write the run page: {e:#}");
         }
     }
+}
+
+/// Drops log lines past the checkpoint's step (a kill -9 after the last save logged steps that
+/// the resumed run does again), so log.jsonl holds each step once.
+fn trim_log(run_dir: &Path, step: i64) -> Result<()> {
+    let path = run_dir.join("log.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_i64())
+                .is_some_and(|s| s <= step)
+        })
+        .collect();
+    if keep.len() == text.lines().count() {
+        return Ok(());
+    }
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut body = keep.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The closing line on stderr: steps, time, speed and peak memory (the anchors print none).

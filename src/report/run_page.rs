@@ -74,8 +74,16 @@ pub fn frames(run_dir: &Path) -> Vec<PathBuf> {
 
 /// The run's settings from its run.toml (None when missing or unreadable).
 pub fn settings(run_dir: &Path) -> Option<Settings> {
-    let p = crate::runplan::read_config(&run_dir.join("run.toml")).ok()?;
-    p.resolve().ok()
+    let path = run_dir.join("run.toml");
+    let p = crate::runplan::read_config(&path).ok()?;
+    let mut s = p.resolve().ok()?;
+    // read_config drops the presets record (a --config must not apply them again); show it here.
+    if let Ok(table) = std::fs::read_to_string(&path).unwrap_or_default().parse::<toml::Table>()
+        && let Some(toml::Value::Array(a)) = table.get("presets")
+    {
+        s.presets = a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    }
+    Some(s)
 }
 
 /// The image that best shows the run now: final.png, else the newest frame.
