@@ -78,10 +78,15 @@ pub fn settings(run_dir: &Path) -> Option<Settings> {
     let p = crate::runplan::read_config(&path).ok()?;
     let mut s = p.resolve().ok()?;
     // read_config drops the presets record (a --config must not apply them again); show it here.
-    if let Ok(table) = std::fs::read_to_string(&path).unwrap_or_default().parse::<toml::Table>()
+    if let Ok(table) = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .parse::<toml::Table>()
         && let Some(toml::Value::Array(a)) = table.get("presets")
     {
-        s.presets = a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        s.presets = a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
     }
     Some(s)
 }
