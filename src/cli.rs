@@ -51,6 +51,7 @@ pub struct BatchArgs {
     #[command(subcommand)]
     pub command: Option<BatchCommand>,
     /// Job file: one prompt per line (`#` comments), or TOML with [defaults], [[job]] and [grid].
+    /// With --style-frames DIR (one job per frame) this argument is the prompt instead.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// This worker's shard, I/N (1-based); default from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.

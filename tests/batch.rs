@@ -390,3 +390,59 @@ fn devices_start_one_worker_each_over_the_same_claims() {
     assert_eq!(err.matches(" done (").count(), 8, "{err}");
     check_all_done_once(&root, 6, &dir.join("refs"));
 }
+
+#[test]
+fn style_frames_become_one_job_per_frame() {
+    let dir = tmp_dir("frames");
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for (i, f) in ["recon_input.png", "clip_input.png"].iter().enumerate() {
+        std::fs::copy(
+            Path::new("tests/fixtures").join(f),
+            frames.join(format!("{i:04}.png")),
+        )
+        .unwrap();
+    }
+    let root = dir.join("root");
+    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        .args(["batch", "--style-frames"])
+        .arg(&frames)
+        .args([
+            "--out",
+            root.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--drawer",
+            "fast_pixel",
+        ])
+        .args([
+            "--clip",
+            CLIP,
+            "--size",
+            "48x32",
+            "--cutouts",
+            "4",
+            "--steps",
+            "3",
+        ])
+        .arg("a watercolor painting")
+        .output()
+        .unwrap();
+    // with --style-frames the positional argument is every frame's prompt
+    ok(&o);
+    let dirs = job_dirs(&root);
+    assert_eq!(dirs.len(), 2);
+    let mut frames_used = Vec::new();
+    for d in &dirs {
+        assert!(d.join("final.png").is_file());
+        let toml = std::fs::read_to_string(d.join("job.toml")).unwrap();
+        assert!(toml.contains("a watercolor painting"), "{toml}");
+        frames_used.extend(
+            ["0000.png", "0001.png"]
+                .into_iter()
+                .filter(|f| toml.contains(*f)),
+        );
+    }
+    frames_used.sort();
+    assert_eq!(frames_used, vec!["0000.png", "0001.png"]);
+}

@@ -32,6 +32,11 @@ pub fn run(args: &BatchArgs) -> Result<()> {
         return status(root, *json);
     }
     let g = &args.generate;
+    // With --style-frames the one positional argument is the prompt for every frame.
+    let (file, frames_prompt) = match (&args.file, &g.style_frames) {
+        (Some(f), Some(_)) if g.prompt.is_none() => (None, Some(f.to_string_lossy().into_owned())),
+        (f, _) => (f.clone(), None),
+    };
     for (set, flag) in [
         (
             g.prompt.is_some(),
@@ -58,11 +63,14 @@ pub fn run(args: &BatchArgs) -> Result<()> {
         cli.merge(crate::runplan::read_config(cfg)?);
     }
     let mut flags = PartialSettings::from_args(g);
+    if let Some(p) = frames_prompt {
+        flags.prompts = Some(crate::settings::PromptList::One(p));
+    }
     // The device is the worker's, not the job's: it is not part of a job's settings or id.
     flags.device = None;
     cli.merge(flags);
     let jobs = load_jobs(
-        args.file.as_deref(),
+        file.as_deref(),
         g.style_frames.as_deref(),
         &cli,
         &g.preset,
