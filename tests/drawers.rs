@@ -143,6 +143,8 @@ fn vqgan_drawer_repeats_runs_from_before_drawers() {
                 "tests/fixtures/recon_input.png",
                 "--image-prompt",
                 "tests/fixtures/clip_input.png:0.5",
+                "--precision",
+                "bf16",
                 "--optimizer",
                 "adamw",
                 "--cut-method",
