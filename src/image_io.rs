@@ -17,10 +17,42 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
             path.display()
         );
     }
-    let img = reader
-        .decode()
-        .with_context(|| format!("{} is not a readable image", path.display()))?;
+    // The header's size is checked before anything is decoded: a 50 kB PNG can claim 100000x100000 pixels.
+    let unreadable = |e: image::ImageError| {
+        // Some decoder errors span lines; a user's error is one line.
+        let msg = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        anyhow::anyhow!("{} is not a readable image: {msg}", path.display())
+    };
+    let decoder = reader.into_decoder().map_err(unreadable)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    check_image_size(path, w, h)?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     Ok(img.to_rgb8())
+}
+
+/// Largest image read, in pixels (8192x8192; its RGBA decode is 256 MiB).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// Refuses images larger than [`MAX_IMAGE_PIXELS`] or with an empty side, from their header size.
+pub fn check_image_size(path: &Path, w: u32, h: u32) -> Result<()> {
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels == 0 {
+        bail!("{} has no pixels ({w}x{h})", path.display());
+    }
+    if pixels > MAX_IMAGE_PIXELS {
+        bail!(
+            "{} is {w}x{h} pixels ({} megapixels); vqclip reads images up to {} megapixels (8192x8192): \
+             scale it down first",
+            path.display(),
+            pixels / 1_000_000,
+            MAX_IMAGE_PIXELS / 1_000_000
+        );
+    }
+    Ok(())
 }
 
 /// `[1, 3, H, W]` f32 in [0, 1] on the CPU.

@@ -14,8 +14,16 @@ fn pin_mkl() {
     }
 }
 
+/// Over a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, which kills the process mid-write by
+/// default; ignored, the write fails with EFBIG and the user gets the same one-line error as for a full disk.
+fn ignore_sigxfsz() {
+    // SAFETY: setting a signal to SIG_IGN at start-up touches no Rust state.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+}
+
 fn main() -> ExitCode {
     pin_mkl();
+    ignore_sigxfsz();
     let cli = match vqclip::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -23,6 +31,18 @@ fn main() -> ExitCode {
             if !e.use_stderr() {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
+            }
+            if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+                // clap does not say which argument; the user needs to know.
+                let bad = std::env::args_os().skip(1).find(|a| a.to_str().is_none());
+                let shown = bad
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                eprintln!(
+                    "vqclip: error: argument '{shown}' is not valid UTF-8; \
+                     vqclip keeps names and prompts as UTF-8 text: rename the file or link it under a UTF-8 name"
+                );
+                return ExitCode::from(2);
             }
             // One line, like every other vqclip error.
             let text = e.render().to_string();

@@ -861,6 +861,16 @@ impl PartialSettings {
             Some(s) => s.parse()?,
             None => Precision::Auto,
         };
+        check_prompt_limits(&prompts, image_prompts.len() + noise_prompts.len())?;
+        if let Some(p) = &self.init_image
+            && p.to_str().is_none()
+        {
+            return Err(usage(format!(
+                "--init-image {}: the path is not valid UTF-8, and vqclip records it in run.toml (UTF-8 text) \
+                 for resume: rename the file or link it under a UTF-8 name",
+                p.display()
+            )));
+        }
         if prompts.is_empty() && image_prompts.is_empty() && noise_prompts.is_empty() {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
@@ -1266,6 +1276,35 @@ pub fn slug(text: &str) -> String {
     }
     let s = out.trim_end_matches('-').to_string();
     if s.is_empty() { "image".to_string() } else { s }
+}
+
+/// Longest text prompt, in bytes. CLIP reads 77 tokens (a few hundred characters); the text is also written
+/// into run.toml, every PNG and the log, so a megabyte of it is refused rather than copied everywhere.
+pub const MAX_PROMPT_BYTES: usize = 10_000;
+/// Most prompts of one run (text, image and noise together): each is a loss term at every step.
+pub const MAX_PROMPTS: usize = 1_000;
+
+fn check_prompt_limits(prompts: &[Prompt], others: usize) -> Result<()> {
+    if let Some((i, p)) = prompts
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.text.len() > MAX_PROMPT_BYTES)
+    {
+        return Err(usage(format!(
+            "prompt {} is {} bytes long; the limit is {MAX_PROMPT_BYTES} (CLIP reads only its first 77 tokens, \
+             a few hundred characters): shorten it",
+            i + 1,
+            p.text.len()
+        )));
+    }
+    let n = prompts.len() + others;
+    if n > MAX_PROMPTS {
+        return Err(usage(format!(
+            "{n} prompts given; one run takes at most {MAX_PROMPTS} (each adds a loss term to every step): \
+             for many separate images use `vqclip batch` with a jobs file"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

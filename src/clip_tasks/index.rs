@@ -123,7 +123,8 @@ impl Index {
             .map(Some)
     }
 
-    fn parse(bytes: &[u8], model_id: &str, dim: i64) -> Result<Index> {
+    /// Parses index bytes (public for the fuzz target).
+    pub fn parse(bytes: &[u8], model_id: &str, dim: i64) -> Result<Index> {
         let st = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| anyhow::anyhow!("corrupt safetensors: {e}"))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(bytes)

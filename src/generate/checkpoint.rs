@@ -105,12 +105,15 @@ pub fn read_meta(ckpt_dir: &Path) -> Result<Meta> {
     let path = ckpt_dir.join("meta.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let meta: Meta =
-        toml::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    parse_meta(&text).with_context(|| format!("cannot use {}", path.display()))
+}
+
+/// Parses and checks a checkpoint's meta.toml text.
+pub fn parse_meta(text: &str) -> Result<Meta> {
+    let meta: Meta = toml::from_str(text)?;
     if meta.format_version != FORMAT_VERSION {
         bail!(
-            "{} has checkpoint format {} but this vqclip reads format {FORMAT_VERSION}",
-            path.display(),
+            "checkpoint format {} but this vqclip reads format {FORMAT_VERSION}",
             meta.format_version
         );
     }

@@ -81,6 +81,9 @@ pub struct Generator {
     drop_steps: Vec<i64>,
 }
 
+/// Prompts encoded per text-encoder batch.
+const TEXT_CHUNK: usize = 64;
+
 impl Generator {
     /// Builds the run: text targets, image prompts and the initial latents (seeded before init).
     pub fn new(settings: Settings, models: Models, device: Device) -> Result<Generator> {
@@ -97,13 +100,18 @@ impl Generator {
             let text = if texts.is_empty() {
                 Tensor::zeros([0, 1], (Kind::Float, device))
             } else {
-                let (tokens, _dropped) = tokenizer.tokenize_batch(&texts)?;
-                tch::no_grad(|| {
-                    let e = clip
-                        .encode_text(&tokens.to_device(device))
-                        .to_kind(Kind::Float);
-                    &e / e.norm_scalaropt_dim(2.0, [-1], true)
-                })
+                // In chunks: one batch of a thousand prompts would hold every layer's activations at once.
+                let mut parts = Vec::new();
+                for chunk in texts.chunks(TEXT_CHUNK) {
+                    let (tokens, _dropped) = tokenizer.tokenize_batch(chunk)?;
+                    parts.push(tch::no_grad(|| {
+                        let e = clip
+                            .encode_text(&tokens.to_device(device))
+                            .to_kind(Kind::Float);
+                        &e / e.norm_scalaropt_dim(2.0, [-1], true)
+                    }));
+                }
+                Tensor::cat(&parts, 0)
             };
             // Text targets are computed once in f32; only the per-step image path runs in low precision.
             // A ResNet tower stays f32 on the CPU under `auto`: its bf16 path there measured 6x

@@ -332,6 +332,57 @@ pub struct Loaded {
     pub end: usize,
     /// Every storage a persistent id named, in order of appearance.
     pub storages: Vec<Rc<StorageRef>>,
+    /// Containers changed after they were made (see [`Mutated`]); held only for its `Drop`.
+    #[allow(dead_code)]
+    mutated: Mutated,
+}
+
+/// The containers APPEND/SETITEM/BUILD changed after they were made. Only such a change can close a reference
+/// loop (`d = {}; d['self'] = d`), and `Rc` never frees a loop, so when the value is dropped these bodies are
+/// emptied: a hostile pickle cannot leak memory into the process, whatever it links.
+#[derive(Default)]
+struct Mutated(Vec<Value>);
+
+impl Mutated {
+    fn note(&mut self, v: &Value) {
+        let same = |a: &Value, b: &Value| match (a, b) {
+            (Value::List(x), Value::List(y)) => Rc::ptr_eq(&x.0, &y.0),
+            (Value::Dict(x), Value::Dict(y)) => Rc::ptr_eq(&x.0, &y.0),
+            (Value::Object(x), Value::Object(y)) => Rc::ptr_eq(&x.0, &y.0),
+            _ => false,
+        };
+        if matches!(v, Value::List(_) | Value::Dict(_) | Value::Object(_))
+            && !self.0.last().is_some_and(|l| same(l, v))
+        {
+            self.0.push(v.clone());
+        }
+    }
+}
+
+impl Drop for Mutated {
+    fn drop(&mut self) {
+        for v in self.0.drain(..) {
+            match v {
+                Value::List(s) => {
+                    if let Ok(mut b) = s.0.try_borrow_mut() {
+                        b.clear();
+                    }
+                }
+                Value::Dict(d) => {
+                    if let Ok(mut b) = d.0.try_borrow_mut() {
+                        b.clear();
+                    }
+                }
+                Value::Object(o) => {
+                    if let Ok(mut b) = o.0.try_borrow_mut() {
+                        b.args = Value::None;
+                        b.state = Value::None;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Unpickles one value starting at `data[start]`. Never calls anything; see the module docs for the policy.
@@ -343,6 +394,7 @@ pub fn load(data: &[u8], start: usize) -> Result<Loaded> {
         marks: Vec::new(),
         memo: HashMap::new(),
         storages: Vec::new(),
+        mutated: Mutated::default(),
         budget: data
             .len()
             .saturating_mul(COPY_BUDGET_PER_BYTE)
@@ -352,7 +404,9 @@ pub fn load(data: &[u8], start: usize) -> Result<Loaded> {
     Ok(Loaded {
         value,
         end: m.pos,
-        storages: m.storages,
+        storages: std::mem::take(&mut m.storages),
+        // On an error return the machine drops with its own list, which empties the same way.
+        mutated: std::mem::take(&mut m.mutated),
     })
 }
 
@@ -363,6 +417,7 @@ struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
     storages: Vec<Rc<StorageRef>>,
+    mutated: Mutated,
     /// Elements left to copy out of existing containers (see [`COPY_BUDGET_PER_BYTE`]).
     budget: usize,
 }
@@ -770,6 +825,7 @@ impl<'a> Machine<'a> {
                     let state = self.pop()?;
                     self.charge(state.body_len())?;
                     let target = self.top()?.clone();
+                    self.mutated.note(&target);
                     build(&target, state);
                 }
                 b'Q' => {
@@ -915,7 +971,9 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_list(&mut self, items: Vec<Value>, at: usize) -> Result<()> {
-        match self.top()? {
+        let top = self.top()?.clone();
+        self.mutated.note(&top);
+        match &top {
             Value::List(s) => {
                 s.0.borrow_mut().extend(items);
                 Ok(())
@@ -936,7 +994,9 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_dict(&mut self, entries: Vec<(Value, Value)>, at: usize) -> Result<()> {
-        match self.top()? {
+        let top = self.top()?.clone();
+        self.mutated.note(&top);
+        match &top {
             Value::Dict(d) => {
                 d.0.borrow_mut().extend(entries);
                 Ok(())

@@ -66,8 +66,8 @@ struct Registry {
 /// All registry entries.
 pub fn models() -> &'static [ModelEntry] {
     static CELL: OnceLock<Vec<ModelEntry>> = OnceLock::new();
-    CELL.get_or_init(|| match toml::from_str::<Registry>(REGISTRY_TOML) {
-        Ok(r) => r.model,
+    CELL.get_or_init(|| match parse(REGISTRY_TOML) {
+        Ok(r) => r,
         // The registry is compiled in and covered by a test; an empty list is the safe fallback.
         Err(_) => Vec::new(),
     })
@@ -75,8 +75,13 @@ pub fn models() -> &'static [ModelEntry] {
 
 /// Checks the compiled-in registry parses (used by tests and `weights list`).
 pub fn check() -> Result<()> {
-    toml::from_str::<Registry>(REGISTRY_TOML).context("built-in model registry is invalid")?;
+    parse(REGISTRY_TOML).context("built-in model registry is invalid")?;
     Ok(())
+}
+
+/// Parses registry TOML text into its entries.
+pub fn parse(text: &str) -> Result<Vec<ModelEntry>> {
+    Ok(toml::from_str::<Registry>(text)?.model)
 }
 
 /// Finds an entry by name or alias (case-insensitive).
