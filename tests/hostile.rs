@@ -39,7 +39,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -114,7 +118,11 @@ fn decompression_bomb_images_are_refused_by_size() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("100000x100000 pixels"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("100000x100000 pixels"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -197,10 +205,17 @@ fn search_folder_with_loops_bombs_and_bad_names() {
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains("good.png"), "{pass}: {out}");
         assert!(out.contains("caf\u{FFFD}.png"), "{pass}: {out}");
-        assert_eq!(out.lines().count(), 3, "{pass}: header and two images: {out}");
+        assert_eq!(
+            out.lines().count(),
+            3,
+            "{pass}: header and two images: {out}"
+        );
         let e = stderr(&o);
         assert!(e.contains("6 unreadable"), "{pass}: {e}");
-        assert!(e.contains("Too many levels of symbolic links"), "{pass}: {e}");
+        assert!(
+            e.contains("Too many levels of symbolic links"),
+            "{pass}: {e}"
+        );
         assert!(e.contains("100000x100000 pixels"), "{pass}: {e}");
         // Every warning is one line per file (decoder messages can span lines).
         let listed = e.lines().filter(|l| l.starts_with("  ")).count();
@@ -329,4 +344,54 @@ fn disk_full_during_checkpoint_keeps_the_previous_one() {
     if tmpfs {
         let _ = Command::new("umount").arg(&mnt).status();
     }
+}
+
+#[test]
+fn runs_that_cannot_fit_are_refused_with_settings_that_would() {
+    let dir = tmp_dir("memory");
+    // The fixture models are tiny; a 0.6 GiB device leaves ~0.1 GiB beside the runtime.
+    let big = generate(
+        &dir.join("big"),
+        &["a red apple", "--steps", "1", "--size", "512x512"],
+    )
+    .env("VQCLIP_MEMORY_LIMIT", "0.6")
+    .output()
+    .unwrap();
+    assert_eq!(big.status.code(), Some(2), "{}", stderr(&big));
+    let e = stderr(&big);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("this run needs about"), "{e}");
+    assert!(e.contains("VQCLIP_MEMORY_LIMIT is 0.6 GiB"), "{e}");
+    assert!(!dir.join("big").join("final.png").exists());
+    // The suggested size runs under the same limit.
+    let size = e
+        .split("--size ")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ', ')']).next())
+        .unwrap_or_else(|| panic!("no --size suggestion: {e}"))
+        .to_string();
+    let (w, h) = size.split_once('x').unwrap();
+    let (w, h): (i64, i64) = (w.parse().unwrap(), h.parse().unwrap());
+    assert!(w < 512 && w == h && w % 16 == 0, "{size}");
+    let o = generate(
+        &dir.join("fits"),
+        &["a red apple", "--steps", "1", "--size", &size],
+    )
+    .env("VQCLIP_MEMORY_LIMIT", "0.6")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // --dry-run prints the estimate and the verdict, and writes nothing.
+    let o = generate(
+        &dir.join("dry"),
+        &["a red apple", "--size", "512x512", "--dry-run"],
+    )
+    .env("VQCLIP_MEMORY_LIMIT", "0.6")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("# memory: about"), "{out}");
+    assert!(out.contains("WOULD NOT FIT"), "{out}");
+    assert!(!dir.join("dry").exists());
 }

@@ -31,8 +31,9 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     }
 }
 
-/// `--dry-run`: the resolved settings (TOML, as run.toml would hold them), the run directory and
-/// where each model would be read from, on stdout; nothing is loaded or written.
+/// `--dry-run`: the resolved settings (TOML, as run.toml would hold them), the run directory,
+/// where each model would be read from and the memory estimate, on stdout; nothing is written (the
+/// models, when present, are read for their sizes).
 fn dry_run(args: &GenerateArgs) -> Result<()> {
     let mut a = args.clone();
     a.dry_run = false;
@@ -43,7 +44,7 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
             .next();
     }
     let plan = crate::runplan::plan(&a)?;
-    let mut out = String::from("# vqclip generate --dry-run: nothing was loaded or written\n");
+    let mut out = String::from("# vqclip generate --dry-run: nothing was written\n");
     out.push_str(&format!("# run directory: {}\n", plan.run_dir.display()));
     out.push_str(&format!("# drawer: {}\n", plan.settings.drawer));
     let vqgan = (plan.settings.drawer == DrawerKind::Vqgan).then_some(&plan.settings.vqgan);
@@ -62,8 +63,60 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
         };
         out.push_str(&format!("# {role}: {spec} -> {place}\n"));
     }
+    out.push_str(&dry_run_memory(&plan.settings));
     out.push_str(&plan.settings.to_toml()?);
     crate::cmd::print_stdout(&out)
+}
+
+/// The `# memory:` lines of `--dry-run`: the estimate from the models' real sizes (read on the CPU) and
+/// whether it fits the device.
+fn dry_run_memory(settings: &Settings) -> String {
+    use crate::generate::memory;
+    let device = match crate::device::parse_device(&settings.device) {
+        Ok(d) => d,
+        Err(e) => return format!("# memory: unknown ({e:#})\n"),
+    };
+    let models = match load_models(settings, tch::Device::Cpu, false, true) {
+        Ok(m) => m,
+        Err(e) => return format!("# memory: unknown until the models are present ({e:#})\n"),
+    };
+    let kind = crate::generate::engine::compute_kind(settings.precision, device);
+    let sizes = model_sizes(&models);
+    let e = memory::estimate(settings, &sizes, kind);
+    let mut out = format!("# memory: {} on {device:?}\n", e.describe(settings));
+    match memory::available(device) {
+        Some((avail, source)) => {
+            out.push_str(&format!(
+                "# memory: {source}: {:.1} GiB\n",
+                avail / (1u64 << 30) as f64
+            ));
+            if let Err(err) = memory::check(settings, &sizes, kind, device) {
+                out.push_str(&format!("# memory: WOULD NOT FIT: {err:#}\n"));
+            }
+        }
+        None => out.push_str("# memory: the device's free memory is unknown (not checked)\n"),
+    }
+    out
+}
+
+/// The loaded models' sizes for the memory estimate.
+fn model_sizes(models: &Models) -> crate::generate::memory::ModelSizes<'_> {
+    let bytes = |vs: &tch::nn::VarStore| -> f64 {
+        vs.variables()
+            .values()
+            .map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as f64)
+            .sum()
+    };
+    crate::generate::memory::ModelSizes {
+        vqgan: models.vqgan.as_ref().map(|v| v.config()),
+        clips: models.clips.iter().map(|c| c.config()).collect(),
+        weight_bytes: models.vqgan.as_ref().map_or(0.0, |v| bytes(v.var_store()))
+            + models
+                .clips
+                .iter()
+                .map(|c| bytes(c.var_store()))
+                .sum::<f64>(),
+    }
 }
 
 /// `--count N`: N runs with consecutive seeds, each in `RUN_DIR/seed-<n>/`. Every run is planned
@@ -108,6 +161,13 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     let device = crate::device::parse_device(&plan.settings.device)?;
     let fetch = args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1");
     let models = load_models(&plan.settings, device, fetch, quiet)?;
+    // Before the run allocates anything: refuse what cannot fit (exit 2) with settings that would.
+    crate::generate::memory::check(
+        &plan.settings,
+        &model_sizes(&models),
+        crate::generate::engine::compute_kind(plan.settings.precision, device),
+        device,
+    )?;
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
         let ckpt = checkpoint::find(&plan.run_dir).context("checkpoint vanished")?;

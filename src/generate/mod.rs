@@ -8,6 +8,7 @@ pub mod engine;
 pub mod grad;
 pub mod init;
 pub mod losses;
+pub mod memory;
 pub mod optim;
 pub mod pixray_cuts;
 pub mod rng;

@@ -1,0 +1,254 @@
+//! What a run will need in memory, estimated from the settings and the models' sizes before the run
+//! allocates anything, and the check against what the device has: a run that cannot fit is refused with
+//! settings that would (exit 2), instead of dying by the OOM killer or a CUDA error halfway through.
+//!
+//! The figures count the tensors autograd keeps for the backward pass (per layer, from the
+//! architectures) times a factor measured against peak RSS on CPU (see `CALIBRATION`), plus the weights
+//! and the runtime. It is an estimate: `VQCLIP_MEMORY_LIMIT=GiB` replaces the available figure.
+use crate::error::usage;
+use crate::models::clip::ClipConfig;
+use crate::models::vqgan::VqganConfig;
+use crate::settings::{DrawerKind, Settings};
+use anyhow::Result;
+use tch::{Device, Kind};
+
+const GIB: f64 = (1u64 << 30) as f64;
+/// libtorch's own resident memory (its libraries, allocator pools, thread pools), measured at 0.45 GiB.
+const RUNTIME_BYTES: f64 = 0.5 * GIB;
+/// Measured peak / counted tensors (allocator rounding, temporaries of the backward pass, the optimizer).
+/// Fitted on CPU, f32, imagenet_f16_16384 + ViT-B/32: peak RSS 3.98 / 3.60 / 3.98 GiB at 256x256x32 /
+/// 384x256x8 / 128x128x64 (size x cutouts), estimated 3.87 / 3.62 / 4.05.
+const CALIBRATION: f64 = 1.1;
+
+/// The models a run uses, by size.
+pub struct ModelSizes<'a> {
+    pub vqgan: Option<&'a VqganConfig>,
+    pub clips: Vec<&'a ClipConfig>,
+    /// Bytes the loaded weights take.
+    pub weight_bytes: f64,
+}
+
+/// A run's memory, in bytes, by part.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub weights: f64,
+    pub drawer: f64,
+    pub clip: f64,
+    pub runtime: f64,
+}
+
+impl Estimate {
+    pub fn total(&self) -> f64 {
+        self.weights + self.drawer + self.clip + self.runtime
+    }
+
+    /// One line: `about 3.1 GiB (weights 1.2, drawer at 256x256 0.9, CLIP cutouts 0.5, runtime 0.5)`.
+    pub fn describe(&self, s: &Settings) -> String {
+        format!(
+            "about {:.1} GiB (weights {:.2}, {} drawer at {}x{} {:.2}, CLIP on {}x{} cutouts {:.2}, runtime {:.2})",
+            self.total() / GIB,
+            self.weights / GIB,
+            s.drawer,
+            s.size.width,
+            s.size.height,
+            self.drawer / GIB,
+            s.batches.max(1),
+            s.cutouts,
+            self.clip / GIB,
+            self.runtime / GIB
+        )
+    }
+}
+
+/// Counts the activations of one run's step.
+pub fn estimate(s: &Settings, m: &ModelSizes, kind: Kind) -> Estimate {
+    let b = if kind == Kind::Float { 4.0 } else { 2.0 };
+    let (h, w) = (s.size.height as f64, s.size.width as f64);
+    let drawer = match (s.drawer, m.vqgan) {
+        (DrawerKind::Vqgan, Some(c)) => vqgan_decoder_elems(c, h, w) * b,
+        // fast_pixel / fft: a few image-sized tensors in f32.
+        _ => h * w * 3.0 * 24.0 * 4.0,
+    };
+    // The image itself, the cutout batch and its augments, per CLIP input size.
+    let mut clip = h * w * 3.0 * 8.0 * 4.0;
+    for c in &m.clips {
+        let per_image = if c.vision_resnet_layers.is_some() {
+            resnet_elems(c)
+        } else {
+            vit_elems(c)
+        };
+        let res = c.image_resolution as f64;
+        clip += s.cutouts as f64 * (per_image * b + res * res * 3.0 * 6.0 * 4.0);
+    }
+    Estimate {
+        weights: m.weight_bytes,
+        drawer: drawer * CALIBRATION,
+        clip: clip * CALIBRATION,
+        runtime: RUNTIME_BYTES,
+    }
+}
+
+/// Elements autograd keeps through taming's Decoder for an `h`x`w` output, plus the quantizer's distances.
+fn vqgan_decoder_elems(c: &VqganConfig, h: f64, w: f64) -> f64 {
+    let levels = c.ch_mult.len();
+    let f = (1u64 << (levels.saturating_sub(1))) as f64;
+    let mut total = 0.0;
+    for (i, mult) in c.ch_mult.iter().enumerate() {
+        let scale = (1u64 << i) as f64;
+        let px = (h / scale) * (w / scale);
+        let ch = (c.ch * mult) as f64;
+        // Each ResnetBlock keeps ~8 tensors of its size (norm, swish, conv, twice, and the sum);
+        // the upsampling keeps the nearest-neighbour copy and its conv.
+        total += px * ch * ((c.num_res_blocks + 1) as f64 * 8.0 + 2.0);
+        let side = ((h / scale) * (w / scale)).sqrt();
+        if c.attn_resolutions
+            .iter()
+            .any(|&r| (r as f64 - side).abs() < 0.5)
+        {
+            total += (c.num_res_blocks + 1) as f64 * (px * px + px * ch * 6.0);
+        }
+    }
+    // Middle: two blocks and an attention at the latent size; the quantizer's code distances.
+    let zpx = (h / f) * (w / f);
+    let zch = (c.ch * c.ch_mult.last().copied().unwrap_or(1)) as f64;
+    total += zpx * zch * 22.0 + zpx * zpx;
+    total += zpx * c.n_embed as f64 * 2.0;
+    total
+}
+
+/// Elements a ViT image tower keeps per image.
+fn vit_elems(c: &ClipConfig) -> f64 {
+    let grid = (c.image_resolution / c.vision_patch_size.max(1)) as f64;
+    let tokens = grid * grid + 1.0;
+    let width = c.vision_width as f64;
+    // Per block: layer norms, qkv, attention output, projections and the 4x MLP (~16 widths per token),
+    // and the attention weights (softmax input and output) per head.
+    let per_layer = tokens * width * 16.0 + c.vision_heads as f64 * tokens * tokens * 2.0;
+    c.vision_layers as f64 * per_layer
+}
+
+/// Elements a ModifiedResNet image tower keeps per image.
+fn resnet_elems(c: &ClipConfig) -> f64 {
+    let res = c.image_resolution as f64;
+    let width = c.vision_width as f64;
+    // Stem: three convs at res/2 (width/2, width/2, width), each with BatchNorm and ReLU.
+    let mut total = (res / 2.0).powi(2) * (width * 2.0) * 3.0;
+    let layers = c.vision_resnet_layers.unwrap_or([0; 4]);
+    for (s, &blocks) in layers.iter().enumerate() {
+        let planes = width * (1u64 << s) as f64;
+        let px = (res / 4.0 / (1u64 << s) as f64).powi(2);
+        // A bottleneck keeps its 1x1, 3x3 and 1x1 conv outputs with BatchNorm and ReLU (planes, planes,
+        // 4*planes) and the sum.
+        total += blocks as f64 * px * planes * (3.0 * 2.0 + 3.0 * 4.0 + 4.0);
+    }
+    total
+}
+
+/// What the device has free, in bytes, and where that figure came from; None when unknown.
+pub fn available(device: Device) -> Option<(f64, String)> {
+    if let Ok(v) = std::env::var("VQCLIP_MEMORY_LIMIT") {
+        return v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|g| g.is_finite() && *g > 0.0)
+            .map(|g| (g * GIB, "VQCLIP_MEMORY_LIMIT".to_string()));
+    }
+    match device {
+        Device::Cuda(i) => cuda_free(i).map(|b| (b, format!("free on cuda:{i} (nvidia-smi)"))),
+        _ => cpu_available().map(|b| (b, "available RAM".to_string())),
+    }
+}
+
+/// `MemAvailable`, lowered to the cgroup's remaining limit where there is one (containers, Slurm jobs).
+fn cpu_available() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    let mut avail = kib * 1024.0;
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+    };
+    if let (Some(max), Some(cur)) = (
+        read("/sys/fs/cgroup/memory.max"),
+        read("/sys/fs/cgroup/memory.current"),
+    ) {
+        avail = avail.min((max - cur).max(0.0));
+    }
+    Some(avail)
+}
+
+fn cuda_free(i: usize) -> Option<f64> {
+    let o = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=memory.free",
+            "--format=csv,noheader,nounits",
+            &format!("--id={i}"),
+        ])
+        .output()
+        .ok()?;
+    let mib: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
+    Some(mib * 1024.0 * 1024.0)
+}
+
+/// Refuses a run whose estimate exceeds what the device has, naming settings that would fit.
+pub fn check(s: &Settings, m: &ModelSizes, kind: Kind, device: Device) -> Result<Estimate> {
+    let e = estimate(s, m, kind);
+    let Some((avail, source)) = available(device) else {
+        return Ok(e);
+    };
+    if e.total() <= avail {
+        return Ok(e);
+    }
+    let mut fits = Vec::new();
+    // The largest size with the same aspect ratio (sides multiples of 16) that fits.
+    let (w0, h0) = (s.size.width as f64, s.size.height as f64);
+    let mut scale = 0.95;
+    while scale > 0.05 {
+        let (w, h) = (
+            ((w0 * scale / 16.0).floor() * 16.0).max(16.0),
+            ((h0 * scale / 16.0).floor() * 16.0).max(16.0),
+        );
+        let mut t = s.clone();
+        t.size.width = w as i64;
+        t.size.height = h as i64;
+        if estimate(&t, m, kind).total() <= avail {
+            fits.push(format!("--size {}x{}", t.size.width, t.size.height));
+            break;
+        }
+        scale -= 0.05;
+    }
+    let mut c = s.cutouts / 2;
+    while c >= 1 {
+        let mut t = s.clone();
+        t.cutouts = c;
+        if estimate(&t, m, kind).total() <= avail {
+            fits.push(format!("--cutouts {c}"));
+            break;
+        }
+        c /= 2;
+    }
+    if kind == Kind::Float && estimate(s, m, Kind::BFloat16).total() <= avail {
+        fits.push("--precision bf16".to_string());
+    }
+    let advice = if fits.is_empty() {
+        "no smaller size or cutout count fits either: use a smaller model or a device with more memory"
+            .to_string()
+    } else {
+        format!("these would fit: {}", fits.join(", or "))
+    };
+    Err(usage(format!(
+        "this run needs {} but {source} is {:.1} GiB; {advice} (`--dry-run` prints the estimate; \
+         VQCLIP_MEMORY_LIMIT=GiB overrides the available figure)",
+        e.describe(s),
+        avail / GIB
+    )))
+}
