@@ -41,6 +41,7 @@ pub fn print_stdout(out: &str) -> Result<()> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    crate::weights::registry::check_user()?;
     match cli.command {
         Command::Generate(a) => generate::run(&a),
         Command::Presets(c) => presets::run(&c),

@@ -320,6 +320,19 @@ pub fn fetch_file(
     }
 }
 
+/// The URLs to try for `file`: `$VQCLIP_MIRROR/<file name>` first when that is set (a local or
+/// institutional mirror, for machines that cannot reach the publishers), then the registry's.
+fn source_urls(file: &FileEntry) -> Vec<String> {
+    let mut urls = Vec::new();
+    if let Ok(m) = std::env::var("VQCLIP_MIRROR")
+        && !m.trim().is_empty()
+    {
+        urls.push(format!("{}/{}", m.trim().trim_end_matches('/'), file.name));
+    }
+    urls.extend(file.urls.iter().cloned());
+    urls
+}
+
 enum Failed {
     /// Every source failed (network, HTTP, wrong content): try another file or give the manual steps.
     Sources(FileFailure),
@@ -414,7 +427,7 @@ fn fetch_locked(
     opts: &FetchOptions,
 ) -> std::result::Result<PathBuf, Failed> {
     let mut sources = Vec::new();
-    for url in &file.urls {
+    for url in &source_urls(file) {
         // Resumes in a row that did not get further than before: a flaky link that keeps moving
         // forward is followed to the end, a source that keeps failing at one point is given up.
         let mut resumes = 0;

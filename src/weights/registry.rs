@@ -1,6 +1,6 @@
 //! The standard models (registry.toml, compiled in) and how a `--vqgan`/`--clip` value becomes a file.
 use crate::error::usage;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -63,14 +63,41 @@ struct Registry {
     model: Vec<ModelEntry>,
 }
 
-/// All registry entries.
+/// All registry entries: those in `$VQCLIP_REGISTRY` (a TOML file of the same form, for models the
+/// built-in list lacks or a local copy of one), then the built-in ones. A broken user file is reported
+/// by [`check_user`] at start-up; here it adds nothing.
 pub fn models() -> &'static [ModelEntry] {
     static CELL: OnceLock<Vec<ModelEntry>> = OnceLock::new();
-    CELL.get_or_init(|| match parse(REGISTRY_TOML) {
-        Ok(r) => r,
+    CELL.get_or_init(|| {
+        let mut all = user_models().ok().flatten().unwrap_or_default();
         // The registry is compiled in and covered by a test; an empty list is the safe fallback.
-        Err(_) => Vec::new(),
+        all.extend(parse(REGISTRY_TOML).unwrap_or_default());
+        all
     })
+}
+
+/// Largest user registry file read.
+const MAX_USER_REGISTRY: u64 = 4 << 20;
+
+fn user_models() -> Result<Option<Vec<ModelEntry>>> {
+    let Some(path) = std::env::var_os("VQCLIP_REGISTRY").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    let len = std::fs::metadata(&path)
+        .with_context(|| format!("VQCLIP_REGISTRY: cannot read {}", path.display()))?
+        .len();
+    if len > MAX_USER_REGISTRY {
+        bail!(
+            "VQCLIP_REGISTRY: {} is {len} bytes; a registry file is at most {MAX_USER_REGISTRY}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("VQCLIP_REGISTRY: cannot read {} as UTF-8 text", path.display()))?;
+    parse(&text)
+        .map(Some)
+        .with_context(|| format!("VQCLIP_REGISTRY: {}", path.display()))
 }
 
 /// Checks the compiled-in registry parses (used by tests and `weights list`).
@@ -79,9 +106,52 @@ pub fn check() -> Result<()> {
     Ok(())
 }
 
-/// Parses registry TOML text into its entries.
+/// Checks `$VQCLIP_REGISTRY`, if set, at start-up: a bad file is a usage error, not a silent gap.
+pub fn check_user() -> Result<()> {
+    user_models().map_err(|e| usage(format!("{e:#}")))?;
+    Ok(())
+}
+
+/// Parses registry TOML text into its entries and checks what a file could abuse: file names stay inside
+/// the weights folder, checksums are sha256 hex, sources are http(s) URLs.
 pub fn parse(text: &str) -> Result<Vec<ModelEntry>> {
-    Ok(toml::from_str::<Registry>(text)?.model)
+    let models = toml::from_str::<Registry>(text)
+        .map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?
+        .model;
+    for m in &models {
+        if m.name.trim().is_empty() {
+            bail!("a model has an empty name");
+        }
+        if m.file.is_empty() {
+            bail!("model {} lists no file", m.name);
+        }
+        for f in m.file.iter().chain(&m.alt) {
+            let p = Path::new(&f.name);
+            let plain = !f.name.is_empty()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain {
+                bail!(
+                    "model {}: file name {:?} must be a relative path inside the weights folder",
+                    m.name,
+                    f.name
+                );
+            }
+            if let Some(h) = &f.sha256
+                && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                bail!("model {}: {}: sha256 must be 64 hex digits", m.name, f.name);
+            }
+            if let Some(u) = f
+                .urls
+                .iter()
+                .find(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
+                bail!("model {}: {}: {u:?} is not an http(s) URL", m.name, f.name);
+            }
+        }
+    }
+    Ok(models)
 }
 
 /// Finds an entry by name or alias (case-insensitive).
