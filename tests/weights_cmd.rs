@@ -879,3 +879,86 @@ fn content_sniffing() {
         "huggingface.co"
     );
 }
+
+#[test]
+fn user_registry_and_mirror_through_the_command_line() {
+    let ckpt = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
+    let yaml = std::fs::read(fixture("vqgan_tiny.yaml")).unwrap();
+    // The mirror has both files; the registry's own URLs are dead.
+    let server = serve(vec![
+        ("/mirror/mine.ckpt", route(ckpt.clone(), Mode::CutFirst)),
+        ("/mirror/mine.yaml", route(yaml.clone(), Mode::Normal)),
+    ]);
+    let root = temp_dir("user-registry");
+    let weights = root.join("w");
+    std::fs::create_dir_all(&weights).unwrap();
+    let reg = root.join("registry.toml");
+    std::fs::write(
+        &reg,
+        format!(
+            "[[model]]\nname = \"mine\"\nkind = \"vqgan\"\ndescription = \"a user's model\"\n\
+             [[model.file]]\nname = \"mine.ckpt\"\nsha256 = \"{}\"\nsize = {}\nurls = [\"http://127.0.0.1:1/dead\"]\n\
+             [[model.file]]\nname = \"mine.yaml\"\nsha256 = \"{}\"\nurls = [\"http://127.0.0.1:1/dead\"]\n",
+            sha256_hex(&ckpt),
+            ckpt.len(),
+            sha256_hex(&yaml)
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], mirror: Option<String>, reg: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        c.args(args)
+            .env("VQCLIP_WEIGHTS", &weights)
+            .env("VQCLIP_REGISTRY", reg)
+            .env_remove("VQCLIP_MIRROR");
+        if let Some(m) = mirror {
+            c.env("VQCLIP_MIRROR", m);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&["weights", "list"], None, &reg);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("mine"), "{out}");
+    // Without the mirror: every source fails, exit 1.
+    let (code, _, err) = run(&["weights", "fetch", "mine"], None, &reg);
+    assert_eq!(code, 1, "{err}");
+    // With it: fetched (resuming the cut transfer) and verified.
+    let (code, _, err) = run(
+        &["weights", "fetch", "mine"],
+        Some(server.url("/mirror/")),
+        &reg,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(weights.join("mine.ckpt")).unwrap(), ckpt);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|(p, r)| p == "/mirror/mine.ckpt" && r.is_some()),
+        "the cut transfer was not resumed: {:?}",
+        server.requests()
+    );
+    // A registry that would write outside the weights folder, or with a bad checksum or URL: exit 2.
+    for (bad, says) in [
+        ("name = \"../evil.ckpt\"\nurls = [\"http://a/b\"]", "inside the weights folder"),
+        ("name = \"/etc/evil\"\nurls = [\"http://a/b\"]", "inside the weights folder"),
+        ("name = \"x.ckpt\"\nsha256 = \"abc\"", "64 hex digits"),
+        ("name = \"x.ckpt\"\nurls = [\"file:///etc/passwd\"]", "not an http(s) URL"),
+    ] {
+        std::fs::write(
+            &reg,
+            format!(
+                "[[model]]\nname = \"x\"\nkind = \"vqgan\"\ndescription = \"d\"\n[[model.file]]\n{bad}\n"
+            ),
+        )
+        .unwrap();
+        let (code, _, err) = run(&["weights", "list"], None, &reg);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(says) && err.contains("VQCLIP_REGISTRY"), "{err}");
+    }
+}
