@@ -395,3 +395,52 @@ fn runs_that_cannot_fit_are_refused_with_settings_that_would() {
     assert!(out.contains("WOULD NOT FIT"), "{out}");
     assert!(!dir.join("dry").exists());
 }
+
+#[test]
+fn pickles_that_claim_huge_sizes_or_nest_deeply_fail_or_load_without_allocating() {
+    use vqclip::weights::{pickle, torch_file};
+    // A torch zip whose pickle describes a 10^12-element float tensor over a 4-byte storage.
+    let path = Path::new("tests/fixtures/fuzz/huge_tensor_claim.pt");
+    let err = format!("{:#}", torch_file::read_zip(path, &|_| true).unwrap_err());
+    assert!(err.contains("huge_tensor_claim.pt"), "{err}");
+    assert!(
+        err.contains("storage") || err.contains("absurd") || err.contains("size"),
+        "{err}"
+    );
+    // A string claiming 2^60 bytes (BINUNICODE8).
+    let mut s = b"\x80\x04\x8d".to_vec();
+    s.extend((1u64 << 60).to_le_bytes());
+    s.extend(b"abc.");
+    let err = pickle::load(&s, 0)
+        .err()
+        .expect("a 2^60-byte string loaded")
+        .to_string();
+    assert!(
+        err.contains("needs 1152921504606846976 more bytes"),
+        "{err}"
+    );
+    // A million nested lists, by APPEND and by MARK/LIST: built and dropped without overflowing the stack.
+    let n = 1_000_000;
+    let mut by_append = b"\x80\x02".to_vec();
+    by_append.extend(std::iter::repeat_n(b']', n));
+    by_append.extend(std::iter::repeat_n(b'a', n - 1));
+    by_append.push(b'.');
+    let mut by_mark = b"\x80\x02".to_vec();
+    by_mark.extend(std::iter::repeat_n(b'(', n));
+    by_mark.extend(std::iter::repeat_n(b'l', n));
+    by_mark.push(b'.');
+    for bytes in [by_append, by_mark] {
+        // Run on a thread with a small stack: the default main stack would hide a recursive drop.
+        let h = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                pickle::load(&bytes, 0)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let _ = h
+            .join()
+            .expect("loading or dropping a deep pickle overflowed the stack");
+    }
+}

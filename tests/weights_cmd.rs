@@ -945,10 +945,19 @@ fn user_registry_and_mirror_through_the_command_line() {
     );
     // A registry that would write outside the weights folder, or with a bad checksum or URL: exit 2.
     for (bad, says) in [
-        ("name = \"../evil.ckpt\"\nurls = [\"http://a/b\"]", "inside the weights folder"),
-        ("name = \"/etc/evil\"\nurls = [\"http://a/b\"]", "inside the weights folder"),
+        (
+            "name = \"../evil.ckpt\"\nurls = [\"http://a/b\"]",
+            "inside the weights folder",
+        ),
+        (
+            "name = \"/etc/evil\"\nurls = [\"http://a/b\"]",
+            "inside the weights folder",
+        ),
         ("name = \"x.ckpt\"\nsha256 = \"abc\"", "64 hex digits"),
-        ("name = \"x.ckpt\"\nurls = [\"file:///etc/passwd\"]", "not an http(s) URL"),
+        (
+            "name = \"x.ckpt\"\nurls = [\"file:///etc/passwd\"]",
+            "not an http(s) URL",
+        ),
     ] {
         std::fs::write(
             &reg,
@@ -959,6 +968,9 @@ fn user_registry_and_mirror_through_the_command_line() {
         .unwrap();
         let (code, _, err) = run(&["weights", "list"], None, &reg);
         assert_eq!(code, 2, "{bad}: {err}");
-        assert!(err.contains(says) && err.contains("VQCLIP_REGISTRY"), "{err}");
+        assert!(
+            err.contains(says) && err.contains("VQCLIP_REGISTRY"),
+            "{err}"
+        );
     }
 }

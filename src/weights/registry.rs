@@ -93,8 +93,12 @@ fn user_models() -> Result<Option<Vec<ModelEntry>>> {
             path.display()
         );
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("VQCLIP_REGISTRY: cannot read {} as UTF-8 text", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "VQCLIP_REGISTRY: cannot read {} as UTF-8 text",
+            path.display()
+        )
+    })?;
     parse(&text)
         .map(Some)
         .with_context(|| format!("VQCLIP_REGISTRY: {}", path.display()))
