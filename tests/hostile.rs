@@ -256,6 +256,10 @@ fn non_utf8_paths() {
 
 /// Mounts a tmpfs of `kib` KiB at `dir` (root in CI); false where this machine does not allow it.
 fn mount_tmpfs(dir: &Path, kib: u64) -> bool {
+    // VQCLIP_TEST_NO_TMPFS=1 exercises the fallback where mounting works.
+    if std::env::var_os("VQCLIP_TEST_NO_TMPFS").is_some() {
+        return false;
+    }
     Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
         .arg(dir)
@@ -442,5 +446,88 @@ fn pickles_that_claim_huge_sizes_or_nest_deeply_fail_or_load_without_allocating(
         let _ = h
             .join()
             .expect("loading or dropping a deep pickle overflowed the stack");
+    }
+}
+
+#[test]
+fn disk_full_during_index_save_keeps_the_old_index() {
+    let dir = tmp_dir("indexfull");
+    let tmpfs = mount_tmpfs(&dir, 1024);
+    if !tmpfs {
+        eprintln!(
+            "index disk full: cannot mount a tmpfs here; using a file size limit (ulimit -f 0)"
+        );
+    }
+    let imgs = dir.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    std::fs::copy("tests/fixtures/clip_input.png", imgs.join("a.png")).unwrap();
+    std::fs::copy("tests/fixtures/recon_input.png", imgs.join("b.png")).unwrap();
+    let search = |limited: bool| {
+        let mut c = if limited && !tmpfs {
+            let mut c = Command::new("sh");
+            c.args(["-c", "ulimit -f 0; exec \"$0\" \"$@\""])
+                .arg(env!("CARGO_BIN_EXE_vqclip"));
+            c
+        } else {
+            vqclip()
+        };
+        c.arg("search").arg(&imgs).args([
+            "--query",
+            "a red apple",
+            "--clip",
+            CLIP,
+            "--device",
+            "cpu",
+        ]);
+        c.output().unwrap()
+    };
+    let o = search(false);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let index_dir = imgs.join(".vqclip-index");
+    let index = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let old = std::fs::read(&index).unwrap();
+    std::fs::copy("tests/fixtures/clip_input.png", imgs.join("c.png")).unwrap();
+    if tmpfs {
+        let o = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let free: u64 = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::write(dir.join("filler"), vec![0u8; free as usize]).unwrap();
+    }
+    // Full: the search still answers (all three images), warns in one line, and the old index stays.
+    let o = search(true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+    let e = stderr(&o);
+    assert!(e.contains("the index was not saved"), "{e}");
+    assert!(
+        e.contains("No space left on device") || e.contains("File too large"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&index).unwrap(), old, "the old index changed");
+    let leftovers = std::fs::read_dir(&index_dir).unwrap().count();
+    assert_eq!(
+        leftovers, 1,
+        "a partial index file was left beside the old one"
+    );
+    // With room again, the old rows are reused.
+    let _ = std::fs::remove_file(dir.join("filler"));
+    let o = search(false);
+    assert!(stderr(&o).contains("1 encoded, 2 reused"), "{}", stderr(&o));
+    if tmpfs {
+        let _ = Command::new("umount").arg(&dir).status();
     }
 }
