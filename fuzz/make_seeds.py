@@ -99,7 +99,7 @@ def main():
     os.remove(p)
 
     # A TorchScript CLIP with a small vocabulary (the fixture's 49408 words make 7 MB; this is ~100 kB).
-    cfg = dict(mf.CLIP_TINY, vocab_size=300, context_length=16, vision_width=64, transformer_width=32,
+    cfg = dict(mf.CLIP_TINY, vocab_size=300, context_length=16, vision_width=64, transformer_width=64,
                embed_dim=16, vision_layers=1, transformer_layers=1)
     model = mf.build_clip(0, cfg)
     img = torch.zeros(1, 3, cfg["image_resolution"], cfg["image_resolution"])
@@ -132,7 +132,7 @@ def main():
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" + b"\x10" * 6 + b"\x00" + b"\x20" * 6)
-    settings = 'prompts = "a red circle:1.5|blue^green"\nsize = [64, 48]\niterations = 5\nseed = 3\n[run]\nx = 1\n'
+    settings = 'prompts = "a red circle:1.5|blue^green"\nsize = "64x48"\nsteps = 5\nseed = 3\n[run]\nx = 1\n'
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tEXt", b"vqclip:settings\x00" + settings.encode()) \
         + chunk(b"zTXt", b"vqclip:version\x00\x00" + zlib.compress(b"0.1.0")) \
         + chunk(b"iTXt", "prompt\x00\x00\x00\x00\x00café".encode()) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
@@ -142,7 +142,7 @@ def main():
     put("settings_toml", "meta.toml", b'format_version = 1\nvqclip_version = "0.1.0"\nstep = 3\n')
 
     put("prompts", "story", "a red circle:1.5:-0.2|blue square^green: a photo: 2".encode())
-    put("prompts", "palette", b"#ff0000,#00ff00, 0 0 255 ,black")
+    put("prompts", "palette", b"#ff0000,#0f0, black ,white")
     put("vqgan_yaml", "tiny.yaml", open(os.path.join(HERE, "..", "tests", "fixtures", "vqgan_tiny.yaml"), "rb").read())
     put("registry_toml", "registry.toml",
         open(os.path.join(HERE, "..", "src", "weights", "registry.toml"), "rb").read())

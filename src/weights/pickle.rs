@@ -332,9 +332,16 @@ pub struct Loaded {
     pub end: usize,
     /// Every storage a persistent id named, in order of appearance.
     pub storages: Vec<Rc<StorageRef>>,
-    /// Containers changed after they were made (see [`Mutated`]); held only for its `Drop`.
+    /// Containers changed after they were made (see [`Mutated`]); held only for its `Drop`, which empties
+    /// them: containers cloned out of `value` are valid while this `Loaded` lives.
     #[allow(dead_code)]
     mutated: Mutated,
+}
+
+// Moving `value` out would let the containers be emptied under the caller (the list below empties them when
+// the `Loaded` goes): with a Drop impl the compiler refuses the move, so values are borrowed from a live `Loaded`.
+impl Drop for Loaded {
+    fn drop(&mut self) {}
 }
 
 /// The containers APPEND/SETITEM/BUILD changed after they were made. Only such a change can close a reference
@@ -612,8 +619,16 @@ impl<'a> Machine<'a> {
                 b'L' => {
                     let line = self.line()?;
                     let s = line.strip_suffix('L').unwrap_or(line);
-                    let v = s.parse::<i64>().map_err(|_| bad_text("LONG", line, at))?;
-                    self.stack.push(Value::Int(v));
+                    let v = match s.parse::<i64>() {
+                        Ok(v) => Value::Int(v),
+                        // Protocol 0 writes every Python 2 long this way, however large.
+                        Err(_) => Value::BigInt(
+                            decimal_to_le(s)
+                                .ok_or_else(|| bad_text("LONG", line, at))?
+                                .into(),
+                        ),
+                    };
+                    self.stack.push(v);
                 }
                 b'F' => {
                     let line = self.line()?;
@@ -1468,6 +1483,48 @@ fn unquote(line: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// A decimal integer as little-endian two's complement bytes (LONG1's layout), shortest form.
+fn decimal_to_le(s: &str) -> Option<Vec<u8>> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut mag: Vec<u8> = vec![0];
+    for d in digits.bytes() {
+        let mut carry = u32::from(d - b'0');
+        for byte in mag.iter_mut() {
+            let v = u32::from(*byte) * 10 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        if carry > 0 {
+            mag.push(carry as u8);
+        }
+    }
+    mag.push(0); // room for the sign bit
+    if neg {
+        let mut carry = 1u16;
+        for byte in mag.iter_mut() {
+            let v = u16::from(!*byte) + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+    }
+    // Drop redundant sign-extension bytes.
+    while mag.len() > 1 {
+        let (last, prev) = (mag[mag.len() - 1], mag[mag.len() - 2]);
+        if (last == 0 && prev & 0x80 == 0) || (last == 0xff && prev & 0x80 != 0) {
+            mag.pop();
+        } else {
+            break;
+        }
+    }
+    Some(mag)
 }
 
 fn bad_text(op: &str, line: &str, at: usize) -> PickleError {
