@@ -61,6 +61,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        pass  # a client killed mid-transfer is what this server is for
+
 
 srv = Server(("127.0.0.1", 0), Handler)
 with open(PORTFILE + ".tmp", "w") as f:
