@@ -1539,7 +1539,8 @@ mod tests {
     use super::*;
 
     fn value(bytes: &[u8]) -> Value {
-        load(bytes, 0).unwrap().value
+        // Leaked so the containers stay whole for the test's lifetime (dropping a Loaded empties them).
+        Box::leak(Box::new(load(bytes, 0).unwrap())).value.clone()
     }
 
     #[test]
@@ -1640,7 +1641,7 @@ mod tests {
             p.extend(b"X\x04\x00\x00\x00echo\x85R.");
             match load(&p, 0) {
                 Err(PickleError::Refused(g)) => assert_eq!(g, format!("{module}.{name}")),
-                other => panic!("{module}.{name}: {:?}", other.map(|l| l.value)),
+                other => panic!("{module}.{name}: {:?}", other.map(|l| l.value.clone())),
             }
         }
         // Any lowercase function outside the allowlist, and NEWOBJ of a system class.
