@@ -267,6 +267,17 @@ fn mount_tmpfs(dir: &Path, kib: u64) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Bytes free on the filesystem holding `dir` (df).
+fn free_bytes(dir: &Path) -> u64 {
+    let o = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
 #[test]
 fn disk_full_during_checkpoint_keeps_the_previous_one() {
     let dir = tmp_dir("diskfull");
@@ -312,15 +323,7 @@ fn disk_full_during_checkpoint_keeps_the_previous_one() {
     };
     if tmpfs {
         // Fill the disk, leaving less than one checkpoint.
-        let free = {
-            let o = Command::new("df")
-                .args(["--output=avail", "-B1"])
-                .arg(&mnt)
-                .output()
-                .unwrap();
-            let s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
-        };
+        let free = free_bytes(&mnt);
         let keep = (ckpt.len() as u64) / 2;
         std::fs::write(mnt.join("filler"), vec![0u8; (free - keep) as usize]).unwrap();
     }
@@ -493,18 +496,7 @@ fn disk_full_during_index_save_keeps_the_old_index() {
     let old = std::fs::read(&index).unwrap();
     std::fs::copy("tests/fixtures/clip_input.png", imgs.join("c.png")).unwrap();
     if tmpfs {
-        let o = Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        let free: u64 = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let free = free_bytes(&dir);
         std::fs::write(dir.join("filler"), vec![0u8; free as usize]).unwrap();
     }
     // Full: the search still answers (all three images), warns in one line, and the old index stays.

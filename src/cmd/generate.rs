@@ -85,12 +85,14 @@ fn dry_run_memory(settings: &Settings) -> String {
     let e = memory::estimate(settings, &sizes, kind);
     let mut out = format!("# memory: {} on {device:?}\n", e.describe(settings));
     match memory::available(device) {
-        Some((avail, source)) => {
+        Some(avail) => {
             out.push_str(&format!(
-                "# memory: {source}: {:.1} GiB\n",
-                avail / (1u64 << 30) as f64
+                "# memory: {}: {:.1} GiB\n",
+                avail.source,
+                avail.bytes / (1u64 << 30) as f64
             ));
-            if let Err(err) = memory::check(settings, &sizes, kind, device) {
+            // The models were read onto the CPU here: resident in this process only for a CPU run.
+            if let Err(err) = memory::check(settings, &sizes, kind, device, !device.is_cuda()) {
                 out.push_str(&format!("# memory: WOULD NOT FIT: {err:#}\n"));
             }
         }
@@ -167,6 +169,7 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
         &model_sizes(&models),
         crate::generate::engine::compute_kind(plan.settings.precision, device),
         device,
+        true,
     )?;
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {

@@ -4,7 +4,8 @@
 //!
 //! The figures count the tensors autograd keeps for the backward pass (per layer, from the
 //! architectures) times a factor measured against peak RSS on CPU (see `CALIBRATION`), plus the weights
-//! and the runtime. It is an estimate: `VQCLIP_MEMORY_LIMIT=GiB` replaces the available figure.
+//! and the runtime. Measured free memory is compared with what is still to come (the models are loaded
+//! by then); `VQCLIP_MEMORY_LIMIT=GiB` is a budget for the whole run instead.
 use crate::error::usage;
 use crate::models::clip::ClipConfig;
 use crate::models::vqgan::VqganConfig;
@@ -145,20 +146,39 @@ fn resnet_elems(c: &ClipConfig) -> f64 {
     total
 }
 
-/// What the device has free, in bytes, and where that figure came from; None when unknown.
-pub fn available(device: Device) -> Option<(f64, String)> {
+/// What the device has for this run, in bytes.
+pub struct Available {
+    pub bytes: f64,
+    /// Where the figure came from, for messages.
+    pub source: String,
+    /// Measured free memory (what is left now), as opposed to `VQCLIP_MEMORY_LIMIT`, a budget for the
+    /// whole run.
+    pub measured: bool,
+}
+
+/// What the device has; None when unknown.
+pub fn available(device: Device) -> Option<Available> {
     if let Ok(v) = std::env::var("VQCLIP_MEMORY_LIMIT") {
         return v
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|g| g.is_finite() && *g > 0.0)
-            .map(|g| (g * GIB, "VQCLIP_MEMORY_LIMIT".to_string()));
+            .map(|g| Available {
+                bytes: g * GIB,
+                source: "VQCLIP_MEMORY_LIMIT".to_string(),
+                measured: false,
+            });
     }
-    match device {
-        Device::Cuda(i) => cuda_free(i).map(|b| (b, format!("free on cuda:{i} (nvidia-smi)"))),
-        _ => cpu_available().map(|b| (b, "available RAM".to_string())),
-    }
+    let (bytes, source) = match device {
+        Device::Cuda(i) => (cuda_free(i)?, format!("free on cuda:{i} (nvidia-smi)")),
+        _ => (cpu_available()?, "available RAM".to_string()),
+    };
+    Some(Available {
+        bytes,
+        source,
+        measured: true,
+    })
 }
 
 /// `MemAvailable`, lowered to the cgroup's remaining limit where there is one (containers, Slurm jobs).
@@ -201,27 +221,40 @@ fn cuda_free(i: usize) -> Option<f64> {
 }
 
 /// Refuses a run whose estimate exceeds what the device has, naming settings that would fit.
-pub fn check(s: &Settings, m: &ModelSizes, kind: Kind, device: Device) -> Result<Estimate> {
+/// `resident`: the models are already loaded on `device` in this process, so measured free memory has
+/// their weights and the runtime taken out already and only the activations are still to come.
+pub fn check(
+    s: &Settings,
+    m: &ModelSizes,
+    kind: Kind,
+    device: Device,
+    resident: bool,
+) -> Result<Estimate> {
     let e = estimate(s, m, kind);
-    let Some((avail, source)) = available(device) else {
+    let Some(avail) = available(device) else {
         return Ok(e);
     };
-    if e.total() <= avail {
+    let only_activations = resident && avail.measured;
+    let need = |e: &Estimate| {
+        if only_activations {
+            e.drawer + e.clip
+        } else {
+            e.total()
+        }
+    };
+    if need(&e) <= avail.bytes {
         return Ok(e);
     }
+    let fits_with = |t: &Settings, kind: Kind| need(&estimate(t, m, kind)) <= avail.bytes;
     let mut fits = Vec::new();
     // The largest size with the same aspect ratio (sides multiples of 16) that fits.
     let (w0, h0) = (s.size.width as f64, s.size.height as f64);
     let mut scale = 0.95;
     while scale > 0.05 {
-        let (w, h) = (
-            ((w0 * scale / 16.0).floor() * 16.0).max(16.0),
-            ((h0 * scale / 16.0).floor() * 16.0).max(16.0),
-        );
         let mut t = s.clone();
-        t.size.width = w as i64;
-        t.size.height = h as i64;
-        if estimate(&t, m, kind).total() <= avail {
+        t.size.width = ((w0 * scale / 16.0).floor() * 16.0).max(16.0) as i64;
+        t.size.height = ((h0 * scale / 16.0).floor() * 16.0).max(16.0) as i64;
+        if fits_with(&t, kind) {
             fits.push(format!("--size {}x{}", t.size.width, t.size.height));
             break;
         }
@@ -231,13 +264,13 @@ pub fn check(s: &Settings, m: &ModelSizes, kind: Kind, device: Device) -> Result
     while c >= 1 {
         let mut t = s.clone();
         t.cutouts = c;
-        if estimate(&t, m, kind).total() <= avail {
+        if fits_with(&t, kind) {
             fits.push(format!("--cutouts {c}"));
             break;
         }
         c /= 2;
     }
-    if kind == Kind::Float && estimate(s, m, Kind::BFloat16).total() <= avail {
+    if kind == Kind::Float && fits_with(s, Kind::BFloat16) {
         fits.push("--precision bf16".to_string());
     }
     let advice = if fits.is_empty() {
@@ -246,10 +279,16 @@ pub fn check(s: &Settings, m: &ModelSizes, kind: Kind, device: Device) -> Result
     } else {
         format!("these would fit: {}", fits.join(", or "))
     };
+    let beyond = if only_activations {
+        format!(", {:.1} GiB beyond the loaded models,", need(&e) / GIB)
+    } else {
+        String::new()
+    };
     Err(usage(format!(
-        "this run needs {} but {source} is {:.1} GiB; {advice} (`--dry-run` prints the estimate; \
-         VQCLIP_MEMORY_LIMIT=GiB overrides the available figure)",
+        "this run needs {}{beyond} but {} is {:.1} GiB; {advice} (`--dry-run` prints the estimate; \
+         VQCLIP_MEMORY_LIMIT=GiB sets the budget instead)",
         e.describe(s),
-        avail / GIB
+        avail.source,
+        avail.bytes / GIB
     )))
 }
