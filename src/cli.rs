@@ -118,7 +118,8 @@ pub struct VideoArgs {
 pub enum WeightsCommand {
     /// Every known model, its files, size, checksum and whether it is present.
     List,
-    /// Download models into the weights directory (resumable, verified).
+    /// Download models into the weights directory (resumable, verified). VQCLIP_MIRROR=URL is
+    /// tried first (URL/<file name>); VQCLIP_REGISTRY=FILE adds models from a registry TOML.
     Fetch {
         /// Model names (see `vqclip weights list`).
         #[arg(required = true)]
@@ -367,8 +368,9 @@ pub struct GenerateArgs {
     /// the same command again skips finished frames.
     #[arg(long, value_name = "DIR")]
     pub style_frames: Option<PathBuf>,
-    /// Print the resolved settings, the run directory and the model files, then stop (nothing is
-    /// loaded or written).
+    /// Print the resolved settings, the run directory, the model files and the memory estimate
+    /// (models present are read for their sizes), then stop; nothing is written. The memory
+    /// budget is measured free memory, or VQCLIP_MEMORY_LIMIT=GiB.
     #[arg(long)]
     pub dry_run: bool,
     /// After the run, make RUN_DIR/video.mp4 from the frames (ffmpeg), or video.gif without
