@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive). Raw flags only: resolution and validation live in
 //! `settings`, so a flag, a preset and a config file go through the same checks.
 use clap::{Args, Parser, Subcommand};
+use crate::settings::SettingsArgs;
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 runtime failure (weights, I/O, CUDA, NaN), \
@@ -218,135 +219,11 @@ pub enum PresetsCommand {
     },
 }
 
-/// Flags of `generate`. Every setting is optional here: unset flags fall back to
-/// `--config`, then presets, then built-in defaults.
+/// Flags of `generate`: the settings (declared in `settings`), then the run's own options.
 #[derive(Debug, Clone, Args, Default)]
 pub struct GenerateArgs {
-    /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
-    /// (a negative weight pushes away; stop ends the push once the distance passes it).
-    /// `^` separates story phases that take turns: "a forest ^ a city".
-    #[arg(value_name = "PROMPT")]
-    pub prompt: Option<String>,
-    /// Output size WxH, both multiples of 16 (default 256x256).
-    #[arg(long, value_name = "WxH")]
-    pub size: Option<String>,
-    /// Optimization steps (default 300).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub steps: Option<i64>,
-    /// Seed: an integer, or any text (hashed to one). Random and recorded when absent.
-    #[arg(long, value_name = "SEED", allow_negative_numbers = true)]
-    pub seed: Option<String>,
-    /// Cutouts per step per CLIP model (default 32).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub cutouts: Option<i64>,
-    /// Cutout size power for --cut-method original: >1 favours small crops (default 1.0).
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub cut_pow: Option<f64>,
-    /// Cutout method: pooled (whole image, avg+max pooled), original (random square crops) or
-    /// pixray (pooled, then pixray's 60% zoomed / 40% whole-image views with their own augments).
-    #[arg(long, value_name = "METHOD")]
-    pub cut_method: Option<String>,
-    /// Comma list of cutout augments: flip, affine, perspective, jitter, erasing, noise (or `none`);
-    /// not used by --cut-method pixray, which has its own.
-    #[arg(long, value_name = "LIST")]
-    pub augments: Option<String>,
-    /// Learning rate (default 0.1).
-    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// Optimizer: adam, adamw, adamax, adagrad or rmsprop (torch's defaults; the learning rate is
-    /// --lr for all of them).
-    #[arg(long, value_name = "NAME")]
-    pub optimizer: Option<String>,
-    /// Comma list of percents of the run where the learning rate is divided by 10 (e.g. 75).
-    #[arg(long, value_name = "LIST", allow_negative_numbers = true)]
-    pub lr_drops: Option<String>,
-    /// Save a frame every N steps (0 = only the final image; default 50).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub save_every: Option<i64>,
-    /// Cutout batches per step: the loss averages N batches of --cutouts, at the memory of one
-    /// (default 1).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub batches: Option<i64>,
-    /// Steps per story phase for prompts with `^` phases (default: the steps split evenly).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub change_prompt_every: Option<i64>,
-    /// Seamless tile: the image wraps around at its edges (circular padding in the decoder).
-    #[arg(long)]
-    pub tile: bool,
-    /// Zoom video: every N steps save a frame, then zoom/shift/rotate the image and continue
-    /// from it (re-encoded, optimizer restarted). Default 0 = off.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub zoom_every: Option<i64>,
-    /// First step at which zooming may happen (default 0).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub zoom_start: Option<i64>,
-    /// Zoom factor per move, >1 zooms in (default 1.02).
-    #[arg(long, value_name = "S", allow_negative_numbers = true)]
-    pub zoom_scale: Option<f64>,
-    /// Shift per move in pixels, X,Y (positive: content moves right/down; default 0,0).
-    #[arg(long, value_name = "X,Y", allow_negative_numbers = true)]
-    pub zoom_shift: Option<String>,
-    /// Rotation per move in degrees, positive = counterclockwise (default 0).
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true)]
-    pub zoom_rotate: Option<f64>,
-    /// Starting point: codes (random codebook entries; vqgan's default), random (random cells or
-    /// spectrum; the other drawers' default), perlin, gradient or snow.
-    #[arg(long, value_name = "KIND")]
-    pub init: Option<String>,
-    /// Start from this image (resized and cropped to --size, then encoded).
-    #[arg(long, value_name = "PATH")]
-    pub init_image: Option<PathBuf>,
-    /// Weight of the pull back toward the initial latents (default 0).
-    #[arg(long, value_name = "W", allow_negative_numbers = true)]
-    pub init_weight: Option<f64>,
-    /// Image prompt PATH[:weight]; repeatable.
-    #[arg(long, value_name = "PATH[:W]")]
-    pub image_prompt: Vec<String>,
-    /// Noise prompt SEED[:weight]: a random CLIP-space direction (same seed, same direction);
-    /// repeatable.
-    #[arg(long, value_name = "SEED[:W]", allow_negative_numbers = true)]
-    pub noise_prompt: Vec<String>,
-    /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
-    #[arg(long, value_name = "LIST")]
-    pub loss: Option<String>,
-    /// Draw in these colours only: a comma list of #rrggbb / #rgb / (r+g+b) / names, ramps
-    /// `a->b\N`, or pico8, gameboy, cga, grayscale, sepia.
-    #[arg(long, value_name = "SPEC")]
-    pub palette: Option<String>,
-    /// Pull of each pixel toward its nearest palette colour (default 10, pixray's lookup_beta).
-    #[arg(long, value_name = "W", allow_negative_numbers = true)]
-    pub palette_weight: Option<f64>,
-    /// What is optimized: vqgan (latent codes through a VQGAN decoder; default), fast_pixel (a grid
-    /// of colour cells, pixel art) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
-    #[arg(long, value_name = "NAME")]
-    pub drawer: Option<String>,
-    /// fast_pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
-    #[arg(long, value_name = "COLSxROWS")]
-    pub pixel_size: Option<String>,
-    /// fast_pixel: divide the grid's columns and rows by S (2 gives cells twice as big).
-    #[arg(long, value_name = "S")]
-    pub pixel_scale: Option<f64>,
-    /// fft: decay power of the spectrum (default 1.5; higher is smoother, 0 is white noise).
-    #[arg(long, value_name = "P")]
-    pub fft_decay: Option<f64>,
-    /// fft: colour saturation (default 1.5).
-    #[arg(long, value_name = "C")]
-    pub fft_colors: Option<f64>,
-    /// fft: contrast the image is normalized to (default 0.9).
-    #[arg(long, value_name = "C")]
-    pub fft_contrast: Option<f64>,
-    /// VQGAN: a known name (imagenet_f16_16384, ...) or a .ckpt/.safetensors path.
-    #[arg(long, value_name = "NAME|PATH")]
-    pub vqgan: Option<String>,
-    /// CLIP model(s), comma separated: known names (ViT-B/32, ...) or paths.
-    #[arg(long, value_name = "NAME|PATH,...")]
-    pub clip: Option<String>,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// Numeric precision of the frozen models: f32, bf16 or auto.
-    #[arg(long, value_name = "P")]
-    pub precision: Option<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// Run directory (default outputs/<date>-<time>-<prompt>).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,

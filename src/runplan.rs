@@ -1,10 +1,9 @@
 //! Settings resolution and run-directory rules for `generate` (all validation before any model loads).
 use crate::cli::GenerateArgs;
-use crate::cmd::info::KEY_SETTINGS;
 use crate::error::usage;
 use crate::generate::checkpoint;
-use crate::presets;
-use crate::settings::{PartialSettings, Settings, slug};
+use crate::settings::{PartialSettings, Settings, check_resume_layer, slug};
+pub use crate::settings::{read_config, resolve_layers};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +24,7 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     if let Some(cfg) = &args.config {
         layers.push(read_config(cfg)?);
     }
-    layers.push(PartialSettings::from_args(args));
+    layers.push(PartialSettings::from_args(&args.settings));
     let settings = resolve_layers(&args.preset, layers)?;
     let run_dir = match &args.out {
         Some(d) => d.clone(),
@@ -50,62 +49,6 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
     })
 }
 
-/// Presets (in order), then each layer over the last, resolved and validated: the settings a run
-/// would get, with every check that needs no model loaded (weights specs, input files).
-pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Result<Settings> {
-    let mut merged = PartialSettings::default();
-    let mut applied = Vec::new();
-    for spec in presets {
-        let p = presets::load(spec)?;
-        merged.merge(p.preset.settings.clone());
-        applied.push(p);
-    }
-    for layer in layers {
-        merged.merge(layer);
-    }
-    let mut settings = merged.resolve()?;
-    for p in &applied {
-        p.preset.apply_prompts(&mut settings.prompts)?;
-    }
-    settings
-        .presets
-        .extend(applied.iter().map(|p| p.name.clone()));
-    if settings.drawer == crate::settings::DrawerKind::Vqgan {
-        crate::weights::registry::check_spec(
-            &settings.vqgan,
-            crate::weights::registry::ModelKind::Vqgan,
-        )?;
-    }
-    for c in &settings.clip {
-        crate::models::clip::resolve_clip(c)
-            .map(|_| ())
-            .or_else(|e| {
-                if crate::error::exit_code(&e) == 2 {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            })?;
-    }
-    if let Some(p) = &settings.init_image
-        && !p.is_file()
-    {
-        return Err(usage(format!(
-            "--init-image {}: file not found",
-            p.display()
-        )));
-    }
-    for ip in &settings.image_prompts {
-        if !ip.path.is_file() {
-            return Err(usage(format!(
-                "--image-prompt {}: file not found",
-                ip.path.display()
-            )));
-        }
-    }
-    Ok(settings)
-}
-
 /// A run directory holding a result is never overwritten silently.
 pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
@@ -126,77 +69,11 @@ pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `--config FILE`: a TOML with the flag keys, a run.toml, or a vqclip PNG (its settings chunk).
-pub fn read_config(path: &Path) -> Result<PartialSettings> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| usage(format!("--config {}: cannot read: {e}", path.display())))?;
-    let text = if bytes.starts_with(b"\x89PNG") {
-        let chunks = crate::image_io::read_png_text(path)?;
-        match chunks.into_iter().find(|(k, _)| k == KEY_SETTINGS) {
-            Some((_, v)) => v,
-            None => {
-                return Err(usage(format!(
-                    "--config {}: this PNG has no vqclip settings",
-                    path.display()
-                )));
-            }
-        }
-    } else {
-        String::from_utf8(bytes).map_err(|_| {
-            usage(format!(
-                "--config {}: not a UTF-8 TOML file",
-                path.display()
-            ))
-        })?
-    };
-    // run.toml carries a [run] table with provenance; it is not a setting.
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        usage(format!("{}: {}", path.display(), e.message().trim()))
-    })?;
-    table.remove("run");
-    let mut s = PartialSettings::from_toml(&toml::to_string(&table).unwrap_or_default(), path)?;
-    // The presets list of a finished run is a record: its prompts are already expanded.
-    s.presets = None;
-    Ok(s)
-}
-
 fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
-    let forbidden: &[(&str, bool)] = &[
-        ("PROMPT", args.prompt.is_some()),
-        ("--size", args.size.is_some()),
-        ("--seed", args.seed.is_some()),
-        ("--cutouts", args.cutouts.is_some()),
-        ("--cut-pow", args.cut_pow.is_some()),
-        ("--cut-method", args.cut_method.is_some()),
-        ("--augments", args.augments.is_some()),
-        ("--lr", args.lr.is_some()),
-        ("--optimizer", args.optimizer.is_some()),
-        ("--lr-drops", args.lr_drops.is_some()),
-        ("--batches", args.batches.is_some()),
-        ("--change-prompt-every", args.change_prompt_every.is_some()),
-        ("--tile", args.tile),
-        ("--zoom-every", args.zoom_every.is_some()),
-        ("--zoom-start", args.zoom_start.is_some()),
-        ("--zoom-scale", args.zoom_scale.is_some()),
-        ("--zoom-shift", args.zoom_shift.is_some()),
-        ("--zoom-rotate", args.zoom_rotate.is_some()),
-        ("--init", args.init.is_some()),
-        ("--init-image", args.init_image.is_some()),
-        ("--init-weight", args.init_weight.is_some()),
-        ("--image-prompt", !args.image_prompt.is_empty()),
-        ("--noise-prompt", !args.noise_prompt.is_empty()),
-        ("--loss", args.loss.is_some()),
-        ("--palette", args.palette.is_some()),
-        ("--palette-weight", args.palette_weight.is_some()),
-        ("--vqgan", args.vqgan.is_some()),
-        ("--drawer", args.drawer.is_some()),
-        ("--pixel-size", args.pixel_size.is_some()),
-        ("--pixel-scale", args.pixel_scale.is_some()),
-        ("--fft-decay", args.fft_decay.is_some()),
-        ("--fft-colors", args.fft_colors.is_some()),
-        ("--fft-contrast", args.fft_contrast.is_some()),
-        ("--clip", args.clip.is_some()),
-        ("--precision", args.precision.is_some()),
+    let flags = PartialSettings::from_args(&args.settings);
+    check_resume_layer(&flags)?;
+    // The run's own options that name another run or other settings.
+    let others: &[(&str, bool)] = &[
         ("--out", args.out.is_some()),
         ("--force", args.force),
         ("--count", args.count.is_some()),
@@ -204,9 +81,10 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
         ("--preset", !args.preset.is_empty()),
         ("--config", args.config.is_some()),
     ];
-    if let Some((name, _)) = forbidden.iter().find(|(_, set)| *set) {
+    if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
         return Err(usage(format!(
-            "cannot change {name} on resume (only --steps, --save-every, --device, --quiet and --video may be given with --resume)"
+            "cannot change {name} on resume (only {} may be given with --resume)",
+            crate::settings::resume_flags()
         )));
     }
     let ckpt = checkpoint::find(dir).ok_or_else(|| {
@@ -218,15 +96,8 @@ fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
     let meta = checkpoint::read_meta(&ckpt)?;
     let mut partial = meta.settings.clone();
     let presets_record = partial.presets.take();
-    if let Some(s) = args.steps {
-        partial.steps = Some(s);
-    }
-    if let Some(s) = args.save_every {
-        partial.save_every = Some(s);
-    }
-    if let Some(d) = &args.device {
-        partial.device = Some(d.clone());
-    }
+    // Only the settings declared `may_change` are left in the flag layer.
+    partial.merge(flags);
     let mut settings = partial.resolve()?;
     settings.presets = presets_record.unwrap_or_default();
     if settings.steps < meta.step {

@@ -499,7 +499,7 @@ fn drawer_errors_exit_2() {
     let cases: [(&[&str], &str); 7] = [
         (
             &["--drawer", "svg"],
-            "--drawer: invalid value 'svg': expected one of vqgan, fast_pixel, fft",
+            "--drawer: invalid value 'svg': expected one of vqgan, fast-pixel, fft",
         ),
         (
             &["--drawer", "fast_pixel", "--init", "codes"],
@@ -507,11 +507,11 @@ fn drawer_errors_exit_2() {
         ),
         (
             &["--pixel-size", "10x10"],
-            "--pixel-size applies to --drawer fast_pixel, not to --drawer vqgan",
+            "--pixel-size applies to --drawer fast-pixel, not to --drawer vqgan",
         ),
         (
             &["--drawer", "fft", "--pixel-scale", "2"],
-            "--pixel-scale applies to --drawer fast_pixel",
+            "--pixel-scale applies to --drawer fast-pixel",
         ),
         (
             &["--drawer", "fast_pixel", "--fft-decay", "1"],

@@ -34,12 +34,12 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     let g = &args.generate;
     // With --style-frames the one positional argument is the prompt for every frame.
     let (file, frames_prompt) = match (&args.file, &g.style_frames) {
-        (Some(f), Some(_)) if g.prompt.is_none() => (None, Some(f.to_string_lossy().into_owned())),
+        (Some(f), Some(_)) if g.settings.prompts.is_none() => (None, Some(f.to_string_lossy().into_owned())),
         (f, _) => (f.clone(), None),
     };
     for (set, flag) in [
         (
-            g.prompt.is_some(),
+            g.settings.prompts.is_some(),
             "a PROMPT argument (prompts come from FILE)",
         ),
         (
@@ -62,7 +62,7 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     if let Some(cfg) = &g.config {
         cli.merge(crate::runplan::read_config(cfg)?);
     }
-    let mut flags = PartialSettings::from_args(g);
+    let mut flags = PartialSettings::from_args(&g.settings);
     if let Some(p) = frames_prompt {
         flags.prompts = Some(crate::settings::PromptList::One(p));
     }
@@ -108,7 +108,7 @@ pub fn run(args: &BatchArgs) -> Result<()> {
         shard.index + 1,
         shard.count,
         shard.source,
-        g.device
+        g.settings.device
             .as_ref()
             .map(|d| format!(" on {d}"))
             .unwrap_or_default()
@@ -180,9 +180,9 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
             .with_context(|| format!("cannot write {}", toml.display()))?;
         let mut a = GenerateArgs {
             quiet: true,
-            device: g.device.clone(),
             ..Default::default()
         };
+        a.settings.device = g.settings.device.clone();
         if crate::generate::checkpoint::find(&job.dir).is_some() {
             a.resume = Some(job.dir.clone());
         } else {

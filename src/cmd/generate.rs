@@ -39,7 +39,7 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
     a.dry_run = false;
     if let Some(dir) = &args.style_frames {
         a.style_frames = None;
-        a.init_image = crate::cmd::style_frames::list_frames(dir)?
+        a.settings.init_image = crate::cmd::style_frames::list_frames(dir)?
             .into_iter()
             .next();
     }
@@ -145,7 +145,7 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
         })?;
         let mut a = args.clone();
         a.count = None;
-        a.seed = Some(seed.to_string());
+        a.settings.seed = Some(seed.to_string());
         a.out = Some(base.run_dir.join(format!("seed-{seed}")));
         crate::runplan::plan(&a)?;
         variants.push(a);

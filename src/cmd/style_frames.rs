@@ -42,7 +42,7 @@ pub fn run(
     run_one: &dyn Fn(&GenerateArgs) -> Result<()>,
 ) -> Result<()> {
     for (set, flag) in [
-        (args.init_image.is_some(), "--init-image"),
+        (args.settings.init_image.is_some(), "--init-image"),
         (args.resume.is_some(), "--resume"),
         (args.count.is_some_and(|c| c != 1), "--count"),
     ] {
@@ -61,10 +61,10 @@ pub fn run(
     let mut base_args = args.clone();
     base_args.style_frames = None;
     base_args.video = false;
-    base_args.init_image = Some(frames[0].clone());
+    base_args.settings.init_image = Some(frames[0].clone());
     let base = crate::runplan::plan(&base_args)?;
     // Same seed for every frame (drawn once when not given).
-    base_args.seed = Some(base.settings.seed.to_string());
+    base_args.settings.seed = Some(base.settings.seed.to_string());
     let run_dir = base.run_dir;
     let out_frames = run_dir.join("frames");
     let mut jobs = Vec::new();
@@ -78,7 +78,7 @@ pub fn run(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("{i}"));
         let mut a = base_args.clone();
-        a.init_image = Some(frame.clone());
+        a.settings.init_image = Some(frame.clone());
         a.out = Some(run_dir.join("runs").join(format!("{:06}-{name}", i + 1)));
         // The sub-run directories are this command's own: an interrupted one starts again.
         a.force = true;
@@ -97,7 +97,7 @@ pub fn run(
                     .and_then(|s| s.to_str())
                     .and_then(|s| s.parse::<usize>().ok())
                     .unwrap_or(0),
-                a.init_image.as_deref().unwrap_or(Path::new("")).display()
+                a.settings.init_image.as_deref().unwrap_or(Path::new("")).display()
             );
         }
         run_one(a)?;

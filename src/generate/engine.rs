@@ -154,7 +154,7 @@ impl Generator {
         let palette = settings
             .palette
             .as_ref()
-            .map(|(_, colours)| crate::palette::to_tensor(colours, device));
+            .map(|p| crate::palette::to_tensor(&p.colours, device));
         Ok(Generator {
             settings,
             drawer,
@@ -245,7 +245,7 @@ impl Generator {
     /// drawer's parameters (the VQGAN encodes it onto the codebook, as at init), and the optimizer
     /// starts afresh, as in the anchor. The `--init-weight` pull then holds toward this new start.
     pub fn zoom(&mut self) -> Result<()> {
-        let moved = super::zoom::apply(&self.image(), self.settings.zoom);
+        let moved = super::zoom::apply(&self.image(), self.settings.zoom());
         let z = self.drawer.params_for(&moved)?;
         self.z0 = z.copy();
         self.drawer.set_params(drawers::leaf(z));
@@ -367,7 +367,7 @@ impl Generator {
             }
         }
         let mut extra_terms = Vec::new();
-        for (kind, weight) in &self.settings.losses {
+        for (kind, weight) in &self.settings.loss {
             extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
         }
         // Logged after the --loss terms (see `StepRecord::palette`).

@@ -6,14 +6,7 @@
 //! anchor); reflection padding fills what a shift or rotation uncovers.
 use tch::{Kind, Tensor};
 
-/// One move: zoom factor (>1 zooms in), shift in pixels (content moves right/down for positive
-/// values), rotation in degrees (positive turns the content counterclockwise).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Move {
-    pub scale: f64,
-    pub shift: (f64, f64),
-    pub rotate_degrees: f64,
-}
+pub use crate::settings::Move;
 
 /// `img` `[1, 3, H, W]` in [0, 1] (any float kind) → the moved image, f32 in [0, 1].
 ///

@@ -141,7 +141,7 @@ fn series(log: &[LogLine], s: Option<&Settings>) -> Vec<Series> {
     }
     for i in 0..width(&|l| l.extra.len()) {
         let label = s
-            .and_then(|s| s.losses.get(i))
+            .and_then(|s| s.loss.get(i))
             .map(|(k, w)| format!("{k}:{w}"));
         out.push(Series {
             label: name("loss", i, label),

@@ -64,7 +64,7 @@ pub fn build(
             )?)
         }
         DrawerKind::FastPixel => Box::new(fast_pixel::FastPixel::new(
-            settings.pixel_grid,
+            settings.pixel_size,
             (h, w),
             start,
             &mut rng,

@@ -1,0 +1,100 @@
+//! The layers a run's settings come from: presets (in order), a `--config` file (TOML, run.toml or
+//! a vqclip PNG), then flags; merged, resolved, and checked against what needs no model loaded.
+use super::{PartialSettings, Settings};
+use crate::error::usage;
+use crate::presets;
+use anyhow::Result;
+use std::path::Path;
+
+/// Presets (in order), then each layer over the last, resolved and validated: the settings a run
+/// would get, with every check that needs no model loaded (weights specs, input files).
+pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Result<Settings> {
+    let mut merged = PartialSettings::default();
+    let mut applied = Vec::new();
+    for spec in presets {
+        let p = presets::load(spec)?;
+        merged.merge(p.preset.settings.clone());
+        applied.push(p);
+    }
+    for layer in layers {
+        merged.merge(layer);
+    }
+    let mut settings = merged.resolve()?;
+    for p in &applied {
+        p.preset.apply_prompts(&mut settings.prompts)?;
+    }
+    settings
+        .presets
+        .extend(applied.iter().map(|p| p.name.clone()));
+    if settings.drawer == super::DrawerKind::Vqgan {
+        crate::weights::registry::check_spec(
+            &settings.vqgan,
+            crate::weights::registry::ModelKind::Vqgan,
+        )?;
+    }
+    for c in &settings.clip {
+        crate::models::clip::resolve_clip(c)
+            .map(|_| ())
+            .or_else(|e| {
+                if crate::error::exit_code(&e) == 2 {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            })?;
+    }
+    if let Some(p) = &settings.init_image
+        && !p.is_file()
+    {
+        return Err(usage(format!(
+            "--init-image {}: file not found",
+            p.display()
+        )));
+    }
+    for ip in &settings.image_prompts {
+        if !ip.path.is_file() {
+            return Err(usage(format!(
+                "--image-prompt {}: file not found",
+                ip.path.display()
+            )));
+        }
+    }
+    Ok(settings)
+}
+
+/// `--config FILE`: a TOML with the setting keys, a run.toml, or a vqclip PNG (its settings chunk).
+pub fn read_config(path: &Path) -> Result<PartialSettings> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| usage(format!("--config {}: cannot read: {e}", path.display())))?;
+    let text = if bytes.starts_with(b"\x89PNG") {
+        let chunks = crate::image_io::read_png_text(path)?;
+        match chunks
+            .into_iter()
+            .find(|(k, _)| k == crate::cmd::info::KEY_SETTINGS)
+        {
+            Some((_, v)) => v,
+            None => {
+                return Err(usage(format!(
+                    "--config {}: this PNG has no vqclip settings",
+                    path.display()
+                )));
+            }
+        }
+    } else {
+        String::from_utf8(bytes).map_err(|_| {
+            usage(format!(
+                "--config {}: not a UTF-8 TOML file",
+                path.display()
+            ))
+        })?
+    };
+    // run.toml carries a [run] table with provenance; it is not a setting.
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        usage(format!("{}: {}", path.display(), e.message().trim()))
+    })?;
+    table.remove("run");
+    let mut s = PartialSettings::from_toml(&toml::to_string(&table).unwrap_or_default(), path)?;
+    // The presets list of a finished run is a record: its prompts are already expanded.
+    s.presets = None;
+    Ok(s)
+}

@@ -1,0 +1,246 @@
+//! Prompts: text (`text:weight:stop`, `|` and `^` lists), image and noise prompts, and their limits.
+use super::values::seed_from_text;
+use crate::error::usage;
+use anyhow::Result;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One text prompt: `text[:weight[:stop]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub text: String,
+    pub weight: f64,
+    /// Gradient flows only while the signed distance is above this (−∞: always).
+    pub stop: f64,
+    /// Story phase (0-based): prompts separated by `^` take turns (see `--change-prompt-every`).
+    pub phase: usize,
+}
+
+impl Prompt {
+    /// Parses `text`, `text:weight` or `text:weight:stop`. Up to two numeric suffixes are peeled
+    /// from the right (pixray's rule), so `a photo: sunset` keeps its colon.
+    pub fn parse(spec: &str) -> Result<Prompt> {
+        let spec = spec.trim();
+        let mut parts: Vec<&str> = spec.split(':').collect();
+        let mut nums = Vec::new();
+        while nums.len() < 2 && parts.len() > 1 {
+            let last = parts[parts.len() - 1].trim();
+            match last.parse::<f64>() {
+                Ok(v) => {
+                    nums.push((last, v));
+                    parts.pop();
+                }
+                Err(_) => break,
+            }
+        }
+        nums.reverse();
+        let text = parts.join(":").trim().to_string();
+        if text.is_empty() {
+            return Err(usage(format!("prompt '{spec}': the text is empty")));
+        }
+        let weight = nums.first().map(|n| n.1).unwrap_or(1.0);
+        let stop = nums.get(1).map(|n| n.1).unwrap_or(f64::NEG_INFINITY);
+        if !weight.is_finite() {
+            return Err(usage(format!(
+                "prompt '{spec}': weight must be a finite number"
+            )));
+        }
+        if weight == 0.0 {
+            return Err(usage(format!(
+                "prompt '{spec}': weight 0 does nothing; remove the prompt"
+            )));
+        }
+        if stop.is_nan() {
+            return Err(usage(format!("prompt '{spec}': stop must be a number")));
+        }
+        Ok(Prompt {
+            text,
+            weight,
+            stop,
+            phase: 0,
+        })
+    }
+
+    /// Splits a prompt argument: `^` separates story phases, `|` prompts within a phase
+    /// (nerdyrodent's syntax: `"a | b:-1 ^ c"` is phase 0 = [a, b:-1], phase 1 = [c]).
+    pub fn parse_list(arg: &str) -> Result<Vec<Prompt>> {
+        let phases: Vec<&str> = arg.split('^').collect();
+        let mut out = Vec::new();
+        for (phase, part) in phases.iter().enumerate() {
+            let before = out.len();
+            for spec in part.split('|').filter(|s| !s.trim().is_empty()) {
+                let mut p = Prompt::parse(spec)?;
+                p.phase = phase;
+                out.push(p);
+            }
+            if phases.len() > 1 && out.len() == before {
+                return Err(usage(format!(
+                    "prompt '{}': story phase {} is empty (phases are separated by ^)",
+                    arg.trim(),
+                    phase + 1
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The inverse of [`Prompt::parse_list`] for prompts ordered by phase.
+    pub fn join_list(prompts: &[Prompt]) -> String {
+        let phases = prompts.iter().map(|p| p.phase + 1).max().unwrap_or(1);
+        (0..phases)
+            .map(|ph| {
+                prompts
+                    .iter()
+                    .filter(|p| p.phase == ph)
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect::<Vec<_>>()
+            .join(" ^ ")
+    }
+}
+
+impl fmt::Display for Prompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.text)?;
+        if self.weight != 1.0 || self.stop.is_finite() {
+            write!(f, ":{}", self.weight)?;
+        }
+        if self.stop.is_finite() {
+            write!(f, ":{}", self.stop)?;
+        }
+        Ok(())
+    }
+}
+
+/// An image prompt `PATH[:weight]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImagePrompt {
+    pub path: PathBuf,
+    pub weight: f64,
+}
+
+impl ImagePrompt {
+    pub fn parse(spec: &str) -> Result<ImagePrompt> {
+        // A trailing `:number` is a weight unless the whole thing is an existing file.
+        if let Some((p, w)) = spec.rsplit_once(':')
+            && let Ok(weight) = w.trim().parse::<f64>()
+            && !Path::new(spec).exists()
+        {
+            if !weight.is_finite() || weight == 0.0 {
+                return Err(usage(format!(
+                    "--image-prompt '{spec}': weight must be a finite non-zero number"
+                )));
+            }
+            return Ok(ImagePrompt {
+                path: PathBuf::from(p),
+                weight,
+            });
+        }
+        if spec.trim().is_empty() {
+            return Err(usage("--image-prompt: empty path"));
+        }
+        Ok(ImagePrompt {
+            path: PathBuf::from(spec),
+            weight: 1.0,
+        })
+    }
+}
+
+impl fmt::Display for ImagePrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weight == 1.0 {
+            write!(f, "{}", self.path.display())
+        } else {
+            write!(f, "{}:{}", self.path.display(), self.weight)
+        }
+    }
+}
+
+/// A noise prompt `SEED[:weight]`: a random direction in CLIP's embedding space, the same for
+/// the same seed (nerdyrodent's and pixray's `--noise_prompt_seeds/weights`). Adds variety.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisePrompt {
+    pub seed: u64,
+    pub weight: f64,
+}
+
+impl NoisePrompt {
+    pub fn parse(spec: &str) -> Result<NoisePrompt> {
+        let (seed, weight) = match spec.rsplit_once(':') {
+            Some((s, w)) => {
+                let w: f64 = w.trim().parse().map_err(|_| {
+                    usage(format!(
+                        "--noise-prompt '{spec}': expected SEED or SEED:WEIGHT (e.g. 42:0.5)"
+                    ))
+                })?;
+                (s, w)
+            }
+            None => (spec, 1.0),
+        };
+        if !weight.is_finite() || weight == 0.0 {
+            return Err(usage(format!(
+                "--noise-prompt '{spec}': weight must be a finite non-zero number"
+            )));
+        }
+        let seed = seed_from_text(seed).map_err(|_| {
+            usage(format!(
+                "--noise-prompt '{spec}': the seed must be a non-negative integer or a word"
+            ))
+        })?;
+        Ok(NoisePrompt { seed, weight })
+    }
+}
+
+impl fmt::Display for NoisePrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seed, self.weight)
+    }
+}
+
+
+/// Longest text prompt, in bytes. CLIP reads 77 tokens (a few hundred characters); the text is also written
+/// into run.toml, every PNG and the log, so a megabyte of it is refused rather than copied everywhere.
+pub const MAX_PROMPT_BYTES: usize = 10_000;
+/// Most prompts of one run (text, image and noise together): each is a loss term at every step.
+pub const MAX_PROMPTS: usize = 1_000;
+
+pub(super) fn check_prompt_limits(prompts: &[Prompt], others: usize) -> Result<()> {
+    if let Some((i, p)) = prompts
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.text.len() > MAX_PROMPT_BYTES)
+    {
+        return Err(usage(format!(
+            "prompt {} is {} bytes long; the limit is {MAX_PROMPT_BYTES} (CLIP reads only its first 77 tokens, \
+             a few hundred characters): shorten it",
+            i + 1,
+            p.text.len()
+        )));
+    }
+    let n = prompts.len() + others;
+    if n > MAX_PROMPTS {
+        return Err(usage(format!(
+            "{n} prompts given; one run takes at most {MAX_PROMPTS} (each adds a loss term to every step): \
+             for many separate images use `vqclip batch` with a jobs file"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_suffixes() {
+        let p = Prompt::parse("a cat:2:-0.5").unwrap();
+        assert_eq!((p.text.as_str(), p.weight, p.stop), ("a cat", 2.0, -0.5));
+        let p = Prompt::parse("ratio 16:9 poster").unwrap();
+        assert_eq!(p.text, "ratio 16:9 poster");
+        let p = Prompt::parse("title: dawn:-1").unwrap();
+        assert_eq!((p.text.as_str(), p.weight), ("title: dawn", -1.0));
+        assert!(Prompt::parse(":2").is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! Resolving a merged layer into `Settings`: each setting by its declaration, then the rules
+//! that join settings; and what the resolved settings answer about a run.
+use super::{DrawerKind, InitKind, Move, Owner, PartialSettings, Prompt, Settings};
+use super::{DECLARATIONS, prompts::check_prompt_limits};
+use crate::error::usage;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+impl PartialSettings {
+    /// Parses a TOML settings file (`--config`); unknown keys name the key and the file.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<PartialSettings> {
+        toml::from_str(text).map_err(|e| {
+            usage(format!(
+                "{}: {}",
+                origin.display(),
+                e.message().trim().replace('\n', " ")
+            ))
+        })
+    }
+
+    /// Resolves and validates: every missing key takes its default, every value is checked once.
+    /// A missing seed is drawn at random here (and then recorded).
+    pub fn resolve(&self) -> Result<Settings> {
+        let s = PartialSettings::resolve_fields(self)?;
+        s.check_together(self)?;
+        Ok(s)
+    }
+}
+
+impl Settings {
+    /// The rules that join settings (each setting's own check is in its declaration).
+    fn check_together(&self, layer: &PartialSettings) -> Result<()> {
+        if self.change_prompt_every > 0 && self.prompts.iter().all(|p| p.phase == 0) {
+            return Err(usage(
+                "--change-prompt-every needs story phases: separate the prompts of each phase with ^ \
+                 (e.g. \"a forest ^ a city\")",
+            ));
+        }
+        if self.init == InitKind::Codes && self.drawer != DrawerKind::Vqgan {
+            return Err(usage(format!(
+                "--init codes picks random VQGAN codebook entries; with --drawer {} use random (the default), perlin, gradient or snow",
+                self.drawer
+            )));
+        }
+        for d in layer.set_declarations() {
+            if let Owner::Only(owner) = d.owner
+                && owner != self.drawer
+            {
+                return Err(usage(format!(
+                    "{} applies to --drawer {owner}, not to --drawer {}",
+                    d.flag(),
+                    self.drawer
+                )));
+            }
+        }
+        if self.vqgan.trim().is_empty() {
+            return Err(usage("--vqgan: empty value"));
+        }
+        if self.clip.is_empty() || self.clip.iter().any(|c| c.is_empty()) {
+            return Err(usage(
+                "--clip: expected one or more model names or paths separated by commas",
+            ));
+        }
+        crate::device::check_device_syntax(&self.device)?;
+        check_prompt_limits(
+            &self.prompts,
+            self.image_prompts.len() + self.noise_prompts.len(),
+        )?;
+        if let Some(p) = &self.init_image
+            && p.to_str().is_none()
+        {
+            return Err(usage(format!(
+                "--init-image {}: the path is not valid UTF-8, and vqclip records it in run.toml (UTF-8 text) \
+                 for resume: rename the file or link it under a UTF-8 name",
+                p.display()
+            )));
+        }
+        if self.prompts.is_empty() && self.image_prompts.is_empty() && self.noise_prompts.is_empty()
+        {
+            return Err(usage(
+                "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
+                 --image-prompt, or a --config/--preset that has prompts",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(&self.to_partial()).context("cannot serialize settings")
+    }
+
+    /// The zoom-video move.
+    pub fn zoom(&self) -> Move {
+        Move {
+            scale: self.zoom_scale,
+            shift: self.zoom_shift,
+            rotate_degrees: self.zoom_rotate,
+        }
+    }
+
+    /// Whether the zoom move follows step `step` (1-based). Also true at the last step: the
+    /// final image is saved first, then the checkpoint holds the moved state, so a run continued
+    /// with `--resume --steps` zooms exactly where a longer straight run would have.
+    pub fn zoom_due(&self, step: i64) -> bool {
+        self.zoom_every > 0 && step >= self.zoom_start.max(1) && step % self.zoom_every == 0
+    }
+
+    /// Number of story phases (1 without `^`).
+    pub fn phase_count(&self) -> usize {
+        self.prompts.iter().map(|p| p.phase + 1).max().unwrap_or(1)
+    }
+
+    /// The story phase whose prompts are active at `step` (1-based): phases take turns every
+    /// `change_prompt_every` steps (wrapping around), or split the run evenly when that is 0.
+    pub fn phase_at(&self, step: i64) -> usize {
+        let n = self.phase_count() as i64;
+        if n <= 1 {
+            return 0;
+        }
+        let every = if self.change_prompt_every > 0 {
+            self.change_prompt_every
+        } else {
+            (self.steps + n - 1) / n
+        };
+        (((step - 1).max(0) / every.max(1)) % n) as usize
+    }
+
+    /// The prompts as one line (`|` within a phase, `^` between phases), for metadata.
+    pub fn prompt_line(&self) -> String {
+        Prompt::join_list(&self.prompts)
+    }
+
+    /// The steps (1-based) after which the learning rate is divided by 10.
+    pub fn lr_drop_steps(&self) -> Vec<i64> {
+        self.lr_drops
+            .iter()
+            .map(|p| ((p / 100.0) * self.steps as f64).round().max(1.0) as i64)
+            .collect()
+    }
+}
+
+/// The flags that may be given with `--resume` (the declared ones, then the run options).
+pub fn resume_flags() -> String {
+    let mut flags: Vec<String> = DECLARATIONS
+        .iter()
+        .filter(|d| d.may_change_on_resume)
+        .map(|d| d.flag())
+        .collect();
+    flags.extend(["--quiet".to_string(), "--video".to_string()]);
+    let last = flags.pop().unwrap_or_default();
+    format!("{} and {last}", flags.join(", "))
+}
+
+/// `--resume`: refuses a flag layer that changes a setting the run is bound to.
+pub fn check_resume_layer(flags: &PartialSettings) -> Result<()> {
+    match flags
+        .set_declarations()
+        .into_iter()
+        .find(|d| !d.may_change_on_resume)
+    {
+        Some(d) => Err(usage(format!(
+            "cannot change {} on resume (only {} may be given with --resume)",
+            d.flag(),
+            resume_flags()
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    #[test]
+    fn story_phases_parse_schedule_and_round_trip() {
+        let ps = Prompt::parse_list("a | b:-1 ^ c:2:-0.5").unwrap();
+        let got: Vec<(&str, usize)> = ps.iter().map(|p| (p.text.as_str(), p.phase)).collect();
+        assert_eq!(got, [("a", 0), ("b", 0), ("c", 1)]);
+        assert_eq!(Prompt::join_list(&ps), "a | b:-1 ^ c:2:-0.5");
+        assert!(Prompt::parse_list("a ^ ^ b").is_err());
+        let mut partial = PartialSettings {
+            prompts: Some(PromptList::One("x ^ y ^ z".into())),
+            steps: Some(10),
+            ..Default::default()
+        };
+        let s = partial.resolve().unwrap();
+        assert_eq!(s.phase_count(), 3);
+        // 10 steps over 3 phases: 4, 4, 2.
+        let phases: Vec<usize> = (1..=10).map(|k| s.phase_at(k)).collect();
+        assert_eq!(phases, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
+        partial.change_prompt_every = Some(3);
+        let s = partial.resolve().unwrap();
+        let phases: Vec<usize> = (1..=10).map(|k| s.phase_at(k)).collect();
+        assert_eq!(phases, [0, 0, 0, 1, 1, 1, 2, 2, 2, 0]);
+        // The serialized form parses back to the same settings.
+        let again = PartialSettings::from_toml(&s.to_toml().unwrap(), Path::new("run.toml"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn seeds() {
+        assert_eq!(seed_from_text("42").unwrap(), 42);
+        let a = seed_from_text("my cat").unwrap();
+        assert_eq!(a, seed_from_text("my cat").unwrap());
+        assert!(a < 1 << 32);
+        assert!(seed_from_text("-3").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(
+            Size::parse("320x240").unwrap(),
+            Size {
+                width: 320,
+                height: 240
+            }
+        );
+        for bad in ["250x256", "0x16", "8192x16", "abc", "256"] {
+            assert!(Size::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("A Lighthouse, at dusk!"), "a-lighthouse-at-dusk");
+        assert_eq!(slug("!!!"), "image");
+    }
+
+    #[test]
+    fn old_spellings_read_and_kebab_written() {
+        let p = PartialSettings::from_toml(
+            "drawer = \"fast_pixel\"\noptimizer = \"adamw_amsgrad\"\nprompts = \"x\"\nseed = 1\n",
+            Path::new("old.toml"),
+        )
+        .unwrap();
+        let s = p.resolve().unwrap();
+        assert_eq!(s.drawer, DrawerKind::FastPixel);
+        assert_eq!(s.optimizer, OptimizerKind::AdamWAmsgrad);
+        let t = s.to_toml().unwrap();
+        assert!(t.contains("drawer = \"fast-pixel\""), "{t}");
+        assert!(t.contains("optimizer = \"adamw-amsgrad\""), "{t}");
+        // Case is ignored, as before.
+        assert_eq!("FFT".parse::<DrawerKind>().unwrap(), DrawerKind::Fft);
+    }
+
+    #[test]
+    fn every_declaration_has_a_flag_and_a_key() {
+        use clap::Args;
+        let cmd = SettingsArgs::augment_args(clap::Command::new("t"));
+        let toml_keys = toml::to_string(&PartialSettings {
+            presets: None,
+            ..Settings::to_partial(
+                &PartialSettings {
+                    prompts: Some(PromptList::One("x".into())),
+                    seed: Some(SeedValue::Int(1)),
+                    ..Default::default()
+                }
+                .resolve()
+                .unwrap(),
+            )
+        })
+        .unwrap();
+        for d in DECLARATIONS {
+            assert!(
+                cmd.get_arguments().any(|a| a.get_id() == d.key),
+                "{} has no flag",
+                d.key
+            );
+            let key = d.key.replace('_', "-");
+            let recorded = d.owner.records(DrawerKind::Vqgan) && d.key != "pixel_scale";
+            assert_eq!(
+                toml_keys.contains(&format!("{key} = ")),
+                recorded,
+                "{key} in run.toml: {toml_keys}"
+            );
+        }
+        assert_eq!(flag_of("image_prompts"), "--image-prompt");
+        assert_eq!(flag_of("prompts"), "PROMPT");
+        assert_eq!(
+            resume_flags(),
+            "--steps, --save-every, --device, --quiet and --video"
+        );
+    }
+}

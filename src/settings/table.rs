@@ -1,0 +1,382 @@
+//! Every generation setting, declared once: its flag, TOML key, type, default, check, the drawer
+//! it belongs to and whether it may change on resume (see declare.rs for the form). Settings
+//! resolve in this order, so a default may use the settings above it.
+use super::enums::*;
+use super::values::*;
+use super::{Declaration, ImagePrompt, NoisePrompt, Prompt};
+use std::path::PathBuf;
+
+/// Built-in defaults (the anchors' usual values: nerdyrodent's lr 0.1, 32 cutouts, ViT-B/32).
+pub const DEFAULT_STEPS: i64 = 300;
+pub const DEFAULT_CUTOUTS: i64 = 32;
+pub const DEFAULT_LR: f64 = 0.1;
+/// pixray's `learning_rate` default, which its fast_pixel drawer uses.
+pub const DEFAULT_LR_FAST_PIXEL: f64 = 0.2;
+/// aphantasia's `--lrate` default.
+pub const DEFAULT_LR_FFT: f64 = 0.05;
+pub const DEFAULT_FFT_DECAY: f64 = 1.5;
+/// pixray's FftDrawer passes `colors=1.5` to `to_valid_rgb` and renders with `contrast=0.9`.
+pub const DEFAULT_FFT_COLORS: f64 = 1.5;
+pub const DEFAULT_FFT_CONTRAST: f64 = 0.9;
+pub const DEFAULT_SAVE_EVERY: i64 = 50;
+pub const DEFAULT_VQGAN: &str = "imagenet_f16_16384";
+/// pixray's `lookup_beta`.
+pub const DEFAULT_PALETTE_WEIGHT: f64 = 10.0;
+pub const DEFAULT_CLIP: &str = "ViT-B/32";
+pub const DEFAULT_AUGMENTS: &[Augment] = &[
+    Augment::Affine,
+    Augment::Perspective,
+    Augment::Jitter,
+    Augment::Erasing,
+    Augment::Noise,
+];
+
+declare_settings! {
+    layer: p;
+
+    /// What is optimized: vqgan (latent codes through a VQGAN decoder; default), fast-pixel (a grid
+    /// of colour cells, pixel art) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
+    drawer: DrawerKind {
+        flag: Option<DrawerKind> [long, value_name = "NAME", value_parser = enum_parser::<DrawerKind>()],
+        raw: DrawerKind,
+        default: DrawerKind::Vqgan,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
+    /// (a negative weight pushes away; stop ends the push once the distance passes it).
+    /// `^` separates story phases that take turns: "a forest ^ a city".
+    prompts: Vec<Prompt> {
+        flag: Option<String> [value_name = "PROMPT"],
+        raw: PromptList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Output size WxH, both multiples of 16 (default 256x256).
+    size: Size {
+        flag: Option<String> [long, value_name = "WxH"],
+        raw: String,
+        default: Size { width: 256, height: 256 },
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Optimization steps (default 300).
+    steps: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: DEFAULT_STEPS,
+        check: |v| *v >= 1 => "must be at least 1",
+        resume: may_change,
+        drawer: (any),
+    }
+    /// Seed: an integer, or any text (hashed to one). Random and recorded when absent.
+    seed: u64 {
+        flag: Option<String> [long, value_name = "SEED", allow_negative_numbers = true],
+        raw: SeedValue,
+        default: rand::random::<u32>() as u64,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Cutouts per step per CLIP model (default 32).
+    cutouts: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: DEFAULT_CUTOUTS,
+        check: |v| *v >= 1 => "must be at least 1",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Cutout size power for --cut-method original: >1 favours small crops (default 1.0).
+    cut_pow: f64 {
+        flag: Option<f64> [long, value_name = "P", allow_negative_numbers = true],
+        raw: f64,
+        default: 1.0,
+        check: |v| v.is_finite() && *v > 0.0 => "must be a number > 0",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Cutout method: pooled (whole image, avg+max pooled), original (random square crops) or
+    /// pixray (pooled, then pixray's 60% zoomed / 40% whole-image views with their own augments).
+    cut_method: CutMethod {
+        flag: Option<CutMethod> [long, value_name = "METHOD", value_parser = enum_parser::<CutMethod>()],
+        raw: CutMethod,
+        default: CutMethod::Pooled,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Comma list of cutout augments: flip, affine, perspective, jitter, erasing, noise (or `none`);
+    /// not used by --cut-method pixray, which has its own.
+    augments: Vec<Augment> {
+        flag: Option<String> [long, value_name = "LIST"],
+        raw: StringList,
+        default: DEFAULT_AUGMENTS.to_vec(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Learning rate (default 0.1; fast-pixel 0.2 and fft 0.05, as pixray and aphantasia).
+    lr: f64 {
+        flag: Option<f64> [long, value_name = "LR", allow_negative_numbers = true],
+        raw: f64,
+        default: match drawer {
+            DrawerKind::Vqgan => DEFAULT_LR,
+            DrawerKind::FastPixel => DEFAULT_LR_FAST_PIXEL,
+            DrawerKind::Fft => DEFAULT_LR_FFT,
+        },
+        check: |v| v.is_finite() && *v > 0.0 => "must be a number > 0",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Optimizer: adam, adamw, adamax, adagrad, rmsprop or adamw-amsgrad (torch's defaults; the
+    /// learning rate is --lr for all of them; fft's default is adamw-amsgrad, as aphantasia).
+    optimizer: OptimizerKind {
+        flag: Option<OptimizerKind> [long, value_name = "NAME", value_parser = enum_parser::<OptimizerKind>()],
+        raw: OptimizerKind,
+        default: match drawer {
+            DrawerKind::Fft => OptimizerKind::AdamWAmsgrad,
+            _ => OptimizerKind::Adam,
+        },
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Comma list of percents of the run where the learning rate is divided by 10 (e.g. 75).
+    lr_drops: Vec<f64> {
+        flag: Option<String> [long, value_name = "LIST", allow_negative_numbers = true],
+        raw: NumberList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Save a frame every N steps (0 = only the final image; default 50).
+    save_every: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: DEFAULT_SAVE_EVERY,
+        check: |v| *v >= 0 => "must be 0 (final image only) or more",
+        resume: may_change,
+        drawer: (any),
+    }
+    /// Cutout batches per step: the loss averages N batches of --cutouts, at the memory of one
+    /// (default 1).
+    batches: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 1,
+        check: |v| (1..=1000).contains(v) => "must be from 1 to 1000",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Steps per story phase for prompts with `^` phases (default: the steps split evenly).
+    change_prompt_every: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 0,
+        check: |v| *v >= 0 => "must be 0 (split the steps evenly) or more",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Seamless tile: the image wraps around at its edges (circular padding in the decoder).
+    tile: bool {
+        flag: bool [long],
+        raw: bool,
+        default: false,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Zoom video: every N steps save a frame, then zoom/shift/rotate the image and continue
+    /// from it (re-encoded, optimizer restarted). Default 0 = off.
+    zoom_every: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 0,
+        check: |v| *v >= 0 => "must be 0 (no zoom) or more",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// First step at which zooming may happen (default 0).
+    zoom_start: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 0,
+        check: |v| *v >= 0 => "must be 0 or more",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Zoom factor per move, >1 zooms in (default 1.02).
+    zoom_scale: f64 {
+        flag: Option<f64> [long, value_name = "S", allow_negative_numbers = true],
+        raw: f64,
+        default: 1.02,
+        check: |v| v.is_finite() && (0.5..=2.0).contains(v) => "must be from 0.5 to 2 (>1 zooms in)",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Shift per move in pixels, X,Y (positive: content moves right/down; default 0,0).
+    zoom_shift: (f64, f64) {
+        flag: Option<String> [long, value_name = "X,Y", allow_negative_numbers = true],
+        raw: NumberList,
+        resolve: parse_zoom_shift(p.zoom_shift.as_ref(), size)?,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Rotation per move in degrees, positive = counterclockwise (default 0).
+    zoom_rotate: f64 {
+        flag: Option<f64> [long, value_name = "DEG", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && v.abs() <= 180.0 => "must be degrees from -180 to 180",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Starting point: codes (random codebook entries; vqgan's default), random (random cells or
+    /// spectrum; the other drawers' default), perlin, gradient or snow.
+    init: InitKind {
+        flag: Option<InitKind> [long, value_name = "KIND", value_parser = enum_parser::<InitKind>()],
+        raw: InitKind,
+        default: match drawer {
+            DrawerKind::Vqgan => InitKind::Codes,
+            _ => InitKind::Random,
+        },
+        resume: fixed,
+        drawer: (any),
+    }
+    /// fast-pixel: divide the grid's columns and rows by S (2 gives cells twice as big; checked
+    /// with pixel-size).
+    pixel_scale: Option<f64> {
+        flag: Option<f64> [long, value_name = "S"],
+        raw: f64,
+        default: None,
+        resume: fixed,
+        drawer: (only FastPixel),
+        // Folded into pixel-size, which run.toml records as the grid itself.
+        record: false,
+    }
+    /// fast-pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
+    pixel_size: (i64, i64) {
+        flag: Option<String> [long, value_name = "COLSxROWS"],
+        raw: String,
+        resolve: pixel_grid(p.pixel_size.as_deref(), pixel_scale, size)?,
+        resume: fixed,
+        drawer: (only FastPixel),
+    }
+    /// fft: decay power of the spectrum (default 1.5; higher is smoother, 0 is white noise).
+    fft_decay: f64 {
+        flag: Option<f64> [long, value_name = "P"],
+        raw: f64,
+        default: DEFAULT_FFT_DECAY,
+        check: |v| v.is_finite() && (0.0..=4.0).contains(v) => "must be from 0 (white noise) to 4 (very smooth)",
+        resume: fixed,
+        drawer: (only Fft),
+    }
+    /// fft: colour saturation (default 1.5).
+    fft_colors: f64 {
+        flag: Option<f64> [long, value_name = "C"],
+        raw: f64,
+        default: DEFAULT_FFT_COLORS,
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
+        resume: fixed,
+        drawer: (only Fft),
+    }
+    /// fft: contrast the image is normalized to (default 0.9).
+    fft_contrast: f64 {
+        flag: Option<f64> [long, value_name = "C"],
+        raw: f64,
+        default: DEFAULT_FFT_CONTRAST,
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
+        resume: fixed,
+        drawer: (only Fft),
+    }
+    /// Start from this image (resized and cropped to --size, then encoded).
+    init_image: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "PATH"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Weight of the pull back toward the initial latents (default 0).
+    init_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Image prompt PATH[:weight]; repeatable.
+    image_prompts: Vec<ImagePrompt> {
+        flag: Vec<String> [long = "image-prompt", value_name = "PATH[:W]"],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Noise prompt SEED[:weight]: a random CLIP-space direction (same seed, same direction);
+    /// repeatable.
+    noise_prompts: Vec<NoisePrompt> {
+        flag: Vec<String> [long = "noise-prompt", value_name = "SEED[:W]", allow_negative_numbers = true],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
+    loss: Vec<(LossKind, f64)> {
+        flag: Option<String> [long, value_name = "LIST"],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Draw in these colours only: a comma list of #rrggbb / #rgb / (r+g+b) / names, ramps
+    /// `a->b\N`, or pico8, gameboy, cga, grayscale, sepia.
+    palette: Option<Palette> {
+        flag: Option<String> [long, value_name = "SPEC"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Pull of each pixel toward its nearest palette colour (default 10, pixray's lookup_beta).
+    palette_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: DEFAULT_PALETTE_WEIGHT,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+    }
+    /// VQGAN: a known name (imagenet_f16_16384, ...) or a .ckpt/.safetensors path.
+    vqgan: String {
+        flag: Option<String> [long, value_name = "NAME|PATH"],
+        raw: String,
+        default: DEFAULT_VQGAN.to_string(),
+        resume: fixed,
+        // A preset's VQGAN is ignored by the other drawers, not refused.
+        drawer: (uses Vqgan),
+    }
+    /// CLIP model(s), comma separated: known names (ViT-B/32, ...) or paths.
+    clip: Vec<String> {
+        flag: Option<String> [long, value_name = "NAME|PATH,..."],
+        raw: StringList,
+        default: vec![DEFAULT_CLIP.to_string()],
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Device: auto, cpu, cuda or cuda:N.
+    device: String {
+        flag: Option<String> [long, value_name = "DEVICE"],
+        raw: String,
+        default: "auto".to_string(),
+        resume: may_change,
+        drawer: (any),
+    }
+    /// Numeric precision of the frozen models: f32, bf16 or auto.
+    precision: Precision {
+        flag: Option<Precision> [long, value_name = "P", value_parser = enum_parser::<Precision>()],
+        raw: Precision,
+        default: Precision::Auto,
+        resume: fixed,
+        drawer: (any),
+    }
+}

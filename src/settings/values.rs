@@ -1,0 +1,435 @@
+//! Setting values with a syntax of their own (size, seed, lists, grids, the zoom move, the palette),
+//! and how each is read from and written back to its flag/TOML form (`FromRaw`).
+use super::{FromRaw, ToRaw};
+use super::enums::{Augment, LossKind};
+use super::prompts::{ImagePrompt, NoisePrompt, Prompt};
+use crate::error::usage;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::PathBuf;
+
+/// Image size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub width: i64,
+    pub height: i64,
+}
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size> {
+        let bad = || {
+            usage(format!(
+                "--size: invalid value '{s}': expected WxH with both sides multiples of 16 from 16 to 4096 (e.g. 256x256)"
+            ))
+        };
+        let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+        let width: i64 = w.trim().parse().map_err(|_| bad())?;
+        let height: i64 = h.trim().parse().map_err(|_| bad())?;
+        for v in [width, height] {
+            if !(16..=4096).contains(&v) || v % 16 != 0 {
+                return Err(bad());
+            }
+        }
+        Ok(Size { width, height })
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// `"a|b:2"` or `["a", "b:2"]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PromptList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PromptList {
+    pub fn parse(&self) -> Result<Vec<Prompt>> {
+        match self {
+            PromptList::One(s) => Prompt::parse_list(s),
+            PromptList::Many(v) => v.iter().map(|s| Prompt::parse(s)).collect(),
+        }
+    }
+}
+
+/// `"a,b"` or `["a", "b"]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StringList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringList::One(s) => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            StringList::Many(v) => v.iter().map(|x| x.trim().to_string()).collect(),
+        }
+    }
+}
+
+/// `75`, `[50, 75]` or `"50,75"`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumberList {
+    One(f64),
+    Many(Vec<f64>),
+    Text(String),
+}
+
+/// A seed as written: an integer or any text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SeedValue {
+    Int(i64),
+    Text(String),
+}
+
+/// An integer stays itself; any other text is hashed (SHA-256, first 8 bytes, big-endian, mod 2^32)
+/// so "my cat" always gives the same image.
+pub fn seed_from_text(s: &str) -> Result<u64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(usage("--seed: empty value"));
+    }
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(v);
+    }
+    if t.starts_with('-') && t[1..].parse::<u64>().is_ok() {
+        return Err(usage(format!(
+            "--seed: invalid value '{s}': must not be negative"
+        )));
+    }
+    let digest = Sha256::digest(t.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    Ok(u64::from_be_bytes(b) % (1u64 << 32))
+}
+
+/// Pixray's fast_pixel grid: `--pixel-size COLSxROWS`, else 40x40 square, 40x50 portrait, 80x45
+/// landscape; `--pixel-scale S` divides both (truncating); never more cells than pixels (an
+/// explicit size larger than the image is refused, a default one is reduced, as pixray does).
+pub fn pixel_grid(spec: Option<&str>, scale: Option<f64>, size: Size) -> Result<(i64, i64)> {
+    let (w, h) = (size.width, size.height);
+    let (mut cols, mut rows) = match spec {
+        Some(s) => {
+            let bad = || {
+                usage(format!(
+                    "--pixel-size: invalid value '{s}': expected COLSxROWS, each from 1 up to the image's width and height (e.g. 40x40)"
+                ))
+            };
+            let (c, r) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+            let c: i64 = c.trim().parse().map_err(|_| bad())?;
+            let r: i64 = r.trim().parse().map_err(|_| bad())?;
+            if c < 1 || r < 1 || c > w || r > h {
+                return Err(bad());
+            }
+            (c, r)
+        }
+        None if w == h => (40, 40),
+        None if w < h => (40, 50),
+        None => (80, 45),
+    };
+    if let Some(sc) = scale {
+        if !(sc.is_finite() && sc > 0.0 && sc <= 1000.0) {
+            return Err(usage(format!(
+                "--pixel-scale: invalid value {sc}: must be a number > 0 (2 halves the columns and rows)"
+            )));
+        }
+        cols = ((cols as f64 / sc) as i64).max(1);
+        rows = ((rows as f64 / sc) as i64).max(1);
+    }
+    Ok((cols.min(w), rows.min(h)))
+}
+
+pub(super) fn parse_augments(items: &[String]) -> Result<Vec<Augment>> {
+    if items.len() == 1 && items[0].eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for it in items {
+        let a: Augment = it.parse()?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// One zoom-video move: zoom factor (>1 zooms in), shift in pixels (content moves right/down for
+/// positive values), rotation in degrees (positive turns the content counterclockwise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Move {
+    pub scale: f64,
+    pub shift: (f64, f64),
+    pub rotate_degrees: f64,
+}
+
+/// `--zoom-shift X,Y`: pixels, each smaller than the image.
+pub(super) fn parse_zoom_shift(shift: Option<&NumberList>, size: Size) -> Result<(f64, f64)> {
+    let bad_shift = |v: &str| {
+        usage(format!(
+            "--zoom-shift: invalid value '{v}': expected X,Y in pixels (e.g. 2,-1), each smaller than the image"
+        ))
+    };
+    let xy: Vec<f64> = match shift {
+        None => vec![0.0, 0.0],
+        Some(NumberList::Many(v)) => v.clone(),
+        Some(NumberList::One(x)) => return Err(bad_shift(&x.to_string())),
+        Some(NumberList::Text(t)) => t
+            .split(',')
+            .map(|x| x.trim().parse::<f64>().map_err(|_| bad_shift(t)))
+            .collect::<Result<_>>()?,
+    };
+    match xy.as_slice() {
+        [x, y]
+            if x.is_finite()
+                && y.is_finite()
+                && x.abs() < size.width as f64
+                && y.abs() < size.height as f64 =>
+        {
+            Ok((*x, *y))
+        }
+        _ => Err(bad_shift(&format!("{xy:?}"))),
+    }
+}
+
+impl ToRaw<NumberList> for (f64, f64) {
+    fn to_raw(&self) -> Option<NumberList> {
+        Some(NumberList::Many(vec![self.0, self.1]))
+    }
+}
+
+pub(super) fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
+    let v = match l {
+        NumberList::One(x) => vec![*x],
+        NumberList::Many(v) => v.clone(),
+        NumberList::Text(s) => s
+            .split(',')
+            .map(|x| x.trim().trim_end_matches('%'))
+            .filter(|x| !x.is_empty())
+            .map(|x| {
+                x.parse::<f64>().map_err(|_| {
+                    usage(format!(
+                        "--lr-drops: invalid value '{s}': expected percents like 50,75"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    for x in &v {
+        if !(x.is_finite() && *x > 0.0 && *x < 100.0) {
+            return Err(usage(format!(
+                "--lr-drops: invalid value {x}: each drop must be a percent between 0 and 100"
+            )));
+        }
+    }
+    let mut v = v;
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.dedup();
+    Ok(v)
+}
+
+pub(super) fn parse_losses(items: &[String]) -> Result<Vec<(LossKind, f64)>> {
+    let mut out: Vec<(LossKind, f64)> = Vec::new();
+    for it in items {
+        let (name, w) = match it.split_once(':') {
+            Some((n, w)) => {
+                let w: f64 = w.trim().parse().map_err(|_| {
+                    usage(format!(
+                        "--loss: invalid weight in '{it}': expected name:number (e.g. tv:0.5)"
+                    ))
+                })?;
+                (n, w)
+            }
+            None => (it.as_str(), 1.0),
+        };
+        if !w.is_finite() {
+            return Err(usage(format!(
+                "--loss: invalid weight in '{it}': must be finite"
+            )));
+        }
+        let kind: LossKind = name.parse()?;
+        out.retain(|(k, _)| *k != kind);
+        out.push((kind, w));
+    }
+    Ok(out)
+}
+
+/// The prompt text for a run-directory name: lowercase words joined by `-`, at most 40 chars.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for ch in text.chars() {
+        if ch.is_alphanumeric() {
+            for c in ch.to_lowercase() {
+                out.push(c);
+            }
+            dash = false;
+        } else if !dash && !out.is_empty() {
+            out.push('-');
+            dash = true;
+        }
+        if out.chars().count() >= 40 {
+            break;
+        }
+    }
+    let s = out.trim_end_matches('-').to_string();
+    if s.is_empty() { "image".to_string() } else { s }
+}
+
+
+/// Values whose flag/TOML form is the value itself.
+macro_rules! same_raw {
+    ($($t:ty),*) => {$(
+        impl ToRaw<$t> for $t {
+            fn to_raw(&self) -> Option<$t> { Some(self.clone()) }
+        }
+        impl FromRaw<$t> for $t {
+            fn from_raw(raw: &$t) -> Result<Self> { Ok(raw.clone()) }
+        }
+        /// Unset unless given (no default value).
+        impl ToRaw<$t> for Option<$t> {
+            fn to_raw(&self) -> Option<$t> { self.clone() }
+        }
+        impl FromRaw<$t> for Option<$t> {
+            fn from_raw(raw: &$t) -> Result<Self> { Ok(Some(raw.clone())) }
+        }
+    )*};
+}
+same_raw!(i64, f64, bool, String, PathBuf);
+
+impl ToRaw<String> for Size {
+    fn to_raw(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+impl FromRaw<String> for Size {
+    fn from_raw(raw: &String) -> Result<Self> {
+        Size::parse(raw)
+    }
+}
+
+impl ToRaw<PromptList> for Vec<Prompt> {
+    fn to_raw(&self) -> Option<PromptList> {
+        // Story phases need the `^` string form; otherwise one entry per prompt.
+        let phases = self.iter().map(|p| p.phase + 1).max().unwrap_or(1);
+        Some(if phases > 1 {
+            PromptList::One(Prompt::join_list(self))
+        } else {
+            PromptList::Many(self.iter().map(|p| p.to_string()).collect())
+        })
+    }
+}
+impl FromRaw<PromptList> for Vec<Prompt> {
+    fn from_raw(raw: &PromptList) -> Result<Self> {
+        raw.parse()
+    }
+}
+
+impl ToRaw<SeedValue> for u64 {
+    fn to_raw(&self) -> Option<SeedValue> {
+        Some(SeedValue::Int(*self as i64))
+    }
+}
+impl FromRaw<SeedValue> for u64 {
+    fn from_raw(raw: &SeedValue) -> Result<Self> {
+        match raw {
+            SeedValue::Int(v) if *v >= 0 => Ok(*v as u64),
+            SeedValue::Int(v) => Err(usage(format!(
+                "--seed: invalid value {v}: must not be negative"
+            ))),
+            SeedValue::Text(t) => seed_from_text(t),
+        }
+    }
+}
+
+/// Comma lists of strings (`"a,b"` or `["a", "b"]`) whose items have a syntax of their own.
+macro_rules! string_items {
+    ($t:ty, $parse:expr) => {
+        impl ToRaw<StringList> for Vec<$t> {
+            fn to_raw(&self) -> Option<StringList> {
+                Some(StringList::Many(self.iter().map(|x| x.to_string()).collect()))
+            }
+        }
+        impl FromRaw<StringList> for Vec<$t> {
+            fn from_raw(raw: &StringList) -> Result<Self> {
+                let parse: fn(&[String]) -> Result<Vec<$t>> = $parse;
+                parse(&raw.items())
+            }
+        }
+    };
+}
+string_items!(Augment, parse_augments);
+string_items!(ImagePrompt, |items| items.iter().map(|s| ImagePrompt::parse(s)).collect());
+string_items!(NoisePrompt, |items| items.iter().map(|s| NoisePrompt::parse(s)).collect());
+string_items!(String, |items| Ok(items.to_vec()));
+
+impl ToRaw<StringList> for Vec<(LossKind, f64)> {
+    fn to_raw(&self) -> Option<StringList> {
+        Some(StringList::Many(
+            self.iter().map(|(k, w)| format!("{k}:{w}")).collect(),
+        ))
+    }
+}
+impl FromRaw<StringList> for Vec<(LossKind, f64)> {
+    fn from_raw(raw: &StringList) -> Result<Self> {
+        parse_losses(&raw.items())
+    }
+}
+
+impl ToRaw<NumberList> for Vec<f64> {
+    fn to_raw(&self) -> Option<NumberList> {
+        Some(NumberList::Many(self.clone()))
+    }
+}
+impl FromRaw<NumberList> for Vec<f64> {
+    fn from_raw(raw: &NumberList) -> Result<Self> {
+        parse_lr_drops(raw)
+    }
+}
+
+impl ToRaw<String> for (i64, i64) {
+    fn to_raw(&self) -> Option<String> {
+        Some(format!("{}x{}", self.0, self.1))
+    }
+}
+
+/// `--palette`: the spec as given and its colours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Palette {
+    pub spec: String,
+    pub colours: Vec<crate::palette::Rgb>,
+}
+
+impl ToRaw<String> for Option<Palette> {
+    fn to_raw(&self) -> Option<String> {
+        // Written even when unset (`palette = ""`), so a repeated run.toml clears a preset's palette.
+        Some(self.as_ref().map(|p| p.spec.clone()).unwrap_or_default())
+    }
+}
+impl FromRaw<String> for Option<Palette> {
+    fn from_raw(raw: &String) -> Result<Self> {
+        // An empty spec (e.g. `palette = ""` in run.toml) means no palette.
+        let spec = raw.trim();
+        if spec.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Palette {
+            spec: spec.to_string(),
+            colours: crate::palette::parse(spec)?,
+        }))
+    }
+}
