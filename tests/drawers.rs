@@ -216,7 +216,7 @@ fn fast_pixel_draws_exact_cell_grids_without_a_vqgan() {
     assert!(l[5] < l[0], "loss did not go down: {l:?}");
     let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
     for key in [
-        "drawer = \"fast_pixel\"",
+        "drawer = \"fast-pixel\"",
         "pixel-size = \"12x8\"",
         "lr = 0.2",
     ] {

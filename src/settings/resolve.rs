@@ -170,6 +170,7 @@ pub fn check_resume_layer(flags: &PartialSettings) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::*;
+    use std::path::Path;
 
     #[test]
     fn story_phases_parse_schedule_and_round_trip() {
@@ -283,5 +284,19 @@ mod tests {
             resume_flags(),
             "--steps, --save-every, --device, --quiet and --video"
         );
+    }
+
+    #[test]
+    fn readme_names_every_setting_flag() {
+        let readme = include_str!("../../README.md");
+        for d in DECLARATIONS {
+            let flag = d.flag();
+            if flag.starts_with("--") {
+                assert!(
+                    readme.contains(&format!("`{flag}")),
+                    "README does not document {flag}"
+                );
+            }
+        }
     }
 }
