@@ -1,5 +1,4 @@
 //! Settings resolution and run-directory rules for `generate` (all validation before any model loads).
-use crate::cli::GenerateArgs;
 use crate::error::usage;
 use crate::generate::checkpoint;
 use crate::settings::{PartialSettings, Settings, check_resume_layer, slug};
@@ -15,18 +14,37 @@ pub struct Plan {
     pub resume: bool,
 }
 
+/// What a caller asks of one run: the layers its settings come from and where it goes. The
+/// command line builds one from its flags, `batch` from a job, `--count` and `--style-frames` one
+/// per member.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The flag layer (highest precedence).
+    pub flags: PartialSettings,
+    /// Presets, applied in order under `config` and `flags`.
+    pub presets: Vec<String>,
+    /// A settings file, a run.toml or a vqclip PNG.
+    pub config: Option<PathBuf>,
+    /// The run directory (default outputs/<date>-<time>-<prompt>).
+    pub out: Option<PathBuf>,
+    /// Allow writing into a run directory that already holds a result.
+    pub force: bool,
+    /// Continue the run in this directory from its checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
 /// Resolves flags, presets and config into validated settings and a run directory.
-pub fn plan(args: &GenerateArgs) -> Result<Plan> {
-    if let Some(dir) = &args.resume {
-        return plan_resume(args, dir);
+pub fn plan(req: &Request) -> Result<Plan> {
+    if let Some(dir) = &req.resume {
+        return plan_resume(req, dir);
     }
     let mut layers = Vec::new();
-    if let Some(cfg) = &args.config {
+    if let Some(cfg) = &req.config {
         layers.push(read_config(cfg)?);
     }
-    layers.push(PartialSettings::from_args(&args.settings));
-    let settings = resolve_layers(&args.preset, layers)?;
-    let run_dir = match &args.out {
+    layers.push(req.flags.clone());
+    let settings = resolve_layers(&req.presets, layers)?;
+    let run_dir = match &req.out {
         Some(d) => d.clone(),
         None => {
             let first = settings
@@ -41,7 +59,7 @@ pub fn plan(args: &GenerateArgs) -> Result<Plan> {
             ))
         }
     };
-    check_run_dir(&run_dir, args.force)?;
+    check_run_dir(&run_dir, req.force)?;
     Ok(Plan {
         settings,
         run_dir,
@@ -69,17 +87,15 @@ pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn plan_resume(args: &GenerateArgs, dir: &Path) -> Result<Plan> {
-    let flags = PartialSettings::from_args(&args.settings);
+fn plan_resume(req: &Request, dir: &Path) -> Result<Plan> {
+    let flags = req.flags.clone();
     check_resume_layer(&flags)?;
     // The run's own options that name another run or other settings.
     let others: &[(&str, bool)] = &[
-        ("--out", args.out.is_some()),
-        ("--force", args.force),
-        ("--count", args.count.is_some()),
-        ("--style-frames", args.style_frames.is_some()),
-        ("--preset", !args.preset.is_empty()),
-        ("--config", args.config.is_some()),
+        ("--out", req.out.is_some()),
+        ("--force", req.force),
+        ("--preset", !req.presets.is_empty()),
+        ("--config", req.config.is_some()),
     ];
     if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
         return Err(usage(format!(
