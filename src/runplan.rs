@@ -1,9 +1,9 @@
 //! Settings resolution and run-directory rules for `generate` (all validation before any model loads).
 use crate::cli::GenerateArgs;
-use crate::cmd::info::KEY_SETTINGS;
 use crate::error::usage;
 use crate::generate::checkpoint;
 use crate::presets;
+use crate::rundir::KEY_SETTINGS;
 use crate::settings::{PartialSettings, Settings, slug};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -114,12 +114,13 @@ pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
             dir.display()
         )));
     }
-    let has_result = dir.join("final.png").exists() || checkpoint::find(dir).is_some();
-    if has_result && !force {
+    if crate::rundir::RunDir::new(dir).has_result() && !force {
         return Err(usage(format!(
-            "--out {}: already holds a run (final.png or checkpoint); use --resume {} to continue it, \
+            "--out {}: already holds a run ({} or {}); use --resume {} to continue it, \
              --force to overwrite, or another --out",
             dir.display(),
+            crate::rundir::FINAL_PNG,
+            crate::rundir::CHECKPOINT,
             dir.display()
         )));
     }

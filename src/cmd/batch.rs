@@ -11,6 +11,7 @@ use crate::batch::state::{self, State};
 use crate::batch::{Job, load_jobs, shard};
 use crate::cli::{BatchArgs, BatchCommand, GenerateArgs};
 use crate::error::{Interrupted, usage};
+use crate::rundir::RunDir;
 use crate::settings::PartialSettings;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -183,14 +184,15 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
             device: g.device.clone(),
             ..Default::default()
         };
-        if crate::generate::checkpoint::find(&job.dir).is_some() {
+        let run = RunDir::new(&job.dir);
+        if run.checkpoint().is_some() {
             a.resume = Some(job.dir.clone());
         } else {
             // A start that died before its first checkpoint leaves only a log to throw away.
-            for f in ["log.jsonl", "final.png", "index.html"] {
-                let _ = std::fs::remove_file(job.dir.join(f));
+            for f in [run.log(), run.final_png(), run.page()] {
+                let _ = std::fs::remove_file(f);
             }
-            let _ = std::fs::remove_dir_all(job.dir.join("frames"));
+            let _ = std::fs::remove_dir_all(run.frames_dir());
             a.config = Some(toml);
             a.out = Some(job.dir.clone());
         }
