@@ -1,9 +1,10 @@
 //! The run directory: the one place that knows its file names, the step log's record, the PNG
-//! metadata keys, where a run's checkpoint is, and how `--count` and `--style-frames` runs are
-//! laid out.
+//! metadata keys, where a run's checkpoint is, how `--count` and `--style-frames` runs are laid
+//! out, and the lock a process holds while it writes there.
 //!
 //! ```text
 //! RUN_DIR/
+//!   .lock              held (flock) by the one process writing here; holds its pid
 //!   run.toml           the resolved settings and a [run] provenance table
 //!   log.jsonl          one StepRecord per step
 //!   frames/NNNNNN.png  a frame every --save-every steps (style frames: one per input frame)
@@ -14,7 +15,8 @@
 //!   seed-<n>/          --count: one run directory per seed
 //!   runs/NNNNNN-name/  --style-frames: one run directory per input frame
 //! ```
-use anyhow::{Context, Result};
+use crate::error::usage;
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ pub const PAGE: &str = "index.html";
 pub const FRAMES: &str = "frames";
 pub const VIDEO_MP4: &str = "video.mp4";
 pub const VIDEO_GIF: &str = "video.gif";
+pub const LOCK: &str = ".lock";
 pub const CHECKPOINT: &str = "checkpoint";
 pub const CHECKPOINT_TMP: &str = "checkpoint.tmp";
 pub const CHECKPOINT_OLD: &str = "checkpoint.old";
@@ -190,6 +193,10 @@ impl RunDir {
         self.path.join(VIDEO_GIF)
     }
 
+    pub fn lock_file(&self) -> PathBuf {
+        self.path.join(LOCK)
+    }
+
     /// The checkpoint directory, when there is a complete one (see `checkpoint::find`).
     pub fn checkpoint(&self) -> Option<PathBuf> {
         crate::generate::checkpoint::find(&self.path)
@@ -279,6 +286,119 @@ impl RunDir {
         let tmp = path.with_extension("jsonl.tmp");
         std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Takes the run directory for this process (creating it), or says who has it. `flag` is the
+    /// option that named the directory (`--out`, `--resume`), for the refusal.
+    pub fn lock(&self, flag: &str) -> Result<RunLock> {
+        match self.try_lock()? {
+            Ok(lock) => Ok(lock),
+            Err(Locked { pid }) => {
+                let who = pid.map_or("another vqclip".to_string(), |p| {
+                    format!("another vqclip (pid {p})")
+                });
+                let advice = if flag == "--resume" {
+                    "wait for it to finish"
+                } else {
+                    "wait for it or choose another --out"
+                };
+                Err(usage(format!(
+                    "{flag} {}: {who} is writing this run directory; {advice}",
+                    self.path.display()
+                )))
+            }
+        }
+    }
+
+    /// Like [`RunDir::lock`], with a held directory as a value rather than an error (IO errors
+    /// stay errors).
+    pub fn try_lock(&self) -> Result<std::result::Result<RunLock, Locked>> {
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        let path = self.lock_file();
+        // A holder unlinks the file as it lets go: a lock taken on the unlinked file guards
+        // nothing, so take it again on the file now at the path.
+        for _ in 0..16 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            // flock(LOCK_EX | LOCK_NB): it dies with the process, so a stale file never blocks.
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Ok(Err(Locked {
+                        pid: read_holder(&path),
+                    }));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
+            if !same_file(&file, &path) {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|_| writeln!(file, "{}", std::process::id()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            return Ok(Ok(RunLock { file, path }));
+        }
+        bail!("cannot lock {}: it keeps being replaced", path.display())
+    }
+}
+
+/// The run directory is held by another process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Locked {
+    /// The holder's pid, when its lock file says.
+    pub pid: Option<u32>,
+}
+
+/// The holder's pid from its lock file. The holder writes it just after locking, so an empty
+/// file is read again for a moment.
+fn read_holder(path: &Path) -> Option<u32> {
+    for _ in 0..10 {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Some(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// This process writes the run directory while this lives. Dropped, the lock file is removed
+/// (then closed, which lets go of the lock).
+#[derive(Debug)]
+pub struct RunLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Unlinked while still held, so no one else can lock this file and then lose it.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 

@@ -11,7 +11,7 @@ use crate::batch::state::{self, State};
 use crate::batch::{Job, load_jobs, shard};
 use crate::cli::{BatchArgs, BatchCommand, GenerateArgs};
 use crate::error::{Interrupted, usage};
-use crate::rundir::RunDir;
+use crate::rundir::{Locked, RunDir};
 use crate::settings::PartialSettings;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -129,9 +129,14 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     for (how, list) in rounds {
         for job in list {
             match run_job(job, g, args.stale_after)? {
-                Outcome::AlreadyDone | Outcome::Busy if !how.is_empty() => {}
+                Outcome::AlreadyDone | Outcome::Busy | Outcome::Locked(_) if !how.is_empty() => {}
                 Outcome::AlreadyDone => say(format!("{} already done", job.id)),
                 Outcome::Busy => say(format!("{} is claimed by another worker", job.id)),
+                Outcome::Locked(pid) => say(format!(
+                    "{} is being written by another vqclip{}; skipped",
+                    job.id,
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                )),
                 Outcome::Ran(took) => say(format!(
                     "{how}{} done ({}){}",
                     job.id,
@@ -155,6 +160,8 @@ pub fn run(args: &BatchArgs) -> Result<()> {
 enum Outcome {
     AlreadyDone,
     Busy,
+    /// Its directory is locked by another process (e.g. a `generate --resume` of it).
+    Locked(Option<u32>),
     /// Ran to the end; Some(previous holder) when a stale claim was taken over.
     Ran(Option<String>),
     Failed(String),
@@ -173,6 +180,19 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
         claim.release();
         return Ok(Outcome::AlreadyDone);
     }
+    // The claim keeps other batch workers out; the run directory's lock keeps out everything
+    // else, and is held from the clean-up below to the end of the run.
+    let lock = match RunDir::new(&job.dir).try_lock() {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(Locked { pid })) => {
+            claim.release();
+            return Ok(Outcome::Locked(pid));
+        }
+        Err(e) => {
+            claim.release();
+            return Err(e);
+        }
+    };
     let took = claim.took_over.clone();
     let _ = std::fs::remove_file(job.dir.join(state::FAILED));
     let result = (|| -> Result<()> {
@@ -196,7 +216,7 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
             a.config = Some(toml);
             a.out = Some(job.dir.clone());
         }
-        crate::cmd::generate::run_single(&a)
+        crate::cmd::generate::run_single_in(&a, Some(lock))
     })();
     match result {
         Ok(()) => {

@@ -7,7 +7,7 @@ use crate::generate::engine::{Generator, Models};
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
 use crate::report::run_page::Status;
-use crate::rundir::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP, RunDir};
+use crate::rundir::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP, RunDir, RunLock};
 use crate::settings::{DrawerKind, Settings};
 use crate::weights::registry::{self, ModelKind};
 use anyhow::{Context, Result, bail};
@@ -162,6 +162,11 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
 
 /// One run: plan, load, optimize, save (no --count or --style-frames handling).
 pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
+    run_single_in(args, None)
+}
+
+/// [`run_single`] in a run directory the caller may already hold (a batch job clears it first).
+pub(crate) fn run_single_in(args: &GenerateArgs, held: Option<RunLock>) -> Result<()> {
     let plan = crate::runplan::plan(args)?;
     let quiet = args.quiet;
     let device = crate::device::parse_device(&plan.settings.device)?;
@@ -176,10 +181,29 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
         true,
     )?;
     let run = RunDir::new(&plan.run_dir);
+    // This process alone writes the directory from here on. The plan's look at it came before
+    // anyone held it, so the never-overwrite rule is checked again now: two racing runs cannot
+    // both pass.
+    let _lock = match held {
+        Some(l) => l,
+        None => run.lock(if plan.resume { "--resume" } else { "--out" })?,
+    };
+    if !plan.resume {
+        crate::runplan::check_run_dir(&plan.run_dir, args.force)?;
+    }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
         let ckpt = run.checkpoint().context("checkpoint vanished")?;
         let state = checkpoint::load(&ckpt)?;
+        // Another resume may have gone further since the plan looked.
+        if state.meta.step > plan.settings.steps {
+            return Err(usage(format!(
+                "--steps {}: the run in {} has already done {} steps",
+                plan.settings.steps,
+                plan.run_dir.display(),
+                state.meta.step
+            )));
+        }
         check_weights(&state.meta.weights, generator.weights())?;
         run.trim_log(state.meta.step)?;
         generator.restore(state)?;

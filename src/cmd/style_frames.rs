@@ -49,9 +49,6 @@ pub fn run(
     let mut jobs = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
         let target = run.frame(i as i64 + 1);
-        if target.exists() {
-            continue; // done in an earlier invocation
-        }
         let name = frame
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -64,6 +61,11 @@ pub fn run(
         crate::runplan::plan(&a)?;
         jobs.push((a, target));
     }
+    // Every frame is planned (nothing written yet); from here this process alone writes the
+    // folder, so which frames are done is decided under the lock. Each sub-run locks its own.
+    let _lock = run.lock("--out")?;
+    // done in an earlier invocation
+    jobs.retain(|(_, target)| !target.exists());
     std::fs::create_dir_all(&out_frames)
         .with_context(|| format!("cannot create {}", out_frames.display()))?;
     let total = frames.len();
