@@ -316,3 +316,17 @@ pub struct ClipArgs {
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
 }
+
+impl GenerateArgs {
+    /// What these flags ask of one run.
+    pub fn request(&self) -> crate::runplan::Request {
+        crate::runplan::Request {
+            flags: crate::settings::PartialSettings::from_args(&self.settings),
+            presets: self.preset.clone(),
+            config: self.config.clone(),
+            out: self.out.clone(),
+            force: self.force,
+            resume: self.resume.clone(),
+        }
+    }
+}

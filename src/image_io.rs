@@ -1,8 +1,9 @@
 //! Images in and out: the only module that knows the `image` crate's pixel types.
+use crate::error::usage;
 use anyhow::{Context, Result, bail};
 use image::RgbImage;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 /// Reads any supported image file as 8-bit RGB (alpha dropped, greyscale expanded).
@@ -153,4 +154,27 @@ pub fn resize_cover(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
     let nh = ((ih as f64 * scale).round() as u32).max(h);
     let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Lanczos3);
     image::imageops::crop_imm(&resized, (nw - w) / 2, (nh - h) / 2, w, h).to_image()
+}
+
+/// The frames of `dir` (`--style-frames DIR`): its image files (not subfolders), sorted by name.
+pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        usage(format!(
+            "--style-frames {}: cannot read the folder: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut frames: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && crate::clip_tasks::scan::is_image_path(p))
+        .collect();
+    frames.sort();
+    if frames.is_empty() {
+        return Err(usage(format!(
+            "--style-frames {}: no images (png, jpg, webp, gif, bmp, tiff) in that folder",
+            dir.display()
+        )));
+    }
+    Ok(frames)
 }

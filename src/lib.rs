@@ -14,6 +14,7 @@ pub mod palette;
 pub mod panics;
 pub mod presets;
 pub mod report;
+pub mod rundir;
 pub mod runplan;
 pub mod settings;
 pub mod tokenizer;

@@ -75,12 +75,13 @@ pub fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
             dir.display()
         )));
     }
-    let has_result = dir.join("final.png").exists() || checkpoint::find(dir).is_some();
-    if has_result && !force {
+    if crate::rundir::RunDir::new(dir).has_result() && !force {
         return Err(usage(format!(
-            "--out {}: already holds a run (final.png or checkpoint); use --resume {} to continue it, \
+            "--out {}: already holds a run ({} or {}); use --resume {} to continue it, \
              --force to overwrite, or another --out",
             dir.display(),
+            crate::rundir::FINAL_PNG,
+            crate::rundir::CHECKPOINT,
             dir.display()
         )));
     }

@@ -41,7 +41,8 @@ impl Format {
 /// The frames of a run directory in step order: `frames/NNNNNN.png`, then `final.png` when it
 /// shows a later state than the last frame.
 pub fn run_frames(run_dir: &Path) -> Result<Vec<PathBuf>> {
-    let frames_dir = run_dir.join("frames");
+    let run = crate::rundir::RunDir::new(run_dir);
+    let frames_dir = run.frames_dir();
     let mut numbered: Vec<(u64, PathBuf)> = match std::fs::read_dir(&frames_dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
@@ -61,15 +62,17 @@ pub fn run_frames(run_dir: &Path) -> Result<Vec<PathBuf>> {
     };
     numbered.sort();
     let mut frames: Vec<PathBuf> = numbered.into_iter().map(|(_, p)| p).collect();
-    let final_png = run_dir.join("final.png");
+    let final_png = run.final_png();
     if final_png.is_file() {
         frames.push(final_png);
     }
     if frames.is_empty() {
         return Err(usage(format!(
-            "{}: no frames (frames/*.png or final.png); is it a vqclip run directory? \
+            "{}: no frames ({}/*.png or {}); is it a vqclip run directory? \
              Runs save a frame every --save-every steps",
-            run_dir.display()
+            run_dir.display(),
+            crate::rundir::FRAMES,
+            crate::rundir::FINAL_PNG
         )));
     }
     Ok(frames)
@@ -119,7 +122,7 @@ pub fn write_video(frames: &[PathBuf], out: &Path, fps: u32, format: Format) -> 
     let hold_last = frames
         .last()
         .and_then(|p| p.file_name())
-        .is_some_and(|n| n == "final.png");
+        .is_some_and(|n| n == crate::rundir::FINAL_PNG);
     if !(1..=120).contains(&fps) {
         return Err(usage(format!(
             "--fps: invalid value {fps}: must be from 1 to 120"
@@ -128,8 +131,9 @@ pub fn write_video(frames: &[PathBuf], out: &Path, fps: u32, format: Format) -> 
     if format == Format::Ffmpeg && !ffmpeg_available() {
         bail!(
             "ffmpeg was not found on PATH, and {} needs it: install ffmpeg (e.g. apt install ffmpeg), \
-             or write a GIF instead (-o video.gif)",
-            out.display()
+             or write a GIF instead (-o {})",
+            out.display(),
+            crate::rundir::VIDEO_GIF
         );
     }
     let images = load_frames(frames)?;

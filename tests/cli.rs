@@ -2,10 +2,12 @@
 //! the run-directory rule, and `doctor`.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use vqclip::cli::GenerateArgs;
+use vqclip::runplan::Request;
 use vqclip::presets;
 use vqclip::runplan::plan;
-use vqclip::settings::{Augment, CutMethod, PartialSettings};
+use vqclip::settings::{
+    Augment, CutMethod, NumberList, PartialSettings, PromptList, SeedValue, StringList,
+};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
@@ -28,9 +30,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-fn args(prompt: &str) -> GenerateArgs {
-    GenerateArgs {
-        prompt: Some(prompt.into()),
+fn args(prompt: &str) -> Request {
+    Request {
+        flags: PartialSettings {
+            prompts: Some(PromptList::One(prompt.into())),
+            ..Default::default()
+        },
         out: Some(tmp_dir("plan")),
         ..Default::default()
     }
@@ -64,9 +69,9 @@ fn precedence_defaults_presets_config_flags() {
     // draft preset sets size 128x128, steps 60, cutouts 8; config overrides steps and cutouts;
     // flags override cutouts again.
     let mut a = args("a fox");
-    a.preset = vec!["draft".into()];
+    a.presets = vec!["draft".into()];
     a.config = Some(cfg.clone());
-    a.cutouts = Some(3);
+    a.flags.cutouts = Some(3);
     let s = plan(&a).unwrap().settings;
     assert_eq!((s.size.width, s.steps, s.cutouts), (128, 77, 3));
     assert_eq!(s.seed, vqclip::settings::seed_from_text("hello").unwrap());
@@ -77,7 +82,7 @@ fn precedence_defaults_presets_config_flags() {
 #[test]
 fn style_and_quality_presets_combine() {
     let mut a = args("a fox");
-    a.preset = vec!["watercolor-portrait".into(), "draft".into()];
+    a.presets = vec!["watercolor-portrait".into(), "draft".into()];
     let s = plan(&a).unwrap().settings;
     assert!(
         s.prompts[0]
@@ -116,9 +121,9 @@ fn every_preset_parses_validates_and_round_trips() {
 #[test]
 fn settings_round_trip_through_toml() {
     let mut a = args("a:2|b c:-1:-0.5");
-    a.lr_drops = Some("50,80".into());
-    a.loss = Some("tv:0.5,symmetry:1".into());
-    a.seed = Some("12345".into());
+    a.flags.lr_drops = Some(NumberList::Text("50,80".into()));
+    a.flags.loss = Some(StringList::One("tv:0.5,symmetry:1".into()));
+    a.flags.seed = Some(SeedValue::Text("12345".into()));
     let s = plan(&a).unwrap().settings;
     let text = s.to_toml().unwrap();
     let back = PartialSettings::from_toml(&text, Path::new("x.toml"))
@@ -281,7 +286,7 @@ fn user_preset_file() {
     )
     .unwrap();
     let mut a = args("a cow");
-    a.preset = vec![p.to_str().unwrap().into()];
+    a.presets = vec![p.to_str().unwrap().into()];
     let s = plan(&a).unwrap().settings;
     assert_eq!(s.steps, 9);
     assert_eq!(s.prompts[0].text, "a drawing of a cow");
@@ -294,7 +299,7 @@ fn user_preset_file() {
 #[test]
 fn style_preset_applies_to_every_story_phase() {
     let mut a = args("a cow ^ a barn:2");
-    a.preset = vec!["charcoal-sketch".into()];
+    a.presets = vec!["charcoal-sketch".into()];
     let s = plan(&a).unwrap().settings;
     let got: Vec<(String, usize)> = s.prompts.iter().map(|p| (p.to_string(), p.phase)).collect();
     let sketch =

@@ -193,7 +193,7 @@ pub fn load_jobs(
     let (defaults, entries) = match (file, style_frames) {
         (Some(f), None) => read_entries(f)?,
         (None, Some(dir)) => {
-            let frames = crate::cmd::style_frames::list_frames(dir)?;
+            let frames = crate::image_io::list_frames(dir)?;
             let entries = frames
                 .into_iter()
                 .map(|f| Entry {

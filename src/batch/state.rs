@@ -2,6 +2,7 @@
 //! (`failed.json`), running (a live claim), stopped (a checkpoint, no live claim), or waiting.
 use super::claim::{self, Verdict};
 use crate::generate::checkpoint;
+use crate::rundir::RunDir;
 use std::path::Path;
 
 pub const FAILED: &str = "failed.json";
@@ -29,14 +30,15 @@ impl State {
 
 /// The step the job's checkpoint holds (None without one).
 pub fn checkpoint_step(dir: &Path) -> Option<i64> {
-    checkpoint::find(dir)
+    RunDir::new(dir)
+        .checkpoint()
         .and_then(|c| checkpoint::read_meta(&c).ok())
         .map(|m| m.step)
 }
 
 pub fn of(dir: &Path, steps: i64, stale_after: u64) -> State {
     let step = checkpoint_step(dir);
-    if dir.join("final.png").is_file() && step.is_some_and(|s| s >= steps) {
+    if RunDir::new(dir).final_png().is_file() && step.is_some_and(|s| s >= steps) {
         return State::Done;
     }
     if let Verdict::Live(who) = claim::inspect(dir, stale_after) {

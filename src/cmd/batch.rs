@@ -11,6 +11,7 @@ use crate::batch::state::{self, State};
 use crate::batch::{Job, load_jobs, shard};
 use crate::cli::{BatchArgs, BatchCommand, GenerateArgs};
 use crate::error::{Interrupted, usage};
+use crate::rundir::{Locked, RunDir};
 use crate::settings::PartialSettings;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -128,9 +129,14 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     for (how, list) in rounds {
         for job in list {
             match run_job(job, g, args.stale_after)? {
-                Outcome::AlreadyDone | Outcome::Busy if !how.is_empty() => {}
+                Outcome::AlreadyDone | Outcome::Busy | Outcome::Locked(_) if !how.is_empty() => {}
                 Outcome::AlreadyDone => say(format!("{} already done", job.id)),
                 Outcome::Busy => say(format!("{} is claimed by another worker", job.id)),
+                Outcome::Locked(pid) => say(format!(
+                    "{} is being written by another vqclip{}; skipped",
+                    job.id,
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                )),
                 Outcome::Ran(took) => say(format!(
                     "{how}{} done ({}){}",
                     job.id,
@@ -154,6 +160,8 @@ pub fn run(args: &BatchArgs) -> Result<()> {
 enum Outcome {
     AlreadyDone,
     Busy,
+    /// Its directory is locked by another process (e.g. a `generate --resume` of it).
+    Locked(Option<u32>),
     /// Ran to the end; Some(previous holder) when a stale claim was taken over.
     Ran(Option<String>),
     Failed(String),
@@ -172,6 +180,19 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
         claim.release();
         return Ok(Outcome::AlreadyDone);
     }
+    // The claim keeps other batch workers out; the run directory's lock keeps out everything
+    // else, and is held from the clean-up below to the end of the run.
+    let lock = match RunDir::new(&job.dir).try_lock() {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(Locked { pid })) => {
+            claim.release();
+            return Ok(Outcome::Locked(pid));
+        }
+        Err(e) => {
+            claim.release();
+            return Err(e);
+        }
+    };
     let took = claim.took_over.clone();
     let _ = std::fs::remove_file(job.dir.join(state::FAILED));
     let result = (|| -> Result<()> {
@@ -183,18 +204,19 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
             ..Default::default()
         };
         a.settings.device = g.settings.device.clone();
-        if crate::generate::checkpoint::find(&job.dir).is_some() {
+        let run = RunDir::new(&job.dir);
+        if run.checkpoint().is_some() {
             a.resume = Some(job.dir.clone());
         } else {
             // A start that died before its first checkpoint leaves only a log to throw away.
-            for f in ["log.jsonl", "final.png", "index.html"] {
-                let _ = std::fs::remove_file(job.dir.join(f));
+            for f in [run.log(), run.final_png(), run.page()] {
+                let _ = std::fs::remove_file(f);
             }
-            let _ = std::fs::remove_dir_all(job.dir.join("frames"));
+            let _ = std::fs::remove_dir_all(run.frames_dir());
             a.config = Some(toml);
             a.out = Some(job.dir.clone());
         }
-        crate::cmd::generate::run_single(&a)
+        crate::cmd::generate::run_single_in(&a, Some(lock))
     })();
     match result {
         Ok(()) => {

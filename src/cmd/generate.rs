@@ -1,18 +1,18 @@
 //! `vqclip generate`: resolve settings, pick the run directory, load models, drive the loop,
 //! write frames, the final image, run.toml, log.jsonl and checkpoints; handle Ctrl-C and resume.
 use crate::cli::GenerateArgs;
-use crate::cmd::info::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP};
 use crate::error::{Interrupted, usage};
 use crate::generate::checkpoint::{self, WeightFile};
-use crate::generate::engine::{Generator, Models, StepRecord};
+use crate::generate::engine::{Generator, Models};
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
 use crate::report::run_page::Status;
+use crate::rundir::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP, RunDir, RunLock};
 use crate::settings::{DrawerKind, Settings};
 use crate::weights::registry::{self, ModelKind};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// How often pending loss values are copied to the host when no save is due.
@@ -39,11 +39,9 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
     a.dry_run = false;
     if let Some(dir) = &args.style_frames {
         a.style_frames = None;
-        a.settings.init_image = crate::cmd::style_frames::list_frames(dir)?
-            .into_iter()
-            .next();
+        a.settings.init_image = crate::image_io::list_frames(dir)?.into_iter().next();
     }
-    let plan = crate::runplan::plan(&a)?;
+    let plan = crate::runplan::plan(&a.request())?;
     let mut out = String::from("# vqclip generate --dry-run: nothing was written\n");
     out.push_str(&format!("# run directory: {}\n", plan.run_dir.display()));
     out.push_str(&format!("# drawer: {}\n", plan.settings.drawer));
@@ -130,11 +128,12 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
         )));
     }
     if args.resume.is_some() {
-        return Err(usage(
-            "--count cannot be combined with --resume: resume each seed-<n> directory on its own",
-        ));
+        return Err(usage(format!(
+            "--count cannot be combined with --resume: resume each {}<n> directory on its own",
+            crate::rundir::SEED_PREFIX
+        )));
     }
-    let base = crate::runplan::plan(args)?;
+    let base = crate::runplan::plan(&args.request())?;
     let mut variants = Vec::with_capacity(count as usize);
     for i in 0..count as u64 {
         let seed = base.settings.seed.checked_add(i).ok_or_else(|| {
@@ -146,8 +145,13 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
         let mut a = args.clone();
         a.count = None;
         a.settings.seed = Some(seed.to_string());
-        a.out = Some(base.run_dir.join(format!("seed-{seed}")));
-        crate::runplan::plan(&a)?;
+        a.out = Some(
+            RunDir::new(&base.run_dir)
+                .seed_member(seed)
+                .path()
+                .to_path_buf(),
+        );
+        crate::runplan::plan(&a.request())?;
         variants.push(a);
     }
     for a in &variants {
@@ -158,7 +162,12 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
 
 /// One run: plan, load, optimize, save (no --count or --style-frames handling).
 pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
-    let plan = crate::runplan::plan(args)?;
+    run_single_in(args, None)
+}
+
+/// [`run_single`] in a run directory the caller may already hold (a batch job clears it first).
+pub(crate) fn run_single_in(args: &GenerateArgs, held: Option<RunLock>) -> Result<()> {
+    let plan = crate::runplan::plan(&args.request())?;
     let quiet = args.quiet;
     let device = crate::device::parse_device(&plan.settings.device)?;
     let fetch = args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1");
@@ -171,15 +180,35 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
         device,
         true,
     )?;
+    let run = RunDir::new(&plan.run_dir);
+    // This process alone writes the directory from here on. The plan's look at it came before
+    // anyone held it, so the never-overwrite rule is checked again now: two racing runs cannot
+    // both pass.
+    let _lock = match held {
+        Some(l) => l,
+        None => run.lock(if plan.resume { "--resume" } else { "--out" })?,
+    };
+    if !plan.resume {
+        crate::runplan::check_run_dir(&plan.run_dir, args.force)?;
+    }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
-        let ckpt = checkpoint::find(&plan.run_dir).context("checkpoint vanished")?;
+        let ckpt = run.checkpoint().context("checkpoint vanished")?;
         let state = checkpoint::load(&ckpt)?;
+        // Another resume may have gone further since the plan looked.
+        if state.meta.step > plan.settings.steps {
+            return Err(usage(format!(
+                "--steps {}: the run in {} has already done {} steps",
+                plan.settings.steps,
+                plan.run_dir.display(),
+                state.meta.step
+            )));
+        }
         check_weights(&state.meta.weights, generator.weights())?;
-        trim_log(&plan.run_dir, state.meta.step)?;
+        run.trim_log(state.meta.step)?;
         generator.restore(state)?;
     }
-    std::fs::create_dir_all(plan.run_dir.join("frames"))
+    std::fs::create_dir_all(run.frames_dir())
         .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
     write_run_toml(&plan.run_dir, &generator)?;
     let page = RunPage::new(&plan.run_dir, quiet);
@@ -191,11 +220,7 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
 
     crate::interrupt::requested(); // installs the handler before the first step
     let bar = progress_bar(quiet, generator.settings.steps, generator.step);
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(plan.run_dir.join("log.jsonl"))
-        .context("cannot open log.jsonl")?;
+    let mut log = run.open_log()?;
     let total = generator.settings.steps;
     let (started, first_step) = (std::time::Instant::now(), generator.step);
     let save_every = generator.settings.save_every;
@@ -209,14 +234,14 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
             let stop = crate::interrupt::requested();
             if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
                 let records = generator.flush()?;
-                write_log(&mut log, &records)?;
+                log.append(&records)?;
                 if let Some(last) = records.last() {
                     bar.set_message(format!("loss {:.4}", last.loss));
                 }
             }
             bar.set_position(step as u64);
             if save_now || stop {
-                let frame = plan.run_dir.join("frames").join(format!("{step:06}.png"));
+                let frame = run.frame(step);
                 save_image(&generator, &frame)?;
                 // The frame shows the image before the move; the checkpoint holds the state after it.
                 if zoom_now {
@@ -242,10 +267,10 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     bar.finish_and_clear();
     match outcome {
         Ok(true) => {
-            let final_png = plan.run_dir.join("final.png");
+            let final_png = run.final_png();
             save_image(&generator, &final_png)?;
             if generator.settings.tile {
-                save_tiled_preview(&final_png, &plan.run_dir.join("tiled.png"))?;
+                save_tiled_preview(&final_png, &run.tiled_png())?;
             }
             // A zoom due at the last step is applied to the saved state, so `--resume --steps`
             // continues exactly as a longer run would have.
@@ -293,7 +318,8 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
                 step: generator.step,
                 message: format!("{e:#}"),
             });
-            let kept = checkpoint::find(&plan.run_dir)
+            let kept = run
+                .checkpoint()
                 .map(|_| {
                     format!(
                         "; the last good checkpoint is in {} (resume with --resume)",
@@ -334,34 +360,6 @@ impl RunPage {
             eprintln!("vqclip: warning: cannot write the run page: {e:#}");
         }
     }
-}
-
-/// Drops log lines past the checkpoint's step (a kill -9 after the last save logged steps that
-/// the resumed run does again), so log.jsonl holds each step once.
-fn trim_log(run_dir: &Path, step: i64) -> Result<()> {
-    let path = run_dir.join("log.jsonl");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let keep: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["step"].as_i64())
-                .is_some_and(|s| s <= step)
-        })
-        .collect();
-    if keep.len() == text.lines().count() {
-        return Ok(());
-    }
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut body = keep.join("\n");
-    if !body.is_empty() {
-        body.push('\n');
-    }
-    std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The closing line on stderr: steps, time, speed and peak memory (the anchors print none).
@@ -425,14 +423,6 @@ fn progress_bar(quiet: bool, total: i64, done: i64) -> ProgressBar {
     bar
 }
 
-fn write_log(log: &mut std::fs::File, records: &[StepRecord]) -> Result<()> {
-    for r in records {
-        let line = serde_json::to_string(r).context("cannot serialize log line")?;
-        writeln!(log, "{line}").context("cannot write log.jsonl")?;
-    }
-    Ok(())
-}
-
 /// `--tile`: the final image repeated 2x2, to check the seams by eye.
 fn save_tiled_preview(final_png: &Path, out: &Path) -> Result<()> {
     let img = crate::image_io::load_rgb(final_png)?;
@@ -490,8 +480,8 @@ fn write_run_toml(dir: &Path, generator: &Generator) -> Result<()> {
     );
     text.push('\n');
     text.push_str(&toml::to_string(&table).context("cannot serialize run info")?);
-    std::fs::write(dir.join("run.toml"), text)
-        .with_context(|| format!("cannot write {}", dir.join("run.toml").display()))
+    let path = RunDir::new(dir).run_toml();
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn check_weights(saved: &[WeightFile], now: &[WeightFile]) -> Result<()> {

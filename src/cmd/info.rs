@@ -2,14 +2,8 @@
 //! state of a run directory (finished or where it stopped, last loss, how to continue).
 use crate::cli::InfoArgs;
 use crate::image_io::read_png_text;
+use crate::rundir::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP, RunDir};
 use anyhow::{Context, Result, bail};
-
-/// The PNG text keys vqclip writes.
-pub const KEY_SETTINGS: &str = "vqclip:settings";
-pub const KEY_PROMPT: &str = "vqclip:prompt";
-pub const KEY_SEED: &str = "vqclip:seed";
-pub const KEY_STEP: &str = "vqclip:step";
-pub const KEY_SOFTWARE: &str = "Software";
 
 pub fn run(args: &InfoArgs) -> Result<()> {
     if args.image.is_dir() {
@@ -55,7 +49,8 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 /// the settings.
 fn run_dir_info(dir: &std::path::Path) -> Result<()> {
     use crate::generate::checkpoint;
-    let Some(ckpt) = checkpoint::find(dir) else {
+    let run = RunDir::new(dir);
+    let Some(ckpt) = run.checkpoint() else {
         return Err(crate::error::usage(format!(
             "{}: not a vqclip run directory (no checkpoint/); give a run directory or a PNG",
             dir.display()
@@ -63,7 +58,7 @@ fn run_dir_info(dir: &std::path::Path) -> Result<()> {
     };
     let meta = checkpoint::read_meta(&ckpt)?;
     let total = meta.settings.steps.unwrap_or(meta.step);
-    let finished = dir.join("final.png").is_file() && meta.step >= total;
+    let finished = run.final_png().is_file() && meta.step >= total;
     let mut out = format!("# run: {}\n", dir.display());
     out.push_str(&format!("# vqclip: {}\n", meta.vqclip_version));
     if finished {
@@ -79,16 +74,13 @@ fn run_dir_info(dir: &std::path::Path) -> Result<()> {
             dir.display()
         ));
     }
-    let last = std::fs::read_to_string(dir.join("log.jsonl"))
-        .ok()
-        .and_then(|t| t.lines().last().map(str::to_string))
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok());
-    if let Some(v) = last
-        && let (Some(step), Some(loss)) = (v["step"].as_i64(), v["loss"].as_f64())
-    {
-        out.push_str(&format!("# last logged loss: {loss:.4} (step {step})\n"));
+    if let Some(last) = run.read_log().last() {
+        out.push_str(&format!(
+            "# last logged loss: {:.4} (step {})\n",
+            last.loss, last.step
+        ));
     }
-    let frames = std::fs::read_dir(dir.join("frames"))
+    let frames = std::fs::read_dir(run.frames_dir())
         .map(|rd| rd.filter_map(|e| e.ok()).count())
         .unwrap_or(0);
     out.push_str(&format!("# frames: {frames}\n"));

@@ -8,31 +8,10 @@
 //! Running the same command again skips the frames already done.
 use crate::cli::GenerateArgs;
 use crate::error::usage;
+use crate::image_io::list_frames;
+use crate::rundir::RunDir;
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
-
-/// The frames of `dir`: its image files (not subfolders), sorted by name.
-pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| {
-        usage(format!(
-            "--style-frames {}: cannot read the folder: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut frames: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && crate::clip_tasks::scan::is_image_path(p))
-        .collect();
-    frames.sort();
-    if frames.is_empty() {
-        return Err(usage(format!(
-            "--style-frames {}: no images (png, jpg, webp, gif, bmp, tiff) in that folder",
-            dir.display()
-        )));
-    }
-    Ok(frames)
-}
+use std::path::Path;
 
 /// Runs every frame with `run_one` (`generate`'s single run, passed in so this module needs
 /// nothing from its caller).
@@ -62,29 +41,31 @@ pub fn run(
     base_args.style_frames = None;
     base_args.video = false;
     base_args.settings.init_image = Some(frames[0].clone());
-    let base = crate::runplan::plan(&base_args)?;
+    let base = crate::runplan::plan(&base_args.request())?;
     // Same seed for every frame (drawn once when not given).
     base_args.settings.seed = Some(base.settings.seed.to_string());
-    let run_dir = base.run_dir;
-    let out_frames = run_dir.join("frames");
+    let run = RunDir::new(&base.run_dir);
+    let out_frames = run.frames_dir();
     let mut jobs = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
-        let target = out_frames.join(format!("{:06}.png", i + 1));
-        if target.exists() {
-            continue; // done in an earlier invocation
-        }
+        let target = run.frame(i as i64 + 1);
         let name = frame
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("{i}"));
         let mut a = base_args.clone();
         a.settings.init_image = Some(frame.clone());
-        a.out = Some(run_dir.join("runs").join(format!("{:06}-{name}", i + 1)));
+        a.out = Some(run.style_run(i + 1, &name).path().to_path_buf());
         // The sub-run directories are this command's own: an interrupted one starts again.
         a.force = true;
-        crate::runplan::plan(&a)?;
+        crate::runplan::plan(&a.request())?;
         jobs.push((a, target));
     }
+    // Every frame is planned (nothing written yet); from here this process alone writes the
+    // folder, so which frames are done is decided under the lock. Each sub-run locks its own.
+    let _lock = run.lock("--out")?;
+    // done in an earlier invocation
+    jobs.retain(|(_, target)| !target.exists());
     std::fs::create_dir_all(&out_frames)
         .with_context(|| format!("cannot create {}", out_frames.display()))?;
     let total = frames.len();
@@ -104,8 +85,8 @@ pub fn run(
         let result = a
             .out
             .as_ref()
-            .context("sub-run without a directory")?
-            .join("final.png");
+            .map(|d| RunDir::new(d).final_png())
+            .context("sub-run without a directory")?;
         let tmp = target.with_extension("png.tmp");
         std::fs::copy(&result, &tmp)
             .and_then(|_| std::fs::rename(&tmp, target))
@@ -113,7 +94,7 @@ pub fn run(
     }
     println!("{}", out_frames.display());
     if args.video {
-        let video = super::video::make(&run_dir, None, None, true, args.quiet)?;
+        let video = super::video::make(run.path(), None, None, true, args.quiet)?;
         println!("{}", video.display());
     }
     Ok(())

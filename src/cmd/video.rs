@@ -1,6 +1,7 @@
 //! `vqclip video RUN_DIR`: the run's frames as an MP4 (ffmpeg) or GIF.
 use crate::cli::VideoArgs;
 use crate::error::usage;
+use crate::rundir::RunDir;
 use crate::video::{self, Format};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -29,12 +30,12 @@ pub fn make(
     let frames = video::run_frames(run_dir)?;
     let out = match out {
         Some(p) => p.to_path_buf(),
-        None if video::ffmpeg_available() => run_dir.join("video.mp4"),
+        None if video::ffmpeg_available() => RunDir::new(run_dir).video_mp4(),
         None => {
             if !quiet {
                 eprintln!("vqclip: ffmpeg not found on PATH; writing a GIF instead of an MP4");
             }
-            run_dir.join("video.gif")
+            RunDir::new(run_dir).video_gif()
         }
     };
     let format = Format::from_path(&out)?;

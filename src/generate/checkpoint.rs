@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 pub const FORMAT_VERSION: u32 = 1;
-pub const DIR: &str = "checkpoint";
+/// The names live with the rest of the run directory's (`crate::rundir`).
+pub const DIR: &str = crate::rundir::CHECKPOINT;
 
 /// A weight file a run used, to detect a changed file on resume.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,8 +48,8 @@ pub struct State {
 
 pub fn save(run_dir: &Path, state: &State) -> Result<()> {
     let dir = run_dir.join(DIR);
-    let tmp = run_dir.join("checkpoint.tmp");
-    let old = run_dir.join("checkpoint.old");
+    let tmp = run_dir.join(crate::rundir::CHECKPOINT_TMP);
+    let old = run_dir.join(crate::rundir::CHECKPOINT_OLD);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
@@ -95,7 +96,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The checkpoint directory of a run: `checkpoint/`, or `checkpoint.old/` if a kill hit the swap.
 pub fn find(run_dir: &Path) -> Option<PathBuf> {
-    ["checkpoint", "checkpoint.old"]
+    [DIR, crate::rundir::CHECKPOINT_OLD]
         .iter()
         .map(|d| run_dir.join(d))
         .find(|d| d.join("meta.toml").is_file() && d.join("state.safetensors").is_file())

@@ -16,6 +16,7 @@ pub use super::rng::step_rng;
 pub use crate::image_io::resize_cover;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
+use crate::rundir::StepRecord;
 use crate::settings::{Precision, Settings};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
@@ -46,21 +47,6 @@ struct PendingLog {
     seconds: f64,
     /// [total, prompt terms..., image prompt terms..., extra losses...]
     terms: Tensor,
-}
-
-/// A flushed log line.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StepRecord {
-    pub step: i64,
-    pub loss: f64,
-    pub prompts: Vec<f64>,
-    pub image_prompts: Vec<f64>,
-    pub noise_prompts: Vec<f64>,
-    pub extra: Vec<f64>,
-    /// The palette pull term (0 without `--palette`).
-    pub palette: f64,
-    pub lr: f64,
-    pub seconds: f64,
 }
 
 pub struct Generator {

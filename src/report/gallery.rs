@@ -4,6 +4,7 @@
 //! (`runs/`) show as groups. A directory that is not a readable run is listed as such.
 use super::html::{esc, href, page, write_atomic};
 use super::run_page;
+use crate::rundir::RunDir;
 use anyhow::{Context, Result};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -28,10 +29,11 @@ fn modified(p: &Path) -> Option<SystemTime> {
 }
 
 fn is_run(dir: &Path) -> bool {
-    ["run.toml", "log.jsonl", "final.png"]
+    let run = RunDir::new(dir);
+    [run.run_toml(), run.log(), run.final_png()]
         .iter()
-        .any(|f| dir.join(f).is_file())
-        || crate::generate::checkpoint::find(dir).is_some()
+        .any(|f| f.is_file())
+        || run.checkpoint().is_some()
 }
 
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
@@ -49,18 +51,20 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 
 /// What the files of a run directory say about it.
 pub fn run_card(dir: &Path) -> Card {
-    let log = run_page::read_log(dir);
+    let run = RunDir::new(dir);
+    let log = run.read_log();
     let settings = run_page::settings(dir);
-    let ckpt = crate::generate::checkpoint::find(dir)
+    let ckpt = run
+        .checkpoint()
         .and_then(|c| crate::generate::checkpoint::read_meta(&c).ok());
     let steps_done = ckpt
         .as_ref()
         .map(|m| m.step)
-        .or_else(|| log.last().map(|l| l.step as i64))
+        .or_else(|| log.last().map(|l| l.step))
         .unwrap_or(0);
     let total = settings.as_ref().map(|s| s.steps);
-    let finished = dir.join("final.png").is_file() && total.is_none_or(|t| steps_done >= t);
-    let recent = modified(&dir.join("log.jsonl"))
+    let finished = run.final_png().is_file() && total.is_none_or(|t| steps_done >= t);
+    let recent = modified(&run.log())
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|e| e.as_secs() < 30);
     let status = if finished {
@@ -79,7 +83,7 @@ pub fn run_card(dir: &Path) -> Card {
                 let _ = write!(detail, " · {}", s.presets.join(", "));
             }
         }
-        None => problem = Some("run.toml missing or unreadable".to_string()),
+        None => problem = Some(format!("{} missing or unreadable", crate::rundir::RUN_TOML)),
     }
     if let Some(l) = log.last() {
         let _ = write!(detail, " · loss {:.4}", l.loss);
@@ -93,7 +97,7 @@ pub fn run_card(dir: &Path) -> Card {
         detail,
         status,
         image: run_page::latest_image(dir),
-        time: modified(&dir.join("log.jsonl")).or_else(|| modified(dir)),
+        time: modified(&run.log()).or_else(|| modified(dir)),
         members: Vec::new(),
         problem,
     }
@@ -107,11 +111,11 @@ fn group_card(dir: &Path, members: Vec<PathBuf>, kind: &str) -> Card {
     card.problem = None;
     if kind == "style frames" {
         // the restyled sequence's last frame is the face
-        card.image = run_page::frames(dir).pop().or(card.image);
+        card.image = RunDir::new(dir).frames().pop().or(card.image);
     }
     card.time = members
         .iter()
-        .filter_map(|m| modified(&m.join("log.jsonl")))
+        .filter_map(|m| modified(&RunDir::new(m).log()))
         .max()
         .or(card.time);
     card.members = members
@@ -131,16 +135,17 @@ fn group_card(dir: &Path, members: Vec<PathBuf>, kind: &str) -> Card {
 pub fn cards(root: &Path) -> Vec<Card> {
     let mut out = Vec::new();
     for dir in subdirs(root) {
-        let seeds: Vec<PathBuf> = subdirs(&dir)
+        let group = RunDir::new(&dir);
+        let seeds: Vec<PathBuf> = group
+            .seed_members()
             .into_iter()
-            .filter(|d| {
-                d.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
-                    && is_run(d)
-            })
+            .map(|r| r.path().to_path_buf())
+            .filter(|d| is_run(d))
             .collect();
-        let styled: Vec<PathBuf> = subdirs(&dir.join("runs"))
+        let styled: Vec<PathBuf> = group
+            .style_runs()
             .into_iter()
+            .map(|r| r.path().to_path_buf())
             .filter(|d| is_run(d))
             .collect();
         if is_run(&dir) {
@@ -149,9 +154,12 @@ pub fn cards(root: &Path) -> Vec<Card> {
             out.push(group_card(&dir, seeds, "count"));
         } else if !styled.is_empty() {
             out.push(group_card(&dir, styled, "style frames"));
-        } else if dir.join("frames").is_dir() || dir.join("checkpoint.tmp").is_dir() {
+        } else if group.frames_dir().is_dir() || dir.join(crate::rundir::CHECKPOINT_TMP).is_dir() {
             let mut c = run_card(&dir);
-            c.problem = Some("partial run directory (no run.toml, log or checkpoint)".into());
+            c.problem = Some(format!(
+                "partial run directory (no {}, log or checkpoint)",
+                crate::rundir::RUN_TOML
+            ));
             out.push(c);
         }
     }
@@ -182,9 +190,9 @@ pub fn render(root: &Path) -> String {
     );
     for c in &cards {
         let link = if c.members.is_empty() {
-            rel(&c.dir.join("index.html"))
+            rel(&RunDir::new(&c.dir).page())
         } else {
-            rel(&c.members[0].1.join("index.html"))
+            rel(&RunDir::new(&c.members[0].1).page())
         };
         let _ = write!(
             body,
@@ -222,7 +230,7 @@ pub fn render(root: &Path) -> String {
                 let _ = write!(
                     body,
                     "<a href=\"{}\">{}</a> ",
-                    rel(&m.join("index.html")),
+                    rel(&RunDir::new(m).page()),
                     esc(label)
                 );
             }
@@ -251,7 +259,8 @@ pub fn write(root: &Path) -> Result<PathBuf> {
             root.display()
         )));
     }
-    let out = root.join("index.html");
+    // The gallery's page has the run page's name, so a folder of runs opens the same way.
+    let out = root.join(crate::rundir::PAGE);
     write_atomic(&out, &render(root)).context("cannot write the gallery")?;
     Ok(out)
 }

@@ -3,6 +3,7 @@
 //! there is one. Rewritten atomically at every save; while the run goes on it reloads itself.
 use super::html::{esc, href, page, write_atomic};
 use super::plot::{self, Series};
+use crate::rundir::{RUN_TOML, RunDir, StepRecord, VIDEO_GIF, VIDEO_MP4};
 use crate::settings::Settings;
 use anyhow::Result;
 use std::fmt::Write;
@@ -34,47 +35,9 @@ pub enum Status {
     },
 }
 
-/// One line of log.jsonl, as the page needs it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct LogLine {
-    pub step: f64,
-    pub loss: f64,
-    pub prompts: Vec<f64>,
-    pub image_prompts: Vec<f64>,
-    pub noise_prompts: Vec<f64>,
-    pub extra: Vec<f64>,
-    pub palette: f64,
-}
-
-/// The lines of `log.jsonl` that parse (a line being written may be cut off).
-pub fn read_log(run_dir: &Path) -> Vec<LogLine> {
-    std::fs::read_to_string(run_dir.join("log.jsonl"))
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `frames/*.png`, in step order (the names are zero-padded steps).
-pub fn frames(run_dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(run_dir.join("frames"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "png"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// The run's settings from its run.toml (None when missing or unreadable).
 pub fn settings(run_dir: &Path) -> Option<Settings> {
-    let path = run_dir.join("run.toml");
+    let path = RunDir::new(run_dir).run_toml();
     let p = crate::runplan::read_config(&path).ok()?;
     let mut s = p.resolve().ok()?;
     // read_config drops the presets record (a --config must not apply them again); show it here.
@@ -93,24 +56,25 @@ pub fn settings(run_dir: &Path) -> Option<Settings> {
 
 /// The image that best shows the run now: final.png, else the newest frame.
 pub fn latest_image(run_dir: &Path) -> Option<PathBuf> {
-    let f = run_dir.join("final.png");
+    let run = RunDir::new(run_dir);
+    let f = run.final_png();
     if f.is_file() {
         return Some(f);
     }
-    frames(run_dir).pop()
+    run.frames().pop()
 }
 
-fn series(log: &[LogLine], s: Option<&Settings>) -> Vec<Series> {
-    let col = |f: &dyn Fn(&LogLine) -> Option<f64>| -> Vec<(f64, f64)> {
+fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
+    let col = |f: &dyn Fn(&StepRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         log.iter()
-            .filter_map(|l| f(l).map(|v| (l.step, v)))
+            .filter_map(|l| f(l).map(|v| (l.step as f64, v)))
             .collect()
     };
     let mut out = vec![Series {
         label: "total".into(),
         points: col(&|l| Some(l.loss)),
     }];
-    let width = |f: &dyn Fn(&LogLine) -> usize| log.iter().map(f).max().unwrap_or(0);
+    let width = |f: &dyn Fn(&StepRecord) -> usize| log.iter().map(f).max().unwrap_or(0);
     let name = |kind: &str, i: usize, named: Option<String>| {
         named.unwrap_or_else(|| format!("{kind} {}", i + 1))
     };
@@ -201,13 +165,13 @@ pub fn duration(seconds: f64) -> String {
 
 /// The settings of run.toml as a table (the `[run]` provenance included, as TOML).
 fn settings_table(run_dir: &Path) -> String {
-    let text = match std::fs::read_to_string(run_dir.join("run.toml")) {
+    let text = match std::fs::read_to_string(RunDir::new(run_dir).run_toml()) {
         Ok(t) => t,
-        Err(_) => return "<p class=\"muted\">run.toml not written yet.</p>".into(),
+        Err(_) => return format!("<p class=\"muted\">{RUN_TOML} not written yet.</p>"),
     };
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
-        Err(e) => return format!("<p class=\"bad\">run.toml: {}</p>", esc(&e.to_string())),
+        Err(e) => return format!("<p class=\"bad\">{RUN_TOML}: {}</p>", esc(&e.to_string())),
     };
     let mut out = String::from("<table id=\"settings\">");
     for (k, v) in &table {
@@ -234,8 +198,9 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
         .map(|s| s.prompt_line())
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "vqclip run".into());
-    let log = read_log(run_dir);
-    let frames = frames(run_dir);
+    let run = RunDir::new(run_dir);
+    let log = run.read_log();
+    let frames = run.frames();
     let rel = |p: &Path| href(p.strip_prefix(run_dir).unwrap_or(p));
     let mut body = status_html(status, run_dir);
     if let Some(s) = &settings {
@@ -294,10 +259,10 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
         body.push_str("</div>");
     }
     body.push_str("</section>");
-    for v in ["video.mp4", "video.gif"] {
+    for v in [VIDEO_MP4, VIDEO_GIF] {
         let p = run_dir.join(v);
         if p.is_file() {
-            let tag = if v.ends_with(".mp4") {
+            let tag = if v == VIDEO_MP4 {
                 format!(
                     "<video controls src=\"{}\" style=\"max-width:512px\"></video>",
                     href(Path::new(v))
@@ -319,7 +284,7 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
     let _ = write!(
         body,
         "<section><h2>Repeat this run</h2><pre>vqclip generate --config {} --out NEW_DIR</pre></section>",
-        esc(&run_dir.join("run.toml").display().to_string())
+        esc(&run.run_toml().display().to_string())
     );
     let _ = write!(
         body,
@@ -343,5 +308,5 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
 
 /// Writes `run_dir/index.html`.
 pub fn write(run_dir: &Path, status: &Status) -> Result<()> {
-    write_atomic(&run_dir.join("index.html"), &render(run_dir, status))
+    write_atomic(&RunDir::new(run_dir).page(), &render(run_dir, status))
 }

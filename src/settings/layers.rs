@@ -70,7 +70,7 @@ pub fn read_config(path: &Path) -> Result<PartialSettings> {
         let chunks = crate::image_io::read_png_text(path)?;
         match chunks
             .into_iter()
-            .find(|(k, _)| k == crate::cmd::info::KEY_SETTINGS)
+            .find(|(k, _)| k == crate::rundir::KEY_SETTINGS)
         {
             Some((_, v)) => v,
             None => {
