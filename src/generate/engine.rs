@@ -13,10 +13,11 @@ use super::grad::clamp_grad_mask;
 use super::losses;
 use super::optim::Optimizer;
 pub use super::rng::step_rng;
+use crate::device::{self, ModelRole};
 pub use crate::image_io::resize_cover;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
-use crate::settings::{Precision, Settings};
+use crate::settings::Settings;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
@@ -92,7 +93,6 @@ impl Generator {
             clips,
             weights,
         } = models;
-        let compute_kind = compute_kind(settings.precision, device);
         let tokenizer = Tokenizer::new()?;
         let texts: Vec<String> = settings.prompts.iter().map(|p| p.text.clone()).collect();
         let mut perceptors = Vec::new();
@@ -114,14 +114,8 @@ impl Generator {
                 Tensor::cat(&parts, 0)
             };
             // Text targets are computed once in f32; only the per-step image path runs in low precision.
-            // A ResNet tower stays f32 on the CPU under `auto`: its bf16 path there measured 6x
-            // slower than f32 (RN50 in the 256x256x32 loop, 2 cores), unlike the ViTs'.
-            let resnet_on_cpu = clip.config().vision_resnet_layers.is_some() && !device.is_cuda();
-            let kind = if settings.precision == Precision::Auto && resnet_on_cpu {
-                Kind::Float
-            } else {
-                compute_kind
-            };
+            let kind =
+                device::model_kind(settings.precision, device, ModelRole::clip(clip.config()));
             if kind != Kind::Float {
                 clip.to_kind(kind);
             }
@@ -147,7 +141,7 @@ impl Generator {
                 ip.weight,
             ));
         }
-        let drawer = drawers::build(&settings, vqgan, compute_kind, device)?;
+        let drawer = drawers::build(&settings, vqgan, device)?;
         let z0 = drawer.params().detach().copy();
         let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params());
         let drop_steps = settings.lr_drop_steps();
@@ -466,30 +460,6 @@ impl Generator {
         }
         Ok(out)
     }
-}
-
-/// The dtype of the frozen models' weights for `--precision`. `auto` is bf16 on CUDA and on CPUs
-/// with native bf16 (AMX or AVX512-BF16, where it halves the step time), f32 elsewhere.
-pub fn compute_kind(precision: Precision, device: Device) -> Kind {
-    match precision {
-        Precision::F32 => Kind::Float,
-        Precision::Bf16 => Kind::BFloat16,
-        Precision::Auto if device.is_cuda() || cpu_has_native_bf16() => Kind::BFloat16,
-        Precision::Auto => Kind::Float,
-    }
-}
-
-/// Whether this x86 CPU computes bf16 natively (Linux `/proc/cpuinfo` flags).
-pub fn cpu_has_native_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-        s.lines()
-            .filter(|l| l.starts_with("flags"))
-            .take(1)
-            .any(|l| {
-                l.split_whitespace()
-                    .any(|f| f == "amx_bf16" || f == "avx512_bf16")
-            })
-    })
 }
 
 /// Takes a batch's loss term: its share when a step averages `batches` cutout batches is added
