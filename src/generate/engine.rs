@@ -11,7 +11,7 @@ use super::cutouts::{CutoutConfig, CutoutPlan};
 use super::drawers::{self, Drawer};
 use super::grad::clamp_grad_mask;
 use super::losses;
-use super::optim::Optimizer;
+use super::optim::{Optimizer, OptimizerState};
 pub use super::rng::step_rng;
 use crate::device::{self, ModelRole};
 pub use crate::image_io::resize_cover;
@@ -176,6 +176,15 @@ impl Generator {
                 expect
             );
         }
+        // The optimizer checks its state before anything changes.
+        let opt = OptimizerState {
+            m: state.m,
+            v: state.v,
+            vmax: state.vmax,
+            t: state.meta.adam_t,
+            lr: state.meta.lr,
+        };
+        self.opt.restore(opt, self.device)?;
         self.drawer.set_params(
             state
                 .z
@@ -184,34 +193,28 @@ impl Generator {
                 .set_requires_grad(true),
         );
         self.z0 = state.z0.to_device(self.device).detach();
-        self.opt.m = state.m.to_device(self.device);
-        self.opt.v = state.v.to_device(self.device);
-        if let Some(vmax) = state.vmax {
-            self.opt.vmax = Some(vmax.to_device(self.device));
-        }
-        self.opt.t = state.meta.adam_t;
-        self.opt.lr = state.meta.lr;
         self.step = state.meta.step;
         Ok(())
     }
 
     /// The checkpoint state now.
     pub fn state(&self) -> checkpoint::State {
+        let opt = self.opt.state();
         checkpoint::State {
             meta: Meta {
                 format_version: checkpoint::FORMAT_VERSION,
                 vqclip_version: env!("CARGO_PKG_VERSION").to_string(),
                 step: self.step,
-                lr: self.opt.lr,
-                adam_t: self.opt.t,
+                lr: opt.lr,
+                adam_t: opt.t,
                 weights: self.weights.clone(),
                 settings: self.settings.to_partial(),
             },
             z: self.drawer.params().detach(),
             z0: self.z0.shallow_clone(),
-            m: self.opt.m.shallow_clone(),
-            v: self.opt.v.shallow_clone(),
-            vmax: self.opt.vmax.as_ref().map(|t| t.shallow_clone()),
+            m: opt.m,
+            v: opt.v,
+            vmax: opt.vmax,
         }
     }
 
