@@ -10,6 +10,7 @@ use super::checkpoint::{self, Meta, WeightFile};
 use super::cutouts::{CutoutConfig, CutoutPlan};
 use super::drawers::{self, Drawer};
 use super::grad::clamp_grad_mask;
+use super::loss_row::{Layout, LossRow};
 use super::losses;
 use super::optim::{Optimizer, OptimizerState};
 pub use super::rng::step_rng;
@@ -45,7 +46,7 @@ struct PendingLog {
     step: i64,
     lr: f64,
     seconds: f64,
-    /// [total, prompt terms..., image prompt terms..., extra losses...]
+    /// The step's `LossRow`, packed.
     terms: Tensor,
 }
 
@@ -78,6 +79,8 @@ pub struct Generator {
     pub step: i64,
     device: Device,
     pending: Vec<PendingLog>,
+    /// The sections of each step's loss row.
+    layout: Layout,
     weights: Vec<WeightFile>,
     drop_steps: Vec<i64>,
 }
@@ -149,6 +152,13 @@ impl Generator {
             .palette
             .as_ref()
             .map(|(_, colours)| crate::palette::to_tensor(colours, device));
+        let layout = Layout {
+            prompts: settings.prompts.len(),
+            image_prompts: image_prompts.len(),
+            noise_prompts: settings.noise_prompts.len(),
+            extra: settings.losses.len(),
+            palette: palette.is_some(),
+        };
         Ok(Generator {
             settings,
             drawer,
@@ -160,6 +170,7 @@ impl Generator {
             step: 0,
             device,
             pending: Vec::new(),
+            layout,
             weights,
             drop_steps,
         })
@@ -400,16 +411,42 @@ impl Generator {
         self.opt.step(&mut params, &grad_z);
         self.drawer.after_step();
 
-        let mut terms = vec![total];
-        terms.extend(prompt_terms);
-        terms.extend(image_terms);
-        terms.extend(noise_terms);
-        terms.extend(extra_terms.into_iter().map(|t| t.detach()));
+        // The palette pull was summed last among the extra terms.
+        let palette = if self.palette.is_some() {
+            extra_terms.pop()
+        } else {
+            None
+        };
+        let row = LossRow {
+            total,
+            prompts: prompt_terms,
+            image_prompts: image_terms,
+            noise_prompts: noise_terms,
+            extra: extra_terms,
+            palette,
+        };
+        self.log_step(step, started, row)
+    }
+
+    /// Queues the step's loss row for the next `flush` (still on the device) and counts the step.
+    fn log_step(
+        &mut self,
+        step: i64,
+        started: std::time::Instant,
+        row: LossRow<Tensor>,
+    ) -> Result<()> {
+        if row.layout() != self.layout {
+            bail!(
+                "step {step}'s loss row has layout {:?}, the run's is {:?}",
+                row.layout(),
+                self.layout
+            );
+        }
         self.pending.push(PendingLog {
             step,
             lr: self.opt.lr,
             seconds: started.elapsed().as_secs_f64(),
-            terms: Tensor::stack(&terms, 0),
+            terms: row.pack(),
         });
         self.step = step;
         Ok(())
@@ -433,33 +470,16 @@ impl Generator {
         .to_kind(Kind::Double);
         let rows: Vec<Vec<f64>> =
             Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
-        let np = self.settings.prompts.len();
-        let ni = self.settings.image_prompts.len();
-        let nn = self.settings.noise_prompts.len();
-        let has_palette = usize::from(self.palette.is_some());
         let mut out = Vec::new();
-        for (p, row) in pending.iter().zip(rows) {
-            if row.iter().any(|v| !v.is_finite()) {
+        for (p, values) in pending.iter().zip(rows) {
+            let row = LossRow::unpack(self.layout, &values)?;
+            if !row.is_finite() {
                 bail!(
                     "the loss became NaN/infinite at step {} (try a lower --lr or smaller prompt weights)",
                     p.step
                 );
             }
-            out.push(StepRecord {
-                step: p.step,
-                loss: row[0],
-                prompts: row[1..1 + np].to_vec(),
-                image_prompts: row[1 + np..1 + np + ni].to_vec(),
-                noise_prompts: row[1 + np + ni..1 + np + ni + nn].to_vec(),
-                extra: row[1 + np + ni + nn..row.len() - has_palette].to_vec(),
-                palette: if has_palette == 1 {
-                    row[row.len() - 1]
-                } else {
-                    0.0
-                },
-                lr: p.lr,
-                seconds: p.seconds,
-            });
+            out.push(row.record(p.step, p.lr, p.seconds));
         }
         Ok(out)
     }
