@@ -50,6 +50,43 @@ struct PendingLog {
     terms: Tensor,
 }
 
+/// What `Generator::prepare` hands the later stages of a step.
+struct Frame {
+    /// The step's random stream, continued by the cutout draws.
+    rng: ChaCha8Rng,
+    /// The render before the clamp: stage 2 backpropagates through it.
+    x: Tensor,
+    /// `x` clamped to [0, 1] as a detached leaf: stage 1's gradient is taken w.r.t. it.
+    img: Tensor,
+    /// What the cutouts are cut from: `img` in palette colours, tile-shifted.
+    seen: Tensor,
+    /// The palette pull term (`--palette`), until `extra_losses` takes it.
+    palette_pull: Option<Tensor>,
+}
+
+/// One batch's cutouts at one CLIP input side: of the image, and of each image prompt (same draws).
+struct Cutouts {
+    size: i64,
+    image: Tensor,
+    image_prompts: Vec<Tensor>,
+}
+
+/// The CLIP-side terms of a step (detached, summed over the batches) and their image gradient.
+struct ClipTerms {
+    prompts: Vec<Tensor>,
+    image_prompts: Vec<Tensor>,
+    noise_prompts: Vec<Tensor>,
+    grad: Option<Tensor>,
+}
+
+/// The `--loss` terms and the palette pull (with their graphs), their sum and its image gradient.
+struct ExtraTerms {
+    losses: Vec<Tensor>,
+    palette: Option<Tensor>,
+    total: Tensor,
+    grad: Option<Tensor>,
+}
+
 /// A flushed log line.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepRecord {
@@ -261,10 +298,35 @@ impl Generator {
         Ok(())
     }
 
-    /// One optimization step.
+    /// One optimization step, in stages: `prepare` (render), `clip_terms` (stage 1 of the backward,
+    /// batch by batch), `extra_losses`, `apply` (stage 2 and the optimizer) and `log_step`.
     pub fn step(&mut self) -> Result<()> {
         let started = std::time::Instant::now();
         let step = self.step + 1;
+        let mut frame = self.prepare(step);
+        let clip = self.clip_terms(step, &mut frame)?;
+        let extra = self.extra_losses(&frame.img, frame.palette_pull.take())?;
+        let grad = accumulate(clip.grad, extra.grad);
+        let image_total = clip
+            .prompts
+            .iter()
+            .chain(&clip.image_prompts)
+            .chain(&clip.noise_prompts)
+            .fold(extra.total.detach(), |acc, t| acc + t);
+        let total = self.apply(frame, grad, image_total)?;
+        let row = LossRow {
+            total,
+            prompts: clip.prompts,
+            image_prompts: clip.image_prompts,
+            noise_prompts: clip.noise_prompts,
+            extra: extra.losses,
+            palette: extra.palette,
+        };
+        self.log_step(step, started, row)
+    }
+
+    /// The lr drop, the step's random stream, the tile shift, the render and the palette lookup.
+    fn prepare(&mut self, step: i64) -> Frame {
         if self.drop_steps.contains(&step) {
             self.opt.lr /= 10.0;
         }
@@ -290,112 +352,156 @@ impl Generator {
             Some((dy, dx)) => looked_up.roll([dy, dx], [2, 3]),
             None => looked_up,
         };
+        Frame {
+            rng,
+            x,
+            img,
+            seen,
+            palette_pull,
+        }
+    }
 
+    /// Stage 1 of the backward: per cutout batch, every CLIP model's prompt, image-prompt and noise
+    /// terms and their gradient w.r.t. the image, one batch at a time so only one batch of CLIP
+    /// activations is alive.
+    fn clip_terms(&self, step: i64, frame: &mut Frame) -> Result<ClipTerms> {
         let phase = self.settings.phase_at(step);
-        let batches = self.settings.batches;
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let mut prompt_terms: Vec<Tensor> = self.settings.prompts.iter().map(|_| zero()).collect();
-        let mut image_terms: Vec<Tensor> = self.image_prompts.iter().map(|_| zero()).collect();
-        let mut noise_terms: Vec<Tensor> =
-            self.settings.noise_prompts.iter().map(|_| zero()).collect();
-        // Stage 1: gradient of the CLIP-side loss w.r.t. the image, one batch at a time so only
-        // one batch of CLIP activations is alive.
-        let mut g: Option<Tensor> = None;
-        let accumulate = |g: Option<Tensor>, more: Tensor| {
-            Some(match g {
-                Some(a) => a + more,
-                None => more,
-            })
+        let zeros = |n: usize| {
+            (0..n)
+                .map(|_| Tensor::zeros([], (Kind::Float, self.device)))
+                .collect()
         };
-        let (h, w) = (self.settings.size.height, self.settings.size.width);
-        for _ in 0..batches {
+        let mut terms = ClipTerms {
+            prompts: zeros(self.settings.prompts.len()),
+            image_prompts: zeros(self.image_prompts.len()),
+            noise_prompts: zeros(self.settings.noise_prompts.len()),
+            grad: None,
+        };
+        for _ in 0..self.settings.batches {
             let mut batch_terms = Vec::new();
-            // One cutout batch per CLIP input resolution, shared by the models of that resolution
-            // (pixray's cutoutsTable): (resolution, cutouts, image prompts' cutouts).
-            let mut by_resolution: Vec<(i64, Tensor, Vec<Tensor>)> = Vec::new();
+            let mut by_resolution = Vec::new();
             for p in &self.perceptors {
                 let size = p.clip.input_resolution();
-                if !by_resolution.iter().any(|(r, _, _)| *r == size) {
-                    let cfg = CutoutConfig {
-                        method: self.settings.cut_method,
-                        count: self.settings.cutouts,
-                        cut_pow: self.settings.cut_pow,
-                        augments: self.settings.augments.clone(),
-                        size,
-                    };
-                    let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
-                    let ip_cuts = self
-                        .image_prompts
-                        .iter()
-                        .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
-                        .collect();
-                    by_resolution.push((size, plan.apply(&seen), ip_cuts));
-                }
-                let (_, cuts, ip_cuts) = by_resolution
-                    .iter()
-                    .find(|(r, _, _)| *r == size)
-                    .context("cutouts for this resolution")?;
-                let emb = p
-                    .clip
-                    .encode_image(&Clip::normalize(cuts))
-                    .to_kind(Kind::Float);
-                let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
-                for (i, pr) in self.settings.prompts.iter().enumerate() {
-                    if pr.phase != phase {
-                        continue;
-                    }
-                    let target = p.text.narrow(0, i as i64, 1);
-                    let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
-                    record(term, batches, &mut prompt_terms[i], &mut batch_terms);
-                }
-                for (i, ((_, weight), ip_cut)) in self.image_prompts.iter().zip(ip_cuts).enumerate()
-                {
-                    let target = tch::no_grad(|| {
-                        let e = p
-                            .clip
-                            .encode_image(&Clip::normalize(ip_cut))
-                            .to_kind(Kind::Float);
-                        &e / e.norm_scalaropt_dim(2.0, [-1], true)
-                    });
-                    let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
-                    record(term, batches, &mut image_terms[i], &mut batch_terms);
-                }
-                for (i, np) in self.settings.noise_prompts.iter().enumerate() {
-                    let target = p.noise.narrow(0, i as i64, 1);
-                    let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
-                    record(term, batches, &mut noise_terms[i], &mut batch_terms);
-                }
+                let cuts = self.cutouts_for(size, &mut by_resolution, frame)?;
+                self.perceptor_terms(p, cuts, phase, &mut terms, &mut batch_terms);
             }
             let batch_total = sum_terms(&batch_terms, self.device);
             if batch_total.requires_grad() {
-                let gb = Tensor::run_backward(&[&batch_total], &[&img], false, false)
-                    .pop()
-                    .context("no image gradient")?;
-                g = accumulate(g, gb);
+                let gb = image_grad(&batch_total, &frame.img)?;
+                terms.grad = accumulate(terms.grad.take(), Some(gb));
             }
         }
-        let mut extra_terms = Vec::new();
-        for (kind, weight) in &self.settings.losses {
-            extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
+        Ok(terms)
+    }
+
+    /// A batch's cutouts at CLIP input side `size`: one set per resolution, shared by the models of
+    /// that resolution (pixray's cutoutsTable), drawn when the first of them needs it.
+    fn cutouts_for<'a>(
+        &self,
+        size: i64,
+        table: &'a mut Vec<Cutouts>,
+        frame: &mut Frame,
+    ) -> Result<&'a Cutouts> {
+        if !table.iter().any(|c| c.size == size) {
+            let cfg = CutoutConfig {
+                method: self.settings.cut_method,
+                count: self.settings.cutouts,
+                cut_pow: self.settings.cut_pow,
+                augments: self.settings.augments.clone(),
+                size,
+            };
+            let (h, w) = (self.settings.size.height, self.settings.size.width);
+            let plan = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
+            let image_prompts = self
+                .image_prompts
+                .iter()
+                .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
+                .collect();
+            table.push(Cutouts {
+                size,
+                image: plan.apply(&frame.seen),
+                image_prompts,
+            });
         }
-        // Logged after the --loss terms (see `StepRecord::palette`).
-        extra_terms.extend(palette_pull);
-        let extra_total = sum_terms(&extra_terms, self.device);
-        if extra_total.requires_grad() {
-            let ge = Tensor::run_backward(&[&extra_total], &[&img], false, false)
-                .pop()
-                .context("no image gradient")?;
-            g = accumulate(g, ge);
-        }
-        let g = g.unwrap_or_else(|| img.zeros_like());
-        let image_total = prompt_terms
+        table
             .iter()
-            .chain(image_terms.iter())
-            .chain(noise_terms.iter())
-            .fold(extra_total.detach(), |acc, t| acc + t);
-        // Stage 2: ClampWithGrad mask, then through the render into the parameters (plus the init pull).
-        let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
-        let pixel_objective = (&x * &g).sum(Kind::Float);
+            .find(|c| c.size == size)
+            .context("cutouts for this resolution")
+    }
+
+    /// One CLIP model's terms on one batch's cutouts: each term's share of the step is added to its
+    /// logged sum in `terms` and kept, with its graph, in `batch_terms` for the batch's backward.
+    fn perceptor_terms(
+        &self,
+        p: &Perceptor,
+        cuts: &Cutouts,
+        phase: usize,
+        terms: &mut ClipTerms,
+        batch_terms: &mut Vec<Tensor>,
+    ) {
+        let batches = self.settings.batches;
+        let emb = p
+            .clip
+            .encode_image(&Clip::normalize(&cuts.image))
+            .to_kind(Kind::Float);
+        let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
+        for (i, pr) in self.settings.prompts.iter().enumerate() {
+            if pr.phase != phase {
+                continue;
+            }
+            let target = p.text.narrow(0, i as i64, 1);
+            let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+            take_share(term, batches, &mut terms.prompts[i], batch_terms);
+        }
+        let image_prompts = self.image_prompts.iter().zip(&cuts.image_prompts);
+        for (i, ((_, weight), ip_cut)) in image_prompts.enumerate() {
+            let target = tch::no_grad(|| {
+                let e = p
+                    .clip
+                    .encode_image(&Clip::normalize(ip_cut))
+                    .to_kind(Kind::Float);
+                &e / e.norm_scalaropt_dim(2.0, [-1], true)
+            });
+            let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
+            take_share(term, batches, &mut terms.image_prompts[i], batch_terms);
+        }
+        for (i, np) in self.settings.noise_prompts.iter().enumerate() {
+            let target = p.noise.narrow(0, i as i64, 1);
+            let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
+            take_share(term, batches, &mut terms.noise_prompts[i], batch_terms);
+        }
+    }
+
+    /// The `--loss` terms and the palette pull on the image, their sum and its image gradient.
+    fn extra_losses(&self, img: &Tensor, palette: Option<Tensor>) -> Result<ExtraTerms> {
+        let losses: Vec<Tensor> = self
+            .settings
+            .losses
+            .iter()
+            .map(|(kind, weight)| losses::extra_loss(*kind, img) * *weight)
+            .collect();
+        // The palette pull comes after the --loss terms (see `StepRecord::palette`).
+        let total = sum_terms(losses.iter().chain(&palette), self.device);
+        let grad = if total.requires_grad() {
+            Some(image_grad(&total, img)?)
+        } else {
+            None
+        };
+        Ok(ExtraTerms {
+            losses,
+            palette,
+            total,
+            grad,
+        })
+    }
+
+    /// Stage 2: the ClampWithGrad mask on the image gradient, then through the render into the
+    /// parameters (plus the `--init-weight` pull), the optimizer step and the drawer's fix-up.
+    /// Returns the logged total: `image_total` plus the init pull.
+    fn apply(&mut self, frame: Frame, grad: Option<Tensor>, image_total: Tensor) -> Result<Tensor> {
+        let g = grad.unwrap_or_else(|| frame.img.zeros_like());
+        let g = clamp_grad_mask(&frame.x.detach(), &g, 0.0, 1.0);
+        let pixel_objective = (&frame.x * &g).sum(Kind::Float);
         let (z_objective, total) = if self.settings.init_weight > 0.0 {
             let init =
                 losses::init_loss(self.drawer.params(), &self.z0) * self.settings.init_weight;
@@ -410,22 +516,7 @@ impl Generator {
         let mut params = self.drawer.params().shallow_clone();
         self.opt.step(&mut params, &grad_z);
         self.drawer.after_step();
-
-        // The palette pull was summed last among the extra terms.
-        let palette = if self.palette.is_some() {
-            extra_terms.pop()
-        } else {
-            None
-        };
-        let row = LossRow {
-            total,
-            prompts: prompt_terms,
-            image_prompts: image_terms,
-            noise_prompts: noise_terms,
-            extra: extra_terms,
-            palette,
-        };
-        self.log_step(step, started, row)
+        Ok(total)
     }
 
     /// Queues the step's loss row for the next `flush` (still on the device) and counts the step.
@@ -485,9 +576,25 @@ impl Generator {
     }
 }
 
+/// `a + b`, where either may be absent.
+fn accumulate(a: Option<Tensor>, b: Option<Tensor>) -> Option<Tensor> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The gradient of `loss` w.r.t. the image leaf `img` (the graph is freed).
+fn image_grad(loss: &Tensor, img: &Tensor) -> Result<Tensor> {
+    Tensor::run_backward(&[loss], &[img], false, false)
+        .pop()
+        .context("no image gradient")
+}
+
 /// Takes a batch's loss term: its share when a step averages `batches` cutout batches is added
 /// to the logged total in `logged` and kept (with its graph) in `batch_terms` for the backward.
-fn record(term: Tensor, batches: i64, logged: &mut Tensor, batch_terms: &mut Vec<Tensor>) {
+fn take_share(term: Tensor, batches: i64, logged: &mut Tensor, batch_terms: &mut Vec<Tensor>) {
     let term = if batches > 1 {
         term / batches as f64
     } else {
@@ -512,10 +619,10 @@ pub fn noise_direction(seed: u64, dim: i64) -> Vec<f32> {
     v.iter().map(|x| (x / norm) as f32).collect()
 }
 
-/// The sum of `terms` (a 0-d zero when empty).
-fn sum_terms(terms: &[Tensor], device: Device) -> Tensor {
+/// The sum of `terms` in order, from a 0-d zero (the zero when empty).
+fn sum_terms<'a>(terms: impl IntoIterator<Item = &'a Tensor>, device: Device) -> Tensor {
     terms
-        .iter()
+        .into_iter()
         .fold(Tensor::zeros([], (Kind::Float, device)), |acc, t| acc + t)
 }
 
