@@ -5,7 +5,7 @@ pub fn run() -> anyhow::Result<()> {
     println!("vqclip {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch {}", libtorch_version());
     println!("cpu threads: {}", tch::get_num_threads());
-    let bf16 = crate::generate::engine::cpu_has_native_bf16();
+    let bf16 = crate::device::cpu_has_native_bf16();
     println!(
         "cpu bf16: {} (--precision auto on CPU uses {})",
         if bf16 {

@@ -78,9 +78,8 @@ fn dry_run_memory(settings: &Settings) -> String {
         Ok(m) => m,
         Err(e) => return format!("# memory: unknown until the models are present ({e:#})\n"),
     };
-    let kind = crate::generate::engine::compute_kind(settings.precision, device);
     let sizes = model_sizes(&models);
-    let e = memory::estimate(settings, &sizes, kind);
+    let e = memory::estimate(settings, &sizes, device);
     let mut out = format!("# memory: {} on {device:?}\n", e.describe(settings));
     match memory::available(device) {
         Some(avail) => {
@@ -90,7 +89,7 @@ fn dry_run_memory(settings: &Settings) -> String {
                 avail.bytes / (1u64 << 30) as f64
             ));
             // The models were read onto the CPU here: resident in this process only for a CPU run.
-            if let Err(err) = memory::check(settings, &sizes, kind, device, !device.is_cuda()) {
+            if let Err(err) = memory::check(settings, &sizes, device, !device.is_cuda()) {
                 out.push_str(&format!("# memory: WOULD NOT FIT: {err:#}\n"));
             }
         }
@@ -173,13 +172,7 @@ pub(crate) fn run_single_in(args: &GenerateArgs, held: Option<RunLock>) -> Resul
     let fetch = args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1");
     let models = load_models(&plan.settings, device, fetch, quiet)?;
     // Before the run allocates anything: refuse what cannot fit (exit 2) with settings that would.
-    crate::generate::memory::check(
-        &plan.settings,
-        &model_sizes(&models),
-        crate::generate::engine::compute_kind(plan.settings.precision, device),
-        device,
-        true,
-    )?;
+    crate::generate::memory::check(&plan.settings, &model_sizes(&models), device, true)?;
     let run = RunDir::new(&plan.run_dir);
     // This process alone writes the directory from here on. The plan's look at it came before
     // anyone held it, so the never-overwrite rule is checked again now: two racing runs cannot

@@ -10,14 +10,16 @@ use super::checkpoint::{self, Meta, WeightFile};
 use super::cutouts::{CutoutConfig, CutoutPlan};
 use super::drawers::{self, Drawer};
 use super::grad::clamp_grad_mask;
+use super::loss_row::{Layout, LossRow};
 use super::losses;
-use super::optim::Optimizer;
+use super::optim::{Optimizer, OptimizerState};
 pub use super::rng::step_rng;
+use crate::device::{self, ModelRole};
 pub use crate::image_io::resize_cover;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
 use crate::rundir::StepRecord;
-use crate::settings::{Precision, Settings};
+use crate::settings::Settings;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
@@ -45,8 +47,45 @@ struct PendingLog {
     step: i64,
     lr: f64,
     seconds: f64,
-    /// [total, prompt terms..., image prompt terms..., extra losses...]
+    /// The step's `LossRow`, packed.
     terms: Tensor,
+}
+
+/// What `Generator::prepare` hands the later stages of a step.
+struct Frame {
+    /// The step's random stream, continued by the cutout draws.
+    rng: ChaCha8Rng,
+    /// The render before the clamp: stage 2 backpropagates through it.
+    x: Tensor,
+    /// `x` clamped to [0, 1] as a detached leaf: stage 1's gradient is taken w.r.t. it.
+    img: Tensor,
+    /// What the cutouts are cut from: `img` in palette colours, tile-shifted.
+    seen: Tensor,
+    /// The palette pull term (`--palette`), until `extra_losses` takes it.
+    palette_pull: Option<Tensor>,
+}
+
+/// One batch's cutouts at one CLIP input side: of the image, and of each image prompt (same draws).
+struct Cutouts {
+    size: i64,
+    image: Tensor,
+    image_prompts: Vec<Tensor>,
+}
+
+/// The CLIP-side terms of a step (detached, summed over the batches) and their image gradient.
+struct ClipTerms {
+    prompts: Vec<Tensor>,
+    image_prompts: Vec<Tensor>,
+    noise_prompts: Vec<Tensor>,
+    grad: Option<Tensor>,
+}
+
+/// The `--loss` terms and the palette pull (with their graphs), their sum and its image gradient.
+struct ExtraTerms {
+    losses: Vec<Tensor>,
+    palette: Option<Tensor>,
+    total: Tensor,
+    grad: Option<Tensor>,
 }
 
 pub struct Generator {
@@ -63,6 +102,8 @@ pub struct Generator {
     pub step: i64,
     device: Device,
     pending: Vec<PendingLog>,
+    /// The sections of each step's loss row.
+    layout: Layout,
     weights: Vec<WeightFile>,
     drop_steps: Vec<i64>,
 }
@@ -78,7 +119,6 @@ impl Generator {
             clips,
             weights,
         } = models;
-        let compute_kind = compute_kind(settings.precision, device);
         let tokenizer = Tokenizer::new()?;
         let texts: Vec<String> = settings.prompts.iter().map(|p| p.text.clone()).collect();
         let mut perceptors = Vec::new();
@@ -100,14 +140,8 @@ impl Generator {
                 Tensor::cat(&parts, 0)
             };
             // Text targets are computed once in f32; only the per-step image path runs in low precision.
-            // A ResNet tower stays f32 on the CPU under `auto`: its bf16 path there measured 6x
-            // slower than f32 (RN50 in the 256x256x32 loop, 2 cores), unlike the ViTs'.
-            let resnet_on_cpu = clip.config().vision_resnet_layers.is_some() && !device.is_cuda();
-            let kind = if settings.precision == Precision::Auto && resnet_on_cpu {
-                Kind::Float
-            } else {
-                compute_kind
-            };
+            let kind =
+                device::model_kind(settings.precision, device, ModelRole::clip(clip.config()));
             if kind != Kind::Float {
                 clip.to_kind(kind);
             }
@@ -133,7 +167,7 @@ impl Generator {
                 ip.weight,
             ));
         }
-        let drawer = drawers::build(&settings, vqgan, compute_kind, device)?;
+        let drawer = drawers::build(&settings, vqgan, device)?;
         let z0 = drawer.params().detach().copy();
         let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params());
         let drop_steps = settings.lr_drop_steps();
@@ -141,6 +175,13 @@ impl Generator {
             .palette
             .as_ref()
             .map(|p| crate::palette::to_tensor(&p.colours, device));
+        let layout = Layout {
+            prompts: settings.prompts.len(),
+            image_prompts: image_prompts.len(),
+            noise_prompts: settings.noise_prompts.len(),
+            extra: settings.loss.len(),
+            palette: palette.is_some(),
+        };
         Ok(Generator {
             settings,
             drawer,
@@ -152,6 +193,7 @@ impl Generator {
             step: 0,
             device,
             pending: Vec::new(),
+            layout,
             weights,
             drop_steps,
         })
@@ -168,6 +210,15 @@ impl Generator {
                 expect
             );
         }
+        // The optimizer checks its state before anything changes.
+        let opt = OptimizerState {
+            m: state.m,
+            v: state.v,
+            vmax: state.vmax,
+            t: state.meta.adam_t,
+            lr: state.meta.lr,
+        };
+        self.opt.restore(opt, self.device)?;
         self.drawer.set_params(
             state
                 .z
@@ -176,34 +227,28 @@ impl Generator {
                 .set_requires_grad(true),
         );
         self.z0 = state.z0.to_device(self.device).detach();
-        self.opt.m = state.m.to_device(self.device);
-        self.opt.v = state.v.to_device(self.device);
-        if let Some(vmax) = state.vmax {
-            self.opt.vmax = Some(vmax.to_device(self.device));
-        }
-        self.opt.t = state.meta.adam_t;
-        self.opt.lr = state.meta.lr;
         self.step = state.meta.step;
         Ok(())
     }
 
     /// The checkpoint state now.
     pub fn state(&self) -> checkpoint::State {
+        let opt = self.opt.state();
         checkpoint::State {
             meta: Meta {
                 format_version: checkpoint::FORMAT_VERSION,
                 vqclip_version: env!("CARGO_PKG_VERSION").to_string(),
                 step: self.step,
-                lr: self.opt.lr,
-                adam_t: self.opt.t,
+                lr: opt.lr,
+                adam_t: opt.t,
                 weights: self.weights.clone(),
                 settings: self.settings.to_partial(),
             },
             z: self.drawer.params().detach(),
             z0: self.z0.shallow_clone(),
-            m: self.opt.m.shallow_clone(),
-            v: self.opt.v.shallow_clone(),
-            vmax: self.opt.vmax.as_ref().map(|t| t.shallow_clone()),
+            m: opt.m,
+            v: opt.v,
+            vmax: opt.vmax,
         }
     }
 
@@ -239,10 +284,35 @@ impl Generator {
         Ok(())
     }
 
-    /// One optimization step.
+    /// One optimization step, in stages: `prepare` (render), `clip_terms` (stage 1 of the backward,
+    /// batch by batch), `extra_losses`, `apply` (stage 2 and the optimizer) and `log_step`.
     pub fn step(&mut self) -> Result<()> {
         let started = std::time::Instant::now();
         let step = self.step + 1;
+        let mut frame = self.prepare(step);
+        let clip = self.clip_terms(step, &mut frame)?;
+        let extra = self.extra_losses(&frame.img, frame.palette_pull.take())?;
+        let grad = accumulate(clip.grad, extra.grad);
+        let image_total = clip
+            .prompts
+            .iter()
+            .chain(&clip.image_prompts)
+            .chain(&clip.noise_prompts)
+            .fold(extra.total.detach(), |acc, t| acc + t);
+        let total = self.apply(frame, grad, image_total)?;
+        let row = LossRow {
+            total,
+            prompts: clip.prompts,
+            image_prompts: clip.image_prompts,
+            noise_prompts: clip.noise_prompts,
+            extra: extra.losses,
+            palette: extra.palette,
+        };
+        self.log_step(step, started, row)
+    }
+
+    /// The lr drop, the step's random stream, the tile shift, the render and the palette lookup.
+    fn prepare(&mut self, step: i64) -> Frame {
         if self.drop_steps.contains(&step) {
             self.opt.lr /= 10.0;
         }
@@ -268,112 +338,156 @@ impl Generator {
             Some((dy, dx)) => looked_up.roll([dy, dx], [2, 3]),
             None => looked_up,
         };
+        Frame {
+            rng,
+            x,
+            img,
+            seen,
+            palette_pull,
+        }
+    }
 
+    /// Stage 1 of the backward: per cutout batch, every CLIP model's prompt, image-prompt and noise
+    /// terms and their gradient w.r.t. the image, one batch at a time so only one batch of CLIP
+    /// activations is alive.
+    fn clip_terms(&self, step: i64, frame: &mut Frame) -> Result<ClipTerms> {
         let phase = self.settings.phase_at(step);
-        let batches = self.settings.batches;
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let mut prompt_terms: Vec<Tensor> = self.settings.prompts.iter().map(|_| zero()).collect();
-        let mut image_terms: Vec<Tensor> = self.image_prompts.iter().map(|_| zero()).collect();
-        let mut noise_terms: Vec<Tensor> =
-            self.settings.noise_prompts.iter().map(|_| zero()).collect();
-        // Stage 1: gradient of the CLIP-side loss w.r.t. the image, one batch at a time so only
-        // one batch of CLIP activations is alive.
-        let mut g: Option<Tensor> = None;
-        let accumulate = |g: Option<Tensor>, more: Tensor| {
-            Some(match g {
-                Some(a) => a + more,
-                None => more,
-            })
+        let zeros = |n: usize| {
+            (0..n)
+                .map(|_| Tensor::zeros([], (Kind::Float, self.device)))
+                .collect()
         };
-        let (h, w) = (self.settings.size.height, self.settings.size.width);
-        for _ in 0..batches {
+        let mut terms = ClipTerms {
+            prompts: zeros(self.settings.prompts.len()),
+            image_prompts: zeros(self.image_prompts.len()),
+            noise_prompts: zeros(self.settings.noise_prompts.len()),
+            grad: None,
+        };
+        for _ in 0..self.settings.batches {
             let mut batch_terms = Vec::new();
-            // One cutout batch per CLIP input resolution, shared by the models of that resolution
-            // (pixray's cutoutsTable): (resolution, cutouts, image prompts' cutouts).
-            let mut by_resolution: Vec<(i64, Tensor, Vec<Tensor>)> = Vec::new();
+            let mut by_resolution = Vec::new();
             for p in &self.perceptors {
                 let size = p.clip.input_resolution();
-                if !by_resolution.iter().any(|(r, _, _)| *r == size) {
-                    let cfg = CutoutConfig {
-                        method: self.settings.cut_method,
-                        count: self.settings.cutouts,
-                        cut_pow: self.settings.cut_pow,
-                        augments: self.settings.augments.clone(),
-                        size,
-                    };
-                    let plan = CutoutPlan::sample(&cfg, (h, w), &mut rng, self.device);
-                    let ip_cuts = self
-                        .image_prompts
-                        .iter()
-                        .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
-                        .collect();
-                    by_resolution.push((size, plan.apply(&seen), ip_cuts));
-                }
-                let (_, cuts, ip_cuts) = by_resolution
-                    .iter()
-                    .find(|(r, _, _)| *r == size)
-                    .context("cutouts for this resolution")?;
-                let emb = p
-                    .clip
-                    .encode_image(&Clip::normalize(cuts))
-                    .to_kind(Kind::Float);
-                let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
-                for (i, pr) in self.settings.prompts.iter().enumerate() {
-                    if pr.phase != phase {
-                        continue;
-                    }
-                    let target = p.text.narrow(0, i as i64, 1);
-                    let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
-                    record(term, batches, &mut prompt_terms[i], &mut batch_terms);
-                }
-                for (i, ((_, weight), ip_cut)) in self.image_prompts.iter().zip(ip_cuts).enumerate()
-                {
-                    let target = tch::no_grad(|| {
-                        let e = p
-                            .clip
-                            .encode_image(&Clip::normalize(ip_cut))
-                            .to_kind(Kind::Float);
-                        &e / e.norm_scalaropt_dim(2.0, [-1], true)
-                    });
-                    let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
-                    record(term, batches, &mut image_terms[i], &mut batch_terms);
-                }
-                for (i, np) in self.settings.noise_prompts.iter().enumerate() {
-                    let target = p.noise.narrow(0, i as i64, 1);
-                    let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
-                    record(term, batches, &mut noise_terms[i], &mut batch_terms);
-                }
+                let cuts = self.cutouts_for(size, &mut by_resolution, frame)?;
+                self.perceptor_terms(p, cuts, phase, &mut terms, &mut batch_terms);
             }
             let batch_total = sum_terms(&batch_terms, self.device);
             if batch_total.requires_grad() {
-                let gb = Tensor::run_backward(&[&batch_total], &[&img], false, false)
-                    .pop()
-                    .context("no image gradient")?;
-                g = accumulate(g, gb);
+                let gb = image_grad(&batch_total, &frame.img)?;
+                terms.grad = accumulate(terms.grad.take(), Some(gb));
             }
         }
-        let mut extra_terms = Vec::new();
-        for (kind, weight) in &self.settings.loss {
-            extra_terms.push(losses::extra_loss(*kind, &img) * *weight);
+        Ok(terms)
+    }
+
+    /// A batch's cutouts at CLIP input side `size`: one set per resolution, shared by the models of
+    /// that resolution (pixray's cutoutsTable), drawn when the first of them needs it.
+    fn cutouts_for<'a>(
+        &self,
+        size: i64,
+        table: &'a mut Vec<Cutouts>,
+        frame: &mut Frame,
+    ) -> Result<&'a Cutouts> {
+        if !table.iter().any(|c| c.size == size) {
+            let cfg = CutoutConfig {
+                method: self.settings.cut_method,
+                count: self.settings.cutouts,
+                cut_pow: self.settings.cut_pow,
+                augments: self.settings.augments.clone(),
+                size,
+            };
+            let (h, w) = (self.settings.size.height, self.settings.size.width);
+            let plan = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
+            let image_prompts = self
+                .image_prompts
+                .iter()
+                .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
+                .collect();
+            table.push(Cutouts {
+                size,
+                image: plan.apply(&frame.seen),
+                image_prompts,
+            });
         }
-        // Logged after the --loss terms (see `StepRecord::palette`).
-        extra_terms.extend(palette_pull);
-        let extra_total = sum_terms(&extra_terms, self.device);
-        if extra_total.requires_grad() {
-            let ge = Tensor::run_backward(&[&extra_total], &[&img], false, false)
-                .pop()
-                .context("no image gradient")?;
-            g = accumulate(g, ge);
-        }
-        let g = g.unwrap_or_else(|| img.zeros_like());
-        let image_total = prompt_terms
+        table
             .iter()
-            .chain(image_terms.iter())
-            .chain(noise_terms.iter())
-            .fold(extra_total.detach(), |acc, t| acc + t);
-        // Stage 2: ClampWithGrad mask, then through the render into the parameters (plus the init pull).
-        let g = clamp_grad_mask(&x.detach(), &g, 0.0, 1.0);
-        let pixel_objective = (&x * &g).sum(Kind::Float);
+            .find(|c| c.size == size)
+            .context("cutouts for this resolution")
+    }
+
+    /// One CLIP model's terms on one batch's cutouts: each term's share of the step is added to its
+    /// logged sum in `terms` and kept, with its graph, in `batch_terms` for the batch's backward.
+    fn perceptor_terms(
+        &self,
+        p: &Perceptor,
+        cuts: &Cutouts,
+        phase: usize,
+        terms: &mut ClipTerms,
+        batch_terms: &mut Vec<Tensor>,
+    ) {
+        let batches = self.settings.batches;
+        let emb = p
+            .clip
+            .encode_image(&Clip::normalize(&cuts.image))
+            .to_kind(Kind::Float);
+        let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
+        for (i, pr) in self.settings.prompts.iter().enumerate() {
+            if pr.phase != phase {
+                continue;
+            }
+            let target = p.text.narrow(0, i as i64, 1);
+            let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+            take_share(term, batches, &mut terms.prompts[i], batch_terms);
+        }
+        let image_prompts = self.image_prompts.iter().zip(&cuts.image_prompts);
+        for (i, ((_, weight), ip_cut)) in image_prompts.enumerate() {
+            let target = tch::no_grad(|| {
+                let e = p
+                    .clip
+                    .encode_image(&Clip::normalize(ip_cut))
+                    .to_kind(Kind::Float);
+                &e / e.norm_scalaropt_dim(2.0, [-1], true)
+            });
+            let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
+            take_share(term, batches, &mut terms.image_prompts[i], batch_terms);
+        }
+        for (i, np) in self.settings.noise_prompts.iter().enumerate() {
+            let target = p.noise.narrow(0, i as i64, 1);
+            let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
+            take_share(term, batches, &mut terms.noise_prompts[i], batch_terms);
+        }
+    }
+
+    /// The `--loss` terms and the palette pull on the image, their sum and its image gradient.
+    fn extra_losses(&self, img: &Tensor, palette: Option<Tensor>) -> Result<ExtraTerms> {
+        let losses: Vec<Tensor> = self
+            .settings
+            .loss
+            .iter()
+            .map(|(kind, weight)| losses::extra_loss(*kind, img) * *weight)
+            .collect();
+        // The palette pull comes after the --loss terms (see `StepRecord::palette`).
+        let total = sum_terms(losses.iter().chain(&palette), self.device);
+        let grad = if total.requires_grad() {
+            Some(image_grad(&total, img)?)
+        } else {
+            None
+        };
+        Ok(ExtraTerms {
+            losses,
+            palette,
+            total,
+            grad,
+        })
+    }
+
+    /// Stage 2: the ClampWithGrad mask on the image gradient, then through the render into the
+    /// parameters (plus the `--init-weight` pull), the optimizer step and the drawer's fix-up.
+    /// Returns the logged total: `image_total` plus the init pull.
+    fn apply(&mut self, frame: Frame, grad: Option<Tensor>, image_total: Tensor) -> Result<Tensor> {
+        let g = grad.unwrap_or_else(|| frame.img.zeros_like());
+        let g = clamp_grad_mask(&frame.x.detach(), &g, 0.0, 1.0);
+        let pixel_objective = (&frame.x * &g).sum(Kind::Float);
         let (z_objective, total) = if self.settings.init_weight > 0.0 {
             let init =
                 losses::init_loss(self.drawer.params(), &self.z0) * self.settings.init_weight;
@@ -388,17 +502,28 @@ impl Generator {
         let mut params = self.drawer.params().shallow_clone();
         self.opt.step(&mut params, &grad_z);
         self.drawer.after_step();
+        Ok(total)
+    }
 
-        let mut terms = vec![total];
-        terms.extend(prompt_terms);
-        terms.extend(image_terms);
-        terms.extend(noise_terms);
-        terms.extend(extra_terms.into_iter().map(|t| t.detach()));
+    /// Queues the step's loss row for the next `flush` (still on the device) and counts the step.
+    fn log_step(
+        &mut self,
+        step: i64,
+        started: std::time::Instant,
+        row: LossRow<Tensor>,
+    ) -> Result<()> {
+        if row.layout() != self.layout {
+            bail!(
+                "step {step}'s loss row has layout {:?}, the run's is {:?}",
+                row.layout(),
+                self.layout
+            );
+        }
         self.pending.push(PendingLog {
             step,
             lr: self.opt.lr,
             seconds: started.elapsed().as_secs_f64(),
-            terms: Tensor::stack(&terms, 0),
+            terms: row.pack(),
         });
         self.step = step;
         Ok(())
@@ -422,65 +547,40 @@ impl Generator {
         .to_kind(Kind::Double);
         let rows: Vec<Vec<f64>> =
             Vec::<Vec<f64>>::try_from(&stacked).context("cannot read loss values")?;
-        let np = self.settings.prompts.len();
-        let ni = self.settings.image_prompts.len();
-        let nn = self.settings.noise_prompts.len();
-        let has_palette = usize::from(self.palette.is_some());
         let mut out = Vec::new();
-        for (p, row) in pending.iter().zip(rows) {
-            if row.iter().any(|v| !v.is_finite()) {
+        for (p, values) in pending.iter().zip(rows) {
+            let row = LossRow::unpack(self.layout, &values)?;
+            if !row.is_finite() {
                 bail!(
                     "the loss became NaN/infinite at step {} (try a lower --lr or smaller prompt weights)",
                     p.step
                 );
             }
-            out.push(StepRecord {
-                step: p.step,
-                loss: row[0],
-                prompts: row[1..1 + np].to_vec(),
-                image_prompts: row[1 + np..1 + np + ni].to_vec(),
-                noise_prompts: row[1 + np + ni..1 + np + ni + nn].to_vec(),
-                extra: row[1 + np + ni + nn..row.len() - has_palette].to_vec(),
-                palette: if has_palette == 1 {
-                    row[row.len() - 1]
-                } else {
-                    0.0
-                },
-                lr: p.lr,
-                seconds: p.seconds,
-            });
+            out.push(row.record(p.step, p.lr, p.seconds));
         }
         Ok(out)
     }
 }
 
-/// The dtype of the frozen models' weights for `--precision`. `auto` is bf16 on CUDA and on CPUs
-/// with native bf16 (AMX or AVX512-BF16, where it halves the step time), f32 elsewhere.
-pub fn compute_kind(precision: Precision, device: Device) -> Kind {
-    match precision {
-        Precision::F32 => Kind::Float,
-        Precision::Bf16 => Kind::BFloat16,
-        Precision::Auto if device.is_cuda() || cpu_has_native_bf16() => Kind::BFloat16,
-        Precision::Auto => Kind::Float,
+/// `a + b`, where either may be absent.
+fn accumulate(a: Option<Tensor>, b: Option<Tensor>) -> Option<Tensor> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
-/// Whether this x86 CPU computes bf16 natively (Linux `/proc/cpuinfo` flags).
-pub fn cpu_has_native_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-        s.lines()
-            .filter(|l| l.starts_with("flags"))
-            .take(1)
-            .any(|l| {
-                l.split_whitespace()
-                    .any(|f| f == "amx_bf16" || f == "avx512_bf16")
-            })
-    })
+/// The gradient of `loss` w.r.t. the image leaf `img` (the graph is freed).
+fn image_grad(loss: &Tensor, img: &Tensor) -> Result<Tensor> {
+    Tensor::run_backward(&[loss], &[img], false, false)
+        .pop()
+        .context("no image gradient")
 }
 
 /// Takes a batch's loss term: its share when a step averages `batches` cutout batches is added
 /// to the logged total in `logged` and kept (with its graph) in `batch_terms` for the backward.
-fn record(term: Tensor, batches: i64, logged: &mut Tensor, batch_terms: &mut Vec<Tensor>) {
+fn take_share(term: Tensor, batches: i64, logged: &mut Tensor, batch_terms: &mut Vec<Tensor>) {
     let term = if batches > 1 {
         term / batches as f64
     } else {
@@ -505,10 +605,10 @@ pub fn noise_direction(seed: u64, dim: i64) -> Vec<f32> {
     v.iter().map(|x| (x / norm) as f32).collect()
 }
 
-/// The sum of `terms` (a 0-d zero when empty).
-fn sum_terms(terms: &[Tensor], device: Device) -> Tensor {
+/// The sum of `terms` in order, from a 0-d zero (the zero when empty).
+fn sum_terms<'a>(terms: impl IntoIterator<Item = &'a Tensor>, device: Device) -> Tensor {
     terms
-        .iter()
+        .into_iter()
         .fold(Tensor::zeros([], (Kind::Float, device)), |acc, t| acc + t)
 }
 

@@ -6,10 +6,11 @@
 //! architectures) times a factor measured against peak RSS on CPU (see `CALIBRATION`), plus the weights
 //! and the runtime. Measured free memory is compared with what is still to come (the models are loaded
 //! by then); `VQCLIP_MEMORY_LIMIT=GiB` is a budget for the whole run instead.
+use crate::device::{ModelRole, model_kind};
 use crate::error::usage;
 use crate::models::clip::ClipConfig;
 use crate::models::vqgan::VqganConfig;
-use crate::settings::{DrawerKind, Settings};
+use crate::settings::{DrawerKind, Precision, Settings};
 use anyhow::Result;
 use tch::{Device, Kind};
 
@@ -62,12 +63,16 @@ impl Estimate {
     }
 }
 
-/// Counts the activations of one run's step.
-pub fn estimate(s: &Settings, m: &ModelSizes, kind: Kind) -> Estimate {
-    let b = if kind == Kind::Float { 4.0 } else { 2.0 };
+/// Counts the activations of one run's step on `device`, each model's in the dtype it will run in
+/// there under `s.precision` (`device::model_kind`, as `Generator::new` decides).
+pub fn estimate(s: &Settings, m: &ModelSizes, device: Device) -> Estimate {
+    let b = |role| match model_kind(s.precision, device, role) {
+        Kind::Float => 4.0,
+        _ => 2.0,
+    };
     let (h, w) = (s.size.height as f64, s.size.width as f64);
     let drawer = match (s.drawer, m.vqgan) {
-        (DrawerKind::Vqgan, Some(c)) => vqgan_decoder_elems(c, h, w) * b,
+        (DrawerKind::Vqgan, Some(c)) => vqgan_decoder_elems(c, h, w) * b(ModelRole::Vqgan),
         // fast_pixel / fft: a few image-sized tensors in f32.
         _ => h * w * 3.0 * 24.0 * 4.0,
     };
@@ -80,6 +85,7 @@ pub fn estimate(s: &Settings, m: &ModelSizes, kind: Kind) -> Estimate {
             vit_elems(c)
         };
         let res = c.image_resolution as f64;
+        let b = b(ModelRole::clip(c));
         clip += s.cutouts as f64 * (per_image * b + res * res * 3.0 * 6.0 * 4.0);
     }
     Estimate {
@@ -223,14 +229,8 @@ fn cuda_free(i: usize) -> Option<f64> {
 /// Refuses a run whose estimate exceeds what the device has, naming settings that would fit.
 /// `resident`: the models are already loaded on `device` in this process, so measured free memory has
 /// their weights and the runtime taken out already and only the activations are still to come.
-pub fn check(
-    s: &Settings,
-    m: &ModelSizes,
-    kind: Kind,
-    device: Device,
-    resident: bool,
-) -> Result<Estimate> {
-    let e = estimate(s, m, kind);
+pub fn check(s: &Settings, m: &ModelSizes, device: Device, resident: bool) -> Result<Estimate> {
+    let e = estimate(s, m, device);
     let Some(avail) = available(device) else {
         return Ok(e);
     };
@@ -245,7 +245,7 @@ pub fn check(
     if need(&e) <= avail.bytes {
         return Ok(e);
     }
-    let fits_with = |t: &Settings, kind: Kind| need(&estimate(t, m, kind)) <= avail.bytes;
+    let fits_with = |t: &Settings| need(&estimate(t, m, device)) <= avail.bytes;
     let mut fits = Vec::new();
     // The largest size with the same aspect ratio (sides multiples of 16) that fits.
     let (w0, h0) = (s.size.width as f64, s.size.height as f64);
@@ -254,7 +254,7 @@ pub fn check(
         let mut t = s.clone();
         t.size.width = ((w0 * scale / 16.0).floor() * 16.0).max(16.0) as i64;
         t.size.height = ((h0 * scale / 16.0).floor() * 16.0).max(16.0) as i64;
-        if fits_with(&t, kind) {
+        if fits_with(&t) {
             fits.push(format!("--size {}x{}", t.size.width, t.size.height));
             break;
         }
@@ -264,13 +264,16 @@ pub fn check(
     while c >= 1 {
         let mut t = s.clone();
         t.cutouts = c;
-        if fits_with(&t, kind) {
+        if fits_with(&t) {
             fits.push(format!("--cutouts {c}"));
             break;
         }
         c /= 2;
     }
-    if kind == Kind::Float && fits_with(s, Kind::BFloat16) {
+    // bf16 is advice only where some model would run in f32 now (it then needs less).
+    let mut t = s.clone();
+    t.precision = Precision::Bf16;
+    if need(&estimate(&t, m, device)) < need(&e) && fits_with(&t) {
         fits.push("--precision bf16".to_string());
     }
     let advice = if fits.is_empty() {
@@ -291,4 +294,72 @@ pub fn check(
         avail.source,
         avail.bytes / GIB
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::PartialSettings;
+
+    fn settings(precision: &str) -> Settings {
+        let text = format!(
+            "prompts = [\"x\"]\ndrawer = \"fast_pixel\"\nprecision = \"{precision}\"\ncutouts = 8\n"
+        );
+        PartialSettings::from_toml(&text, std::path::Path::new("test"))
+            .and_then(|p| p.resolve())
+            .unwrap()
+    }
+
+    fn clip(resnet: bool) -> ClipConfig {
+        ClipConfig {
+            embed_dim: 512,
+            image_resolution: 224,
+            vision_layers: if resnet { 0 } else { 12 },
+            vision_width: if resnet { 64 } else { 768 },
+            vision_heads: 12,
+            vision_patch_size: if resnet { 0 } else { 32 },
+            vision_resnet_layers: resnet.then_some([3, 4, 6, 3]),
+            context_length: 77,
+            vocab_size: 49408,
+            transformer_width: 512,
+            transformer_heads: 8,
+            transformer_layers: 12,
+        }
+    }
+
+    /// The CLIP part of the estimate for one model.
+    fn clip_bytes(precision: &str, c: &ClipConfig, device: Device) -> f64 {
+        let m = ModelSizes {
+            vqgan: None,
+            clips: vec![c],
+            weight_bytes: 0.0,
+        };
+        estimate(&settings(precision), &m, device).clip
+    }
+
+    #[test]
+    fn the_estimate_follows_the_precision_policy_per_model() {
+        let (rn, vit) = (clip(true), clip(false));
+        for c in [&rn, &vit] {
+            assert!(clip_bytes("bf16", c, Device::Cpu) < clip_bytes("f32", c, Device::Cpu));
+            // CUDA under auto: bf16 for both towers (no CUDA is touched: the policy only asks).
+            let cuda = Device::Cuda(0);
+            assert_eq!(clip_bytes("auto", c, cuda), clip_bytes("bf16", c, cuda));
+        }
+        // A ResNet tower runs in f32 on the CPU under auto (as Generator::new casts it), so it counts so.
+        assert_eq!(
+            clip_bytes("auto", &rn, Device::Cpu),
+            clip_bytes("f32", &rn, Device::Cpu)
+        );
+        // A ViT follows the CPU's bf16 support.
+        let want = if crate::device::cpu_has_native_bf16() {
+            "bf16"
+        } else {
+            "f32"
+        };
+        assert_eq!(
+            clip_bytes("auto", &vit, Device::Cpu),
+            clip_bytes(want, &vit, Device::Cpu)
+        );
+    }
 }

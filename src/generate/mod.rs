@@ -7,6 +7,7 @@ pub mod drawers;
 pub mod engine;
 pub mod grad;
 pub mod init;
+pub mod loss_row;
 pub mod losses;
 pub mod memory;
 pub mod optim;

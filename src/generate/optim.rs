@@ -3,9 +3,11 @@
 //! exactly (tch's `nn::Optimizer` cannot serialize its state). The state is two tensors and a
 //! step count for all of them: `m` (first moment; unused by Adagrad and RMSprop) and `v` (second
 //! moment, Adamax's infinity norm, Adagrad's sum of squares, RMSprop's square average), plus
-//! `vmax` for `adamw-amsgrad` (the running maximum of `v`).
+//! `vmax` for `adamw-amsgrad` (the running maximum of `v`). [`OptimizerState`] is that state as a
+//! checkpoint keeps it.
 use crate::settings::OptimizerKind;
-use tch::Tensor;
+use anyhow::{Result, bail};
+use tch::{Device, Tensor};
 
 /// PyTorch's defaults.
 pub const BETA1: f64 = 0.9;
@@ -23,15 +25,27 @@ pub const RMSPROP_ALPHA: f64 = 0.99;
 #[derive(Debug)]
 pub struct Optimizer {
     pub kind: OptimizerKind,
+    /// The learning rate now (the schedule's drops and a resume change it).
     pub lr: f64,
     /// First moment (Adam, AdamW, Adamax), same shape as the parameter.
-    pub m: Tensor,
+    m: Tensor,
     /// Second-moment-like state (see the module doc), same shape as the parameter.
-    pub v: Tensor,
+    v: Tensor,
     /// The running maximum of `v` (`adamw-amsgrad` only).
-    pub vmax: Option<Tensor>,
+    vmax: Option<Tensor>,
     /// Steps taken (bias correction).
+    t: i64,
+}
+
+/// An optimizer's resumable state: what `checkpoint::State` stores (`adam_m`, `adam_v`,
+/// `adam_vmax` tensors; `adam_t` and `lr` in meta.toml).
+#[derive(Debug)]
+pub struct OptimizerState {
+    pub m: Tensor,
+    pub v: Tensor,
+    pub vmax: Option<Tensor>,
     pub t: i64,
+    pub lr: f64,
 }
 
 impl Optimizer {
@@ -44,6 +58,49 @@ impl Optimizer {
             vmax: (kind == OptimizerKind::AdamWAmsgrad).then(|| like.zeros_like().detach()),
             t: 0,
         }
+    }
+
+    /// The state now (the tensors shared, not copied: the next step changes them in place).
+    pub fn state(&self) -> OptimizerState {
+        OptimizerState {
+            m: self.m.shallow_clone(),
+            v: self.v.shallow_clone(),
+            vmax: self.vmax.as_ref().map(Tensor::shallow_clone),
+            t: self.t,
+            lr: self.lr,
+        }
+    }
+
+    /// Takes over `state` (a checkpoint's), moved to `device`. Its tensors must have the shape of this
+    /// optimizer's (the parameter's); without a `vmax` the current one stays (zeros when fresh).
+    pub fn restore(&mut self, state: OptimizerState, device: Device) -> Result<()> {
+        let expect = self.m.size();
+        let named = [("m", Some(&state.m)), ("v", Some(&state.v))];
+        for (name, t) in named.into_iter().chain([("vmax", state.vmax.as_ref())]) {
+            if let Some(t) = t
+                && t.size() != expect
+            {
+                bail!(
+                    "the checkpoint's optimizer state {name} has shape {:?}, the parameters {expect:?}",
+                    t.size()
+                );
+            }
+        }
+        if state.t < 0 || !state.lr.is_finite() {
+            bail!(
+                "the checkpoint's optimizer step count {} or lr {} is invalid",
+                state.t,
+                state.lr
+            );
+        }
+        self.m = state.m.to_device(device);
+        self.v = state.v.to_device(device);
+        if let Some(vmax) = state.vmax {
+            self.vmax = Some(vmax.to_device(device));
+        }
+        self.t = state.t;
+        self.lr = state.lr;
+        Ok(())
     }
 
     /// One update of `param` (in place) from `grad`, with torch.optim's arithmetic:
@@ -204,6 +261,102 @@ mod tests {
             for (g, w) in got.iter().zip(want) {
                 assert!((*g as f64 - w).abs() < 2e-6, "{kind}: {got:?} vs {want:?}");
             }
+        }
+    }
+
+    const KINDS: [OptimizerKind; 6] = [
+        OptimizerKind::Adam,
+        OptimizerKind::AdamW,
+        OptimizerKind::AdamWAmsgrad,
+        OptimizerKind::Adamax,
+        OptimizerKind::Adagrad,
+        OptimizerKind::RmsProp,
+    ];
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    /// A deep copy, as a checkpoint's save and load make one.
+    fn saved(s: OptimizerState) -> OptimizerState {
+        OptimizerState {
+            m: s.m.copy(),
+            v: s.v.copy(),
+            vmax: s.vmax.map(|t| t.copy()),
+            t: s.t,
+            lr: s.lr,
+        }
+    }
+
+    #[test]
+    fn restored_state_steps_like_the_uninterrupted_optimizer() {
+        let grads = [
+            [0.3f32, -4.0, 0.0, 1e-3, 0.7, -0.1],
+            [-0.2, -1.0, 0.5, 2.0, 0.0, 0.3],
+            [0.05, 3.0, -0.5, 0.0, -1.5, 0.2],
+        ];
+        let g = |i: usize| Tensor::from_slice(&grads[i]).view([2, 3]);
+        for kind in KINDS {
+            let mut p = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.0, 3.0, -0.25]).view([2, 3]);
+            let mut opt = Optimizer::new(kind, 0.1, &p);
+            opt.step(&mut p, &g(0));
+            opt.lr /= 10.0; // a schedule drop: the restored lr must be the dropped one
+            opt.step(&mut p, &g(1));
+            let state = saved(opt.state());
+            let mut q = p.copy();
+            opt.step(&mut p, &g(2));
+
+            let mut fresh = Optimizer::new(kind, 0.1, &q);
+            fresh.restore(state, Device::Cpu).unwrap();
+            assert_eq!(fresh.t, 2, "{kind}");
+            assert_eq!(fresh.lr, 0.1 / 10.0, "{kind}");
+            fresh.step(&mut q, &g(2));
+            assert_eq!(values(&q), values(&p), "{kind}: parameters");
+            let (a, b) = (fresh.state(), opt.state());
+            assert_eq!(values(&a.m), values(&b.m), "{kind}: m");
+            assert_eq!(values(&a.v), values(&b.v), "{kind}: v");
+            assert_eq!(
+                a.vmax.is_some(),
+                kind == OptimizerKind::AdamWAmsgrad,
+                "{kind}"
+            );
+            assert_eq!(
+                a.vmax.as_ref().map(values),
+                b.vmax.as_ref().map(values),
+                "{kind}: vmax"
+            );
+            assert_eq!((a.t, a.lr), (b.t, b.lr), "{kind}");
+        }
+    }
+
+    #[test]
+    fn restore_refuses_a_state_of_another_shape() {
+        let p = Tensor::zeros([2, 3], (tch::Kind::Float, Device::Cpu));
+        for kind in KINDS {
+            let mut opt = Optimizer::new(kind, 0.1, &p);
+            let wrong = Tensor::zeros([3, 2], (tch::Kind::Float, Device::Cpu));
+            let good = || p.zeros_like();
+            let cases = [
+                (wrong.copy(), good(), None, "m"),
+                (good(), wrong.copy(), None, "v"),
+                (good(), good(), Some(wrong.copy()), "vmax"),
+            ];
+            for (m, v, vmax, name) in cases {
+                let state = OptimizerState {
+                    m,
+                    v,
+                    vmax,
+                    t: 1,
+                    lr: 0.1,
+                };
+                let err = opt.restore(state, Device::Cpu).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("state {name} has shape [3, 2]")),
+                    "{err}"
+                );
+            }
+            // A refused state leaves the optimizer as it was.
+            assert_eq!((opt.t, opt.lr), (0, 0.1));
         }
     }
 }

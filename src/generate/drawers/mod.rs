@@ -37,12 +37,7 @@ pub trait Drawer {
 /// Builds the drawer of `settings` with its starting parameters: from `--init-image` or an init
 /// kind's picture when there is one, else the drawer's own random start. All draws come from the
 /// (seed, 0) stream, so a run is a pure function of its settings.
-pub fn build(
-    settings: &Settings,
-    vqgan: Option<Vqgan>,
-    compute_kind: Kind,
-    device: Device,
-) -> Result<Box<dyn Drawer>> {
+pub fn build(settings: &Settings, vqgan: Option<Vqgan>, device: Device) -> Result<Box<dyn Drawer>> {
     let (h, w) = (settings.size.height, settings.size.width);
     if settings.drawer == DrawerKind::Vqgan {
         let vq = vqgan.as_ref().context("the vqgan drawer needs a VQGAN")?;
@@ -54,13 +49,13 @@ pub fn build(
     Ok(match settings.drawer {
         DrawerKind::Vqgan => {
             let vq = vqgan.context("the vqgan drawer needs a VQGAN")?;
-            Box::new(vqgan::VqganDrawer::new(
-                vq,
-                settings,
-                start,
-                &mut rng,
-                compute_kind,
+            let kind = crate::device::model_kind(
+                settings.precision,
                 device,
+                crate::device::ModelRole::Vqgan,
+            );
+            Box::new(vqgan::VqganDrawer::new(
+                vq, settings, start, &mut rng, kind, device,
             )?)
         }
         DrawerKind::FastPixel => Box::new(fast_pixel::FastPixel::new(

@@ -1,0 +1,233 @@
+//! One step's loss terms by section, and their packing: a step packs its row into one small device
+//! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
+//! one sync and unpacks each into a log record. The section order is the packed order:
+//! `[total, prompts..., image prompts..., noise prompts..., extra losses..., palette]`.
+use crate::rundir::StepRecord;
+use anyhow::{Result, bail};
+use tch::Tensor;
+
+/// How many terms each section of a run's rows has (fixed for the run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub prompts: usize,
+    pub image_prompts: usize,
+    pub noise_prompts: usize,
+    /// The `--loss` terms.
+    pub extra: usize,
+    /// Whether there is a palette pull term (`--palette`).
+    pub palette: bool,
+}
+
+impl Layout {
+    /// Values in a packed row (the total included).
+    pub fn packed_len(&self) -> usize {
+        1 + self.prompts
+            + self.image_prompts
+            + self.noise_prompts
+            + self.extra
+            + usize::from(self.palette)
+    }
+}
+
+/// One step's loss terms: 0-d tensors while on the device, `f64` once unpacked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossRow<T> {
+    pub total: T,
+    pub prompts: Vec<T>,
+    pub image_prompts: Vec<T>,
+    pub noise_prompts: Vec<T>,
+    pub extra: Vec<T>,
+    pub palette: Option<T>,
+}
+
+impl<T> LossRow<T> {
+    pub fn layout(&self) -> Layout {
+        Layout {
+            prompts: self.prompts.len(),
+            image_prompts: self.image_prompts.len(),
+            noise_prompts: self.noise_prompts.len(),
+            extra: self.extra.len(),
+            palette: self.palette.is_some(),
+        }
+    }
+
+    /// The terms in packed order.
+    fn values(&self) -> impl Iterator<Item = &T> {
+        std::iter::once(&self.total)
+            .chain(&self.prompts)
+            .chain(&self.image_prompts)
+            .chain(&self.noise_prompts)
+            .chain(&self.extra)
+            .chain(&self.palette)
+    }
+}
+
+impl LossRow<Tensor> {
+    /// The row as one 1-d tensor of `layout().packed_len()` values, detached (a logged row keeps no graph).
+    pub fn pack(&self) -> Tensor {
+        let terms: Vec<Tensor> = self.values().map(Tensor::detach).collect();
+        Tensor::stack(&terms, 0)
+    }
+}
+
+impl LossRow<f64> {
+    /// The row `values` packed with `layout` (one row of the host copy).
+    pub fn unpack(layout: Layout, values: &[f64]) -> Result<LossRow<f64>> {
+        if values.len() != layout.packed_len() {
+            bail!(
+                "a loss row has {} values, its layout {} ({layout:?})",
+                values.len(),
+                layout.packed_len()
+            );
+        }
+        // The length check above makes every split in range.
+        let (total, rest) = values.split_at(1);
+        let (prompts, rest) = rest.split_at(layout.prompts);
+        let (image_prompts, rest) = rest.split_at(layout.image_prompts);
+        let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
+        let (extra, palette) = rest.split_at(layout.extra);
+        Ok(LossRow {
+            total: total[0],
+            prompts: prompts.to_vec(),
+            image_prompts: image_prompts.to_vec(),
+            noise_prompts: noise_prompts.to_vec(),
+            extra: extra.to_vec(),
+            palette: palette.first().copied(),
+        })
+    }
+
+    /// Whether every term is finite.
+    pub fn is_finite(&self) -> bool {
+        self.values().all(|v| v.is_finite())
+    }
+
+    /// The log record of step `step` (the palette term is 0 without `--palette`).
+    pub fn record(self, step: i64, lr: f64, seconds: f64) -> StepRecord {
+        StepRecord {
+            step,
+            loss: self.total,
+            prompts: self.prompts,
+            image_prompts: self.image_prompts,
+            noise_prompts: self.noise_prompts,
+            extra: self.extra,
+            palette: self.palette.unwrap_or(0.0),
+            lr,
+            seconds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// A row of `layout` with distinct values 1, 2, 3, ... in packed order.
+    fn row(layout: Layout) -> LossRow<f64> {
+        let mut next = 0.0;
+        let mut take = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    next += 1.0;
+                    next
+                })
+                .collect::<Vec<f64>>()
+        };
+        LossRow {
+            total: take(1)[0],
+            prompts: take(layout.prompts),
+            image_prompts: take(layout.image_prompts),
+            noise_prompts: take(layout.noise_prompts),
+            extra: take(layout.extra),
+            palette: take(usize::from(layout.palette)).first().copied(),
+        }
+    }
+
+    fn on_device(r: &LossRow<f64>) -> LossRow<Tensor> {
+        let t = |v: &f64| Tensor::from(*v as f32).to_device(Device::Cpu);
+        let ts = |v: &[f64]| v.iter().map(t).collect::<Vec<_>>();
+        LossRow {
+            total: t(&r.total),
+            prompts: ts(&r.prompts),
+            image_prompts: ts(&r.image_prompts),
+            noise_prompts: ts(&r.noise_prompts),
+            extra: ts(&r.extra),
+            palette: r.palette.as_ref().map(t),
+        }
+    }
+
+    #[test]
+    fn pack_then_unpack_gives_the_row_back() {
+        // Every section empty and non-empty, alone and together.
+        let mut layouts = Vec::new();
+        for mask in 0..32u32 {
+            let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
+            layouts.push(Layout {
+                prompts: n(0, 3),
+                image_prompts: n(1, 2),
+                noise_prompts: n(2, 1),
+                extra: n(3, 2),
+                palette: mask & (1 << 4) != 0,
+            });
+        }
+        for layout in layouts {
+            let want = row(layout);
+            let packed = on_device(&want).pack();
+            assert_eq!(packed.size(), [layout.packed_len() as i64], "{layout:?}");
+            // As flush reads it: stacked rows, one host copy, f64.
+            let stacked = Tensor::stack(&[packed.shallow_clone(), packed], 0)
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Double);
+            let rows = Vec::<Vec<f64>>::try_from(&stacked).unwrap();
+            for values in rows {
+                assert_eq!(
+                    values,
+                    (1..=layout.packed_len())
+                        .map(|i| i as f64)
+                        .collect::<Vec<_>>()
+                );
+                let got = LossRow::unpack(layout, &values).unwrap();
+                assert_eq!(got.layout(), layout);
+                assert_eq!(got, want, "{layout:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unpack_refuses_a_row_of_another_length() {
+        let layout = Layout {
+            prompts: 2,
+            image_prompts: 0,
+            noise_prompts: 0,
+            extra: 1,
+            palette: true,
+        };
+        assert!(LossRow::unpack(layout, &[1.0; 5]).is_ok());
+        for n in [0, 4, 6] {
+            assert!(LossRow::unpack(layout, &vec![1.0; n]).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn record_fills_every_field() {
+        let mut r = row(Layout {
+            prompts: 1,
+            image_prompts: 1,
+            noise_prompts: 1,
+            extra: 1,
+            palette: false,
+        });
+        assert!(r.is_finite());
+        let rec = r.clone().record(7, 0.05, 1.5);
+        assert_eq!(
+            (rec.step, rec.loss, rec.lr, rec.seconds, rec.palette),
+            (7, 1.0, 0.05, 1.5, 0.0)
+        );
+        assert_eq!(
+            (rec.prompts, rec.image_prompts, rec.noise_prompts, rec.extra),
+            (vec![2.0], vec![3.0], vec![4.0], vec![5.0])
+        );
+        r.extra[0] = f64::NAN;
+        assert!(!r.is_finite());
+    }
+}
