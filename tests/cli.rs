@@ -1,6 +1,9 @@
 //! Foundation: settings parsing and precedence, presets, validation messages and exit codes,
 //! the run-directory rule, and `doctor`.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{shared_dir, stderr, tmp_dir};
+use std::path::Path;
 use std::process::{Command, Output};
 use vqclip::cli::GenerateArgs;
 use vqclip::presets;
@@ -8,30 +11,20 @@ use vqclip::runplan::plan;
 use vqclip::settings::{Augment, CutMethod, PartialSettings};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = common::vqclip();
     // Keep tests independent of a developer's weights directory.
-    c.env("VQCLIP_WEIGHTS", tmp_dir("no-weights"));
+    c.env("VQCLIP_WEIGHTS", shared_dir("no-weights"));
     c
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn args(prompt: &str) -> GenerateArgs {
     GenerateArgs {
         prompt: Some(prompt.into()),
-        out: Some(tmp_dir("plan")),
+        out: Some(shared_dir("plan")),
         ..Default::default()
     }
 }

@@ -1,29 +1,16 @@
 //! Drawers end to end on the tiny fixtures (CPU): the vqgan drawer against runs made before
 //! drawers existed (pixels and every loss value equal), fast_pixel and fft with every generate
 //! feature, their resume, their errors, and runs with no VQGAN file at all.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
+use common::{CLIP, VQGAN, fails, log_values, losses, ok, pixels, resume, tmp_path};
+use std::path::Path;
+use std::process::Output;
+
 const GOLDEN: &str = "tests/fixtures/vqgan_golden";
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-drawers-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn vqclip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `generate PROMPT` on the tiny CLIP at 48x32 with 4 cutouts, seed 7, CPU, plus `extra`.
 fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    common::vqclip()
         .args(["generate", prompt, "--clip", CLIP])
         .args(["--size", "48x32", "--cutouts", "4", "--device", "cpu"])
         .args(["--seed", "7", "--quiet", "--out"])
@@ -33,66 +20,23 @@ fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn fails(o: &Output, code: i32, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
-}
-
-fn pixels(png: &Path) -> image::RgbImage {
-    vqclip::image_io::load_rgb(png).unwrap()
-}
-
-/// log.jsonl without the timing field.
-fn log(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
-}
-
-fn losses(dir: &Path) -> Vec<f64> {
-    log(dir)
-        .iter()
-        .map(|r| r["loss"].as_f64().unwrap())
-        .collect()
-}
-
-fn resume(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["generate", "--quiet", "--resume", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    vqclip(&args)
-}
-
-/// The same run straight and in two halves (`--steps at`, then `--resume --steps steps`): identical
-/// image and log. (Settings that scale with --steps, like --lr-drops, make the halves another run.)
 fn assert_resume_exact(name: &str, prompt: &str, extra: &[&str], steps: i64, at: i64) {
-    let straight = tmp_dir(&format!("{name}-straight"));
+    let straight = tmp_path(&format!("{name}-straight"));
     let steps_s = steps.to_string();
     let mut a = extra.to_vec();
     a.extend(["--steps", &steps_s]);
     ok(&run(prompt, &straight, &a));
-    let split = tmp_dir(&format!("{name}-split"));
+    let split = tmp_path(&format!("{name}-split"));
     let at_s = at.to_string();
     let mut b = extra.to_vec();
     b.extend(["--steps", &at_s]);
     ok(&run(prompt, &split, &b));
     ok(&resume(&split, &["--steps", &steps_s]));
-    assert_eq!(log(&straight), log(&split), "{name}: resumed log differs");
+    assert_eq!(
+        log_values(&straight),
+        log_values(&split),
+        "{name}: resumed log differs"
+    );
     assert!(
         pixels(&straight.join("final.png")) == pixels(&split.join("final.png")),
         "{name}: resumed image differs"
@@ -153,7 +97,7 @@ fn vqgan_drawer_repeats_runs_from_before_drawers() {
         ),
     ];
     for (name, prompt, extra) in cases {
-        let out = tmp_dir(&format!("golden-{name}"));
+        let out = tmp_path(&format!("golden-{name}"));
         let mut a = vec!["--vqgan", VQGAN, "--steps", "8"];
         a.extend_from_slice(extra);
         ok(&run(prompt, &out, &a));
@@ -167,7 +111,7 @@ fn vqgan_drawer_repeats_runs_from_before_drawers() {
         )
         .unwrap();
         assert_eq!(
-            log(&out),
+            log_values(&out),
             want,
             "{name}: losses differ from the run before drawers"
         );
@@ -178,7 +122,7 @@ fn vqgan_drawer_repeats_runs_from_before_drawers() {
 
 #[test]
 fn fast_pixel_draws_exact_cell_grids_without_a_vqgan() {
-    let out = tmp_dir("fp-grid");
+    let out = tmp_path("fp-grid");
     // No VQGAN file is read: a path that does not exist is no obstacle.
     let o = run(
         "a red apple",
@@ -225,8 +169,8 @@ fn fast_pixel_draws_exact_cell_grids_without_a_vqgan() {
     assert!(!toml.contains("vqgan ="), "{toml}");
     assert!(!toml.contains("role = \"vqgan\""), "{toml}");
     // The PNG's settings repeat the run.
-    let again = tmp_dir("fp-grid-again");
-    ok(&vqclip(&[
+    let again = tmp_path("fp-grid-again");
+    ok(&common::run(&[
         "generate",
         "--quiet",
         "--config",
@@ -239,7 +183,7 @@ fn fast_pixel_draws_exact_cell_grids_without_a_vqgan() {
 
 #[test]
 fn style_frames_with_the_fast_pixel_drawer() {
-    let frames = tmp_dir("sf-in");
+    let frames = tmp_path("sf-in");
     std::fs::create_dir_all(&frames).unwrap();
     for (i, f) in ["recon_input.png", "clip_input.png"].iter().enumerate() {
         std::fs::copy(
@@ -248,7 +192,7 @@ fn style_frames_with_the_fast_pixel_drawer() {
         )
         .unwrap();
     }
-    let out = tmp_dir("sf-out");
+    let out = tmp_path("sf-out");
     ok(&run(
         "a red apple",
         &out,
@@ -286,7 +230,7 @@ fn fast_pixel_default_grids_scale_and_palette() {
     assert!(pixel_grid(Some("ten"), None, sz(64, 48)).is_err());
 
     // --palette makes pixel art: every cell one of the palette's colours.
-    let out = tmp_dir("fp-palette");
+    let out = tmp_path("fp-palette");
     ok(&run(
         "a red apple",
         &out,
@@ -308,7 +252,7 @@ fn fast_pixel_default_grids_scale_and_palette() {
 
 #[test]
 fn fft_runs_with_its_settings_and_no_vqgan() {
-    let out = tmp_dir("fft");
+    let out = tmp_path("fft");
     ok(&run(
         "a red apple",
         &out,
@@ -350,8 +294,8 @@ fn fft_runs_with_its_settings_and_no_vqgan() {
     let mean = d / ((w - 1) * h) as f64;
     assert!(mean < 40.0, "mean neighbour difference {mean}");
     // --config run.toml repeats the run exactly.
-    let again = tmp_dir("fft-again");
-    let o = vqclip(&[
+    let again = tmp_path("fft-again");
+    let o = common::run(&[
         "generate",
         "--quiet",
         "--config",
@@ -364,7 +308,7 @@ fn fft_runs_with_its_settings_and_no_vqgan() {
         pixels(&out.join("final.png")),
         pixels(&again.join("final.png"))
     );
-    assert_eq!(log(&out), log(&again));
+    assert_eq!(log_values(&out), log_values(&again));
 }
 
 #[test]
@@ -425,7 +369,7 @@ fn every_feature_with_the_pixel_drawers() {
             3,
         );
         // init image, count, video off: two seeds from an init image
-        let out = tmp_dir(&format!("count-{drawer}"));
+        let out = tmp_path(&format!("count-{drawer}"));
         ok(&run(
             "a red apple",
             &out,
@@ -456,7 +400,7 @@ fn pixel_drawers_start_from_the_init_image() {
     let init = Path::new("tests/fixtures/recon_input.png");
     let src = vqclip::generate::engine::resize_cover(&pixels(init), 48, 32);
     for (drawer, tol) in [("fast_pixel", 40.0), ("fft", 60.0)] {
-        let out = tmp_dir(&format!("init-{drawer}"));
+        let out = tmp_path(&format!("init-{drawer}"));
         let mut a = vec![
             "--drawer",
             drawer,
@@ -495,7 +439,7 @@ fn pixel_drawers_start_from_the_init_image() {
 
 #[test]
 fn drawer_errors_exit_2() {
-    let out = tmp_dir("errors");
+    let out = tmp_path("errors");
     let cases: [(&[&str], &str); 7] = [
         (
             &["--drawer", "svg"],
@@ -532,7 +476,7 @@ fn drawer_errors_exit_2() {
         fails(&run("a red apple", &out, &a), 2, needle);
     }
     // The drawer of a run cannot change on resume.
-    let r = tmp_dir("resume-drawer");
+    let r = tmp_path("resume-drawer");
     ok(&run(
         "a red apple",
         &r,
@@ -547,7 +491,7 @@ fn drawer_errors_exit_2() {
 
 #[test]
 fn dry_run_names_the_drawer_and_skips_the_vqgan() {
-    let out = tmp_dir("dry");
+    let out = tmp_path("dry");
     let o = run("a red apple", &out, &["--drawer", "fft", "--dry-run"]);
     ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);

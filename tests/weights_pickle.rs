@@ -1,16 +1,13 @@
 //! The native torch checkpoint reader (zip, legacy, TorchScript) against tests/fixtures/make_fixtures.py outputs and
 //! hand-made archives: same tensors as safetensors, filters, refusal of code-executing pickles, corrupt files.
+mod common;
+
+use common::{fixture, tmp_dir};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Kind, Tensor};
 use vqclip::weights::{load_tensors, torch_file};
-
-const FIX: &str = "tests/fixtures";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIX).join(name)
-}
 
 fn safetensors(name: &str) -> HashMap<String, Tensor> {
     Tensor::read_safetensors(fixture(name))
@@ -21,13 +18,6 @@ fn safetensors(name: &str) -> HashMap<String, Tensor> {
 
 fn all(_: &str) -> bool {
     true
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-test-pickle-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn err_text(r: anyhow::Result<impl Sized>) -> String {
@@ -172,7 +162,7 @@ fn malicious_pickles_are_refused() {
 fn truncated_zip_is_reported() {
     // The fixture README's recipe: the first 60% of vqgan_tiny.ckpt (no central directory).
     let data = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
-    let dir = temp_dir("truncated");
+    let dir = tmp_dir("truncated");
     let path = dir.join("truncated.ckpt");
     std::fs::write(&path, &data[..data.len() * 6 / 10]).unwrap();
     let msg = err_text(load_tensors(&path, &all));
@@ -218,7 +208,7 @@ fn torchscript_clip_matches_open_clip_safetensors() {
 #[test]
 fn legacy_truncations_and_bit_flips_never_panic() {
     let data = std::fs::read(fixture("vqgan_tiny_legacy.pt")).unwrap();
-    let dir = temp_dir("legacy-cuts");
+    let dir = tmp_dir("legacy-cuts");
     let path = dir.join("cut.pt");
     // Every cut is an error, even when no tensor is kept (the storage records must still add up).
     for i in 0..150 {
@@ -316,7 +306,7 @@ fn f32_bytes(v: impl IntoIterator<Item = f32>) -> Vec<u8> {
 
 #[test]
 fn strided_offset_scalar_and_empty_tensors() {
-    let dir = temp_dir("strided");
+    let dir = tmp_dir("strided");
     let path = dir.join("m.pt");
     let mut p = Pickle::new();
     p.op(b"}(").str("model").op(b"}(");
@@ -381,7 +371,7 @@ fn strided_offset_scalar_and_empty_tensors() {
 
 #[test]
 fn bad_archives_give_clear_errors() {
-    let dir = temp_dir("bad");
+    let dir = tmp_dir("bad");
     let storage = f32_bytes((0..12).map(|i| i as f32));
 
     // A tensor that reaches past its storage.
@@ -455,7 +445,7 @@ fn bad_archives_give_clear_errors() {
 
 #[test]
 fn nested_dicts_are_joined_with_dots() {
-    let dir = temp_dir("nested");
+    let dir = tmp_dir("nested");
     let path = dir.join("n.pt");
     let mut p = Pickle::new();
     p.op(b"}(")
@@ -497,7 +487,7 @@ fn zip_pickle_bit_flips_never_panic() {
             f.compressed_size() as usize,
         )
     };
-    let dir = temp_dir("zip-flips");
+    let dir = tmp_dir("zip-flips");
     let path = dir.join("flip.ckpt");
     for i in 0..300 {
         let mut d = data.clone();
@@ -514,7 +504,7 @@ fn zip_pickle_bit_flips_never_panic() {
 fn torchscript_keeps_only_parameters_and_buffers() {
     // A scripted module with a plain tensor attribute (not in its state_dict), a typed dict attribute and a
     // submodule whose class has no code file (then every tensor attribute counts).
-    let dir = temp_dir("script");
+    let dir = tmp_dir("script");
     let path = dir.join("s.pt");
     let mut p = Pickle::new();
     p.global("__torch__", "M").op(b")\x81}(");
