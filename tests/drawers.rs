@@ -43,8 +43,109 @@ fn assert_resume_exact(name: &str, prompt: &str, extra: &[&str], steps: i64, at:
     );
 }
 
+/// How far a run may be from a golden file recorded on another machine. libtorch picks its BLAS,
+/// convolution and vector kernels for the CPU it runs on (AVX2 or AVX-512, AMX, MKL's code path, the
+/// thread count), and sums taken in another order differ in the last bits: an AMD EPYC logged
+/// 1.626095175743103 where the golden file has 1.6260950565338135 (1 f32 ulp) and drew the same image.
+/// Runs compared within one test, on one machine, stay bit for bit (and scripts/behaviour-check compares
+/// two builds bit for bit).
+struct Tolerance {
+    /// Every logged number within this of the recorded one, relative to the larger.
+    rel: f64,
+    /// The `loss` column within this.
+    loss_rel: f64,
+    /// Every pixel channel within this many levels, and their mean difference within `px_mean`.
+    px_max: u8,
+    px_mean: f64,
+}
+
+/// f32 runs. Measured on the recording machine (Xeon, AVX-512 and AMX) against itself with other kernels
+/// (ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2, as on a CPU without AVX-512):
+/// logged numbers within 3.7e-7 relative, and with OMP_NUM_THREADS=1 within 4.7e-7; pixels equal. A
+/// channel may still round one level the other way.
+const F32_TOLERANCE: Tolerance = Tolerance {
+    rel: 1e-6,
+    loss_rel: 1e-6,
+    px_max: 1,
+    px_mean: 0.01,
+};
+
+/// bf16 runs: the frozen models' bf16 matmuls take other paths on CPUs with and without native bf16
+/// (AMX, AVX512-BF16) and split their sums by thread, and bf16 rounding plus the codebook snap turn those
+/// differences into other codes. Measured as above: with AVX2 kernels the loss within 1.0e-3 relative,
+/// the prompt terms within 3.3e-2, pixels on average 5.3 levels apart (at most 74); with
+/// OMP_NUM_THREADS=1 on the recording machine the loss within 8.3e-4, pixels on average 13.8 apart (at
+/// most 150). So across machines a bf16 run is checked at bf16's precision in its log, and its picture
+/// only coarsely (mean difference), not pixel by pixel.
+const BF16_TOLERANCE: Tolerance = Tolerance {
+    rel: 6e-2,
+    loss_rel: 5e-3,
+    px_max: u8::MAX,
+    px_mean: 24.0,
+};
+
+/// `got` against `want`: the same structure, strings and integers equal, floats within the tolerance.
+fn assert_close_to_golden(
+    what: &str,
+    got: &serde_json::Value,
+    want: &serde_json::Value,
+    rel: f64,
+    loss_rel: f64,
+) {
+    use serde_json::Value;
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            let (gk, wk): (Vec<_>, Vec<_>) = (g.keys().collect(), w.keys().collect());
+            assert_eq!(gk, wk, "{what}: other fields");
+            for (k, v) in w {
+                let tol = if k == "loss" { loss_rel } else { rel };
+                assert_close_to_golden(&format!("{what}.{k}"), &g[k], v, tol, loss_rel);
+            }
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{what}: other length");
+            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                assert_close_to_golden(&format!("{what}[{i}]"), a, b, rel, loss_rel);
+            }
+        }
+        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            let d = (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE);
+            assert!(
+                a == b || d <= rel,
+                "{what}: {a} vs golden {b} (relative difference {d:.2e} > {rel:e})"
+            );
+        }
+        _ => assert_eq!(got, want, "{what}"),
+    }
+}
+
+/// The pixels of `png` against a golden image: the same size, channels within the tolerance.
+fn assert_pixels_close_to_golden(what: &str, png: &Path, golden: &Path, tol: &Tolerance) {
+    let (a, b) = (pixels(png), pixels(golden));
+    assert_eq!(a.dimensions(), b.dimensions(), "{what}: other size");
+    let diffs: Vec<u8> = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .collect();
+    let worst = diffs.iter().copied().max().unwrap_or(0);
+    let mean = diffs.iter().map(|d| f64::from(*d)).sum::<f64>() / diffs.len() as f64;
+    let n = diffs.iter().filter(|d| **d > 0).count();
+    assert!(
+        worst <= tol.px_max && mean <= tol.px_mean,
+        "{what}: {n} of {} channels differ, by up to {worst} (tolerance {}), on average {mean:.3} \
+         (tolerance {})",
+        diffs.len(),
+        tol.px_max,
+        tol.px_mean
+    );
+}
+
 /// The three runs of tests/fixtures/vqgan_golden were made by vqclip e9fa161, before drawers
-/// existed; the vqgan drawer must give the same pixels and the same loss values, bit for bit.
+/// existed; the vqgan drawer must give the same pixels and the same loss values, up to the kernels of
+/// the machine (F32_TOLERANCE, BF16_TOLERANCE).
 #[test]
 fn vqgan_drawer_repeats_runs_from_before_drawers() {
     let cases: [(&str, &str, &[&str]); 3] = [
@@ -101,19 +202,26 @@ fn vqgan_drawer_repeats_runs_from_before_drawers() {
         let mut a = vec!["--vqgan", VQGAN, "--steps", "8"];
         a.extend_from_slice(extra);
         ok(&run(prompt, &out, &a));
-        assert!(
-            pixels(&out.join("final.png"))
-                == pixels(&Path::new(GOLDEN).join(format!("{name}.png"))),
-            "{name}: image differs from the run before drawers"
+        let tol = match extra.contains(&"bf16") {
+            true => &BF16_TOLERANCE,
+            false => &F32_TOLERANCE,
+        };
+        assert_pixels_close_to_golden(
+            &format!("{name}: image of the run before drawers"),
+            &out.join("final.png"),
+            &Path::new(GOLDEN).join(format!("{name}.png")),
+            tol,
         );
-        let want: Vec<serde_json::Value> = serde_json::from_str(
+        let want: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(Path::new(GOLDEN).join(format!("{name}.json"))).unwrap(),
         )
         .unwrap();
-        assert_eq!(
-            log_values(&out),
-            want,
-            "{name}: losses differ from the run before drawers"
+        assert_close_to_golden(
+            &format!("{name}: log of the run before drawers"),
+            &serde_json::Value::Array(log_values(&out)),
+            &want,
+            tol.rel,
+            tol.loss_rel,
         );
         let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
         assert!(toml.contains("drawer = \"vqgan\""), "{toml}");
