@@ -1,18 +1,12 @@
 //! `vqclip batch` on the tiny CLIP (fast_pixel, 48x32): shards at the same time run every job
 //! exactly once with the images of single runs; kill -9 and SIGTERM mid-job, stale and corrupt
 //! claims, stealing, failures, validation and `batch status`.
+mod common;
+
+use common::{CLIP, ok, pixels, tmp_dir, vqclip};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-batch-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// 4 prompts x 2 seeds = 8 jobs.
 fn job_file(dir: &Path, steps: i64) -> PathBuf {
@@ -30,7 +24,7 @@ fn job_file(dir: &Path, steps: i64) -> PathBuf {
 }
 
 fn batch_cmd(file: &Path, root: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = vqclip();
     c.arg("batch")
         .arg(file)
         .args(["--out", root.to_str().unwrap(), "--device", "cpu"])
@@ -46,12 +40,6 @@ fn spawn(file: &Path, root: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn ok(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(0), "stderr: {err}");
-    err
-}
-
 fn job_dirs(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap()
@@ -63,13 +51,9 @@ fn job_dirs(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn pixels(p: &Path) -> Vec<u8> {
-    vqclip::image_io::load_rgb(p).unwrap().into_raw()
-}
-
 /// The single run of a job's settings (its job.toml), elsewhere.
-fn single_run(job_dir: &Path, out: &Path) -> Vec<u8> {
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+fn single_run(job_dir: &Path, out: &Path) -> image::RgbImage {
+    let o = vqclip()
         .args(["generate", "--quiet", "--device", "cpu", "--config"])
         .arg(job_dir.join("job.toml"))
         .arg("--out")
@@ -107,7 +91,7 @@ fn check_all_done_once(root: &Path, steps: usize, refs: &Path) {
             d.display()
         );
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["batch", "status", "--json"])
         .arg(root)
         .output()
@@ -251,7 +235,7 @@ fn sigterm_saves_frees_the_claim_and_exits_130() {
             .all(|d| !d.join("claim.json").exists()),
         "claims freed"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["batch", "status"])
         .arg(&root)
         .output()
@@ -339,7 +323,7 @@ fn corrupt_claims_wait_until_stale_failures_are_reported() {
         err.contains("1 job(s) failed") && err.contains("(job 1)"),
         "{err}"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["batch", "status", "--json"])
         .arg(&root2)
         .output()
@@ -381,7 +365,7 @@ fn devices_start_one_worker_each_over_the_same_claims() {
     let dir = tmp_dir("devices");
     let file = job_file(&dir, 6);
     let root = dir.join("root");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = vqclip();
     c.arg("batch")
         .arg(&file)
         .args(["--out", root.to_str().unwrap(), "--devices", "cpu,cpu"]);
@@ -404,7 +388,7 @@ fn style_frames_become_one_job_per_frame() {
         .unwrap();
     }
     let root = dir.join("root");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["batch", "--style-frames"])
         .arg(&frames)
         .args([

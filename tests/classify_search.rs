@@ -2,9 +2,12 @@
 //! resolution 32): zero-shot probabilities against the Python reference, the CLI against
 //! probabilities and rankings recomputed here from per-file embeddings, index reuse and rebuilds,
 //! and unreadable files.
+mod common;
+
+use common::{fixture, run, stderr, tmp_dir};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tch::{Device, Kind, Tensor};
 use vqclip::clip_tasks::classify::{label_embeddings, probabilities};
 use vqclip::clip_tasks::index::INDEX_DIR;
@@ -13,38 +16,12 @@ use vqclip::image_io::load_rgb;
 use vqclip::models::clip::{Clip, preprocess_image};
 use vqclip::tokenizer::Tokenizer;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn clip_path() -> PathBuf {
     fixture("clip_tiny.pt")
 }
 
 fn load_clip() -> Clip {
     Clip::load(&clip_path(), Device::Cpu).unwrap()
-}
-
-/// A fresh, empty folder for one test.
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vqclip-cs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn vqclip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -145,7 +122,7 @@ fn classify_cli_gives_the_zero_shot_probabilities() {
         " {} | {} |{}|a photo of a cat",
         labels[0], labels[1], labels[2]
     );
-    let out = vqclip(&[
+    let out = run(&[
         "classify",
         images[0].to_str().unwrap(),
         images[1].to_str().unwrap(),
@@ -180,7 +157,7 @@ fn classify_cli_gives_the_zero_shot_probabilities() {
     assert!(worst < 1e-4, "{worst}");
 
     // The table: best first, and --top cuts it.
-    let out = vqclip(&[
+    let out = run(&[
         "classify",
         images[0].to_str().unwrap(),
         "--labels",
@@ -234,7 +211,7 @@ fn classify_templates_average_normalized_prompt_embeddings() {
     let labels_dir = tmp_dir("labels");
     let labels_file = labels_dir.join("labels.txt");
     std::fs::write(&labels_file, "cat\r\n\ndog\n  person  \ncat\n").unwrap();
-    let out = vqclip(&[
+    let out = run(&[
         "classify",
         image.to_str().unwrap(),
         "--labels-file",
@@ -299,7 +276,7 @@ fn classify_reports_unreadable_images_and_classifies_the_rest() {
     std::fs::write(&junk, b"not an image at all").unwrap();
     let missing = dir.join("missing.jpg");
     let good = fixture("clip_input.png");
-    let out = vqclip(&[
+    let out = run(&[
         "classify",
         junk.to_str().unwrap(),
         good.to_str().unwrap(),
@@ -427,7 +404,7 @@ fn search(dir: &Path, extra: &[&str]) -> Output {
         "4",
     ];
     args.extend_from_slice(extra);
-    let out = vqclip(&args);
+    let out = run(&args);
     assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
     out
 }

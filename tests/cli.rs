@@ -1,6 +1,9 @@
 //! Foundation: settings parsing and precedence, presets, validation messages and exit codes,
 //! the run-directory rule, and `doctor`.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{shared_dir, stderr, tmp_dir};
+use std::path::Path;
 use std::process::{Command, Output};
 use vqclip::runplan::Request;
 use vqclip::presets;
@@ -10,24 +13,14 @@ use vqclip::settings::{
 };
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = common::vqclip();
     // Keep tests independent of a developer's weights directory.
-    c.env("VQCLIP_WEIGHTS", tmp_dir("no-weights"));
+    c.env("VQCLIP_WEIGHTS", shared_dir("no-weights"));
     c
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 fn args(prompt: &str) -> Request {
@@ -36,7 +29,7 @@ fn args(prompt: &str) -> Request {
             prompts: Some(PromptList::One(prompt.into())),
             ..Default::default()
         },
-        out: Some(tmp_dir("plan")),
+        out: Some(shared_dir("plan")),
         ..Default::default()
     }
 }

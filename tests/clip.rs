@@ -1,16 +1,12 @@
 //! OpenAI CLIP against the Python reference (`tests/fixtures/clip_tiny_*`, made by
 //! `make_fixtures.py` with openai/CLIP and transformers): every file format, shape inference,
 //! zero-shot probabilities, preprocessing, gradients, and `vqclip embed`.
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{fixture, tmp_dir};
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use vqclip::models::clip::{Clip, ClipFormat, preprocess_image, resolve_clip};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn reference() -> std::collections::HashMap<String, Tensor> {
     Tensor::read_safetensors(fixture("clip_tiny_ref.safetensors"))
@@ -249,12 +245,6 @@ fn files_that_are_not_clip_say_what_they_are() {
     );
 }
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vqclip-clip-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn a_broken_resnet_clip_says_what_is_wrong() {
     let dir = tmp_dir("resnet");
@@ -310,9 +300,10 @@ fn known_names_and_paths_resolve() {
     );
 }
 
-fn vqclip(args: &[&str], weights_dir: Option<&Path>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vqclip"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+/// Runs the binary, with `VQCLIP_WEIGHTS` set to `weights_dir` when given.
+fn run_weights(args: &[&str], weights_dir: Option<&Path>) -> std::process::Output {
+    let mut cmd = common::vqclip();
+    cmd.args(args);
     if let Some(dir) = weights_dir {
         cmd.env("VQCLIP_WEIGHTS", dir);
     }
@@ -324,7 +315,7 @@ fn embed_json_gives_the_reference_embeddings() {
     let r = reference();
     let clip = fixture("clip_tiny_openclip.safetensors");
     let png = fixture("clip_input.png");
-    let out = vqclip(
+    let out = run_weights(
         &[
             "embed",
             "--image",
@@ -375,7 +366,7 @@ fn embed_json_gives_the_reference_embeddings() {
 #[test]
 fn embed_prints_a_table_without_json() {
     let clip = fixture("clip_tiny_hf.safetensors");
-    let out = vqclip(
+    let out = run_weights(
         &[
             "embed",
             "--text",
@@ -402,7 +393,7 @@ fn embed_prints_a_table_without_json() {
 #[test]
 fn embed_errors_have_the_right_exit_codes() {
     let vqgan = fixture("vqgan_tiny.safetensors");
-    let out = vqclip(
+    let out = run_weights(
         &[
             "embed",
             "--text",
@@ -422,7 +413,7 @@ fn embed_errors_have_the_right_exit_codes() {
     );
     assert!(stderr.contains("looks like a VQGAN"), "{stderr}");
 
-    let out = vqclip(&["embed", "--clip", "ViT-B/32", "--device", "cpu"], None);
+    let out = run_weights(&["embed", "--clip", "ViT-B/32", "--device", "cpu"], None);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -430,7 +421,7 @@ fn embed_errors_have_the_right_exit_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let out = vqclip(
+    let out = run_weights(
         &[
             "embed", "--text", "x", "--clip", "ViT-B/99", "--device", "cpu",
         ],
@@ -441,7 +432,7 @@ fn embed_errors_have_the_right_exit_codes() {
     assert!(stderr.contains("ViT-L/14@336px"), "{stderr}");
 
     let empty = tmp_dir("weights");
-    let out = vqclip(
+    let out = run_weights(
         &[
             "embed", "--text", "x", "--clip", "ViT-B/32", "--device", "cpu",
         ],

@@ -2,9 +2,11 @@
 //! tests/fixtures/make_resnet_fixtures.py): a small ResNet CLIP (stages 2,1,1,1, width 8, 64 px)
 //! in OpenAI's fp16 TorchScript format, its open_clip-named state dict, the commands that take a
 //! CLIP, and a generate loop against a torch reference loop.
+mod common;
+
+use common::{run, tmp_dir};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
 use vqclip::generate::checkpoint::State;
 use vqclip::generate::engine::{Generator, Models};
@@ -18,13 +20,6 @@ fn reference(path: &Path) -> HashMap<String, Tensor> {
         .unwrap()
         .into_iter()
         .collect()
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-rn-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
@@ -161,17 +156,10 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
     assert!(d < 1e-4, "cells after 4 steps differ by {d}");
 }
 
-fn vqclip(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn commands_take_a_resnet_clip_beside_a_vit() {
     // embed: the joint embedding size
-    let out = vqclip(&[
+    let out = run(&[
         "embed",
         "--text",
         "a red apple",
@@ -193,7 +181,7 @@ fn commands_take_a_resnet_clip_beside_a_vit() {
         assert_eq!(item["embedding"].as_array().unwrap().len(), 32, "{item}");
     }
     // classify
-    let out = vqclip(&[
+    let out = run(&[
         "classify",
         "tests/fixtures/clip_input.png",
         "--labels",
@@ -211,7 +199,7 @@ fn commands_take_a_resnet_clip_beside_a_vit() {
     );
     // generate with a ViT (32 px) and the ResNet (64 px): one cutout batch per resolution
     let dir = tmp_dir("gen");
-    let out = vqclip(&[
+    let out = run(&[
         "generate",
         "a red apple",
         "--drawer",

@@ -11,9 +11,12 @@
 //!
 //! The same runs, stopped halfway and resumed, must end in the same image (byte-exact on CPU).
 //! The table goes to stderr and to target/demo-world-report.md.
+mod common;
+
+use common::{ok, stderr, tmp_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const WORLD: &str = "weights/demo/world.json";
@@ -21,29 +24,15 @@ const JUDGE: &str = "tests/fixtures/demo_judge_clip.pt";
 /// Seed of every demo run here (one seed; the table reports what it gives).
 const SEED: &str = "1";
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-demo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn vqclip() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+/// The binary, with the weights directory of the repository.
+fn demo_vqclip() -> Command {
+    let mut c = common::vqclip();
     // The bundled models are found in the repository's weights/ (as scripts/vqclip sets it).
     c.env(
         "VQCLIP_WEIGHTS",
         concat!(env!("CARGO_MANIFEST_DIR"), "/weights"),
     );
     c
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 struct World {
@@ -115,7 +104,7 @@ fn colour_shares(png: &Path, colours: &[(String, [f64; 3])]) -> BTreeMap<String,
 
 /// The judge's pick among `labels` for one image (`vqclip classify`, raw captions as labels).
 fn judge(png: &Path, labels: &[String]) -> String {
-    let o = vqclip()
+    let o = demo_vqclip()
         .args(["classify", "--json", "--device", "cpu", "--template", "{}"])
         .args(["--clip", JUDGE, "--labels"])
         .arg(labels.join("|"))
@@ -128,7 +117,7 @@ fn judge(png: &Path, labels: &[String]) -> String {
 }
 
 fn generate(caption: &str, out: &Path, extra: &[&str]) -> Output {
-    vqclip()
+    demo_vqclip()
         .args(["generate", caption, "--preset", "demo", "--seed", SEED])
         .args(["--device", "cpu", "--quiet", "--save-every", "0", "--out"])
         .arg(out)
@@ -154,7 +143,7 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
     let mut rows = Vec::new();
     for (i, (fg, shape, bg)) in held.into_iter().enumerate() {
         let cap = caption(fg, shape, bg);
-        let straight = tmp_dir(&format!("{i}-straight"));
+        let straight = tmp_path(&format!("{i}-straight"));
         ok(&generate(&cap, &straight, &[]));
         let png = straight.join("final.png");
 
@@ -185,9 +174,9 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
         let shape_right = shape_pick == cap;
 
         // Stopped halfway, resumed: the same image.
-        let part = tmp_dir(&format!("{i}-part"));
+        let part = tmp_path(&format!("{i}-part"));
         ok(&generate(&cap, &part, &["--steps", "50"]));
-        ok(&vqclip()
+        ok(&demo_vqclip()
             .args(["generate", "--quiet", "--resume"])
             .arg(&part)
             .args(["--steps", "100"])
@@ -253,10 +242,6 @@ fn demo_world_draws_held_out_captions_and_resumes_exactly() {
     );
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 /// A world picture drawn here (the training renders' geometry, without anti-aliasing): one shape
 /// of radius `r` (fraction of the side) at the centre.
 fn draw(path: &Path, fg: [u8; 3], shape: &str, bg: [u8; 3], r: f64) {
@@ -289,7 +274,7 @@ fn rgb(w: &World, name: &str) -> [u8; 3] {
 #[test]
 fn demo_clip_classifies_and_searches_world_pictures() {
     let w = world();
-    let dir = tmp_dir("pictures");
+    let dir = tmp_path("pictures");
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("red", "circle", "blue"),
@@ -308,7 +293,7 @@ fn demo_clip_classifies_and_searches_world_pictures() {
     // swapped colours: the model must bind colour to shape vs background, not just see two colours
     labels.push(caption("blue", "circle", "red"));
     labels.push(caption("black", "square", "yellow"));
-    let o = vqclip()
+    let o = demo_vqclip()
         .args([
             "classify",
             "--json",
@@ -329,7 +314,7 @@ fn demo_clip_classifies_and_searches_world_pictures() {
     }
     // search: the text query finds its picture first
     for (f, s, b) in &cases {
-        let o = vqclip()
+        let o = demo_vqclip()
             .arg("search")
             .arg(&dir)
             .args([
@@ -356,11 +341,11 @@ fn demo_clip_classifies_and_searches_world_pictures() {
 
 #[test]
 fn demo_preset_is_listed_and_uses_the_bundled_models() {
-    let o = vqclip().args(["presets", "list"]).output().unwrap();
+    let o = demo_vqclip().args(["presets", "list"]).output().unwrap();
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("demo"));
-    let out = tmp_dir("dry");
-    let o = vqclip()
+    let out = tmp_path("dry");
+    let o = demo_vqclip()
         .args([
             "generate",
             "a red circle on a blue background",
@@ -378,23 +363,23 @@ fn demo_preset_is_listed_and_uses_the_bundled_models() {
     assert!(text.contains("weights/demo/demo_clip.pt"), "{text}");
     assert!(!out.exists(), "--dry-run wrote {}", out.display());
     // weights: verified by sha256 and size, "fetched" without a network
-    let o = vqclip()
+    let o = demo_vqclip()
         .args(["weights", "verify", "demo-vqgan", "demo-clip"])
         .output()
         .unwrap();
     ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("sha256 ok").count(), 2, "{text}");
-    let o = vqclip()
+    let o = demo_vqclip()
         .args(["weights", "fetch", "demo-clip"])
         .output()
         .unwrap();
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("demo_clip.pt"));
     // Found from anywhere: a weights directory of the user's own falls back to the bundled files.
-    let elsewhere = tmp_dir("elsewhere");
+    let elsewhere = tmp_path("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    let o = vqclip()
+    let o = demo_vqclip()
         .env("VQCLIP_WEIGHTS", &elsewhere)
         .current_dir(&elsewhere)
         .args([
@@ -412,7 +397,7 @@ fn demo_preset_is_listed_and_uses_the_bundled_models() {
 
 #[test]
 fn damaged_demo_files_and_missing_weights_give_clear_errors() {
-    let dir = tmp_dir("damaged");
+    let dir = tmp_path("damaged");
     std::fs::create_dir_all(dir.join("demo")).unwrap();
     let good = std::fs::read("weights/demo/demo_clip.pt").unwrap();
     for name in ["demo_vqgan.ckpt", "demo_vqgan.yaml"] {
@@ -424,14 +409,14 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
     }
     // Truncated: verify says so, generate fails with exit 1 and one line.
     std::fs::write(dir.join("demo/demo_clip.pt"), &good[..good.len() * 6 / 10]).unwrap();
-    let o = vqclip()
+    let o = demo_vqclip()
         .env("VQCLIP_WEIGHTS", &dir)
         .args(["weights", "verify", "demo-clip"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("BAD"));
-    let o = vqclip()
+    let o = demo_vqclip()
         .env("VQCLIP_WEIGHTS", &dir)
         .args([
             "generate",
@@ -452,7 +437,7 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
     let k = flipped.len() / 2;
     flipped[k] ^= 0x40;
     std::fs::write(dir.join("demo/demo_clip.pt"), &flipped).unwrap();
-    let o = vqclip()
+    let o = demo_vqclip()
         .env("VQCLIP_WEIGHTS", &dir)
         .args(["weights", "verify", "demo-clip"])
         .output()
@@ -464,9 +449,9 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
         String::from_utf8_lossy(&o.stdout)
     );
     // The default models missing: exit 1, the usual line, and the demo preset as a hint.
-    let empty = tmp_dir("empty");
+    let empty = tmp_path("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = vqclip()
+    let o = demo_vqclip()
         .env("VQCLIP_WEIGHTS", &empty)
         .args(["generate", "a lighthouse at dusk", "--quiet", "--out"])
         .arg(empty.join("run"))
@@ -480,9 +465,9 @@ fn damaged_demo_files_and_missing_weights_give_clear_errors() {
 
 #[test]
 fn every_generate_feature_works_with_the_demo_preset() {
-    let out = tmp_dir("features");
+    let out = tmp_path("features");
     // story phases, palette, frames, two variations, a video
-    let o = vqclip()
+    let o = demo_vqclip()
         .args([
             "generate",
             "a red circle on a blue background ^ a yellow square on a black background",
@@ -514,7 +499,7 @@ fn every_generate_feature_works_with_the_demo_preset() {
         );
     }
     // resume with the preset's run: continue seed-5 to 8 steps
-    let o = vqclip()
+    let o = demo_vqclip()
         .args(["generate", "--quiet", "--steps", "8", "--resume"])
         .arg(out.join("seed-5"))
         .output()

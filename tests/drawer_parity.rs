@@ -2,6 +2,9 @@
 //! (tests/fixtures/drawers_ref.safetensors, written by tests/fixtures/make_drawer_fixtures.py with
 //! Pixray's FastPixelDrawer and aphantasia's fft_image): renders, inits and gradients, then four
 //! steps of the whole loop (tiny CLIP, pooled cutouts, no augments) against a torch reference loop.
+mod common;
+
+use common::{CLIP, fixture};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 use vqclip::generate::checkpoint::State;
@@ -13,10 +16,8 @@ use vqclip::generate::grad::clamp_grad_mask;
 use vqclip::models::clip::Clip;
 use vqclip::settings::PartialSettings;
 
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
 fn reference() -> HashMap<String, Tensor> {
-    Tensor::read_safetensors("tests/fixtures/drawers_ref.safetensors")
+    Tensor::read_safetensors(fixture("drawers_ref.safetensors"))
         .unwrap()
         .into_iter()
         .collect()

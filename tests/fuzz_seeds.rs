@@ -1,12 +1,13 @@
 //! Replays the fuzz seeds (fuzz/seeds/<target>/*) through the same readers as the cargo-fuzz targets, on
 //! stable Rust: each must end in a value or an error, never a panic. The seeds that are valid files must
 //! also be read without error (so a reader that starts refusing good input is caught here too).
+mod common;
+
+use common::ROOT;
 use std::path::{Path, PathBuf};
 
 fn seeds(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
+    let dir = Path::new(ROOT).join("fuzz/seeds").join(target);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -40,12 +41,7 @@ fn weight_readers_read_their_seeds() {
     }
     // Protocol 0 writes 10**30 as a decimal LONG line, protocol 2 as LONG1 bytes: the same value.
     let big = |name: &str| {
-        let bytes = std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fuzz/seeds/pickle")
-                .join(name),
-        )
-        .unwrap();
+        let bytes = std::fs::read(Path::new(ROOT).join("fuzz/seeds/pickle").join(name)).unwrap();
         let loaded = pickle::load(&bytes, 0).unwrap();
         let Some(pickle::Value::List(items)) = loaded.value.get("a") else {
             panic!("{name}: no list a")

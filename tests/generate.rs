@@ -1,19 +1,13 @@
 //! The generator end to end on the tiny fixture models (CPU): loss goes down, outputs and
 //! metadata, determinism, exact resume, refusal to change settings on resume, Ctrl-C, bad weights.
+mod common;
+
+use common::{CLIP, VQGAN, losses, ok, tmp_path, vqclip};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-gen-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 fn base(out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = vqclip();
     c.args([
         "generate",
         "a red apple|a blue sky:0.5|text:-0.3:-2",
@@ -43,32 +37,12 @@ fn run(out: &Path, extra: &[&str]) -> Output {
     base(out, extra).output().unwrap()
 }
 
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn losses(dir: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn loss_goes_down_and_outputs_exist() {
-    let out = tmp_dir("down");
+    let out = tmp_path("down");
     // One positive prompt, no augments: the tiny random CLIP's loss surface is too flat for the
     // geometric augments' noise on 32 px cutouts; this measures that the gradient path descends.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = vqclip();
     c.args([
         "generate",
         "a red apple",
@@ -124,7 +98,7 @@ fn loss_goes_down_and_outputs_exist() {
     let img = image::open(out.join("final.png")).unwrap();
     assert_eq!((img.width(), img.height()), (32, 32));
     // Metadata: info prints prompt and seed; --config final.png repeats the run.
-    let info = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let info = vqclip()
         .args(["info"])
         .arg(out.join("final.png"))
         .output()
@@ -144,22 +118,22 @@ fn loss_goes_down_and_outputs_exist() {
 
 #[test]
 fn same_seed_same_image_and_config_png_repeats() {
-    let a = tmp_dir("seed-a");
-    let b = tmp_dir("seed-b");
+    let a = tmp_path("seed-a");
+    let b = tmp_path("seed-b");
     ok(&run(&a, &["--steps", "6", "--save-every", "0"]));
     ok(&run(&b, &["--steps", "6", "--save-every", "0"]));
     let fa = std::fs::read(a.join("final.png")).unwrap();
     assert_eq!(fa, std::fs::read(b.join("final.png")).unwrap());
     // Another seed gives another image.
-    let c = tmp_dir("seed-c");
+    let c = tmp_path("seed-c");
     ok(&run(
         &c,
         &["--steps", "6", "--save-every", "0", "--seed", "8"],
     ));
     assert_ne!(fa, std::fs::read(c.join("final.png")).unwrap());
     // Repeat from the PNG's own settings.
-    let d = tmp_dir("seed-d");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let d = tmp_path("seed-d");
+    let o = vqclip()
         .args(["generate", "--quiet", "--config"])
         .arg(a.join("final.png"))
         .arg("--out")
@@ -175,7 +149,7 @@ fn resume_is_byte_identical() {
     // Both precisions: f32 is the documented guarantee; bf16 (auto's choice on AMX CPUs) holds too.
     let mut part = PathBuf::new();
     for precision in ["f32", "bf16"] {
-        let straight = tmp_dir(&format!("straight-{precision}"));
+        let straight = tmp_path(&format!("straight-{precision}"));
         ok(&run(
             &straight,
             &[
@@ -187,7 +161,7 @@ fn resume_is_byte_identical() {
                 precision,
             ],
         ));
-        part = tmp_dir(&format!("part-{precision}"));
+        part = tmp_path(&format!("part-{precision}"));
         ok(&run(
             &part,
             &[
@@ -199,7 +173,7 @@ fn resume_is_byte_identical() {
                 precision,
             ],
         ));
-        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        let o = vqclip()
             .args([
                 "generate",
                 "--quiet",
@@ -221,7 +195,7 @@ fn resume_is_byte_identical() {
         assert_eq!(losses(&part).len(), 8);
     }
     // Changing a setting on resume is refused.
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["generate", "--steps", "9", "--lr", "0.3", "--resume"])
         .arg(&part)
         .output()
@@ -233,13 +207,13 @@ fn resume_is_byte_identical() {
 #[test]
 fn init_kinds_and_image_prompt_run() {
     for init in ["perlin", "gradient", "snow"] {
-        let out = tmp_dir(&format!("init-{init}"));
+        let out = tmp_path(&format!("init-{init}"));
         ok(&run(
             &out,
             &["--steps", "2", "--save-every", "0", "--init", init],
         ));
     }
-    let out = tmp_dir("init-image");
+    let out = tmp_path("init-image");
     ok(&run(
         &out,
         &[
@@ -263,7 +237,7 @@ fn init_kinds_and_image_prompt_run() {
             "50",
         ],
     ));
-    let out = tmp_dir("init-bad");
+    let out = tmp_path("init-bad");
     let o = run(
         &out,
         &[
@@ -286,7 +260,7 @@ fn init_kinds_and_image_prompt_run() {
 fn bad_weights_exit_1() {
     // A checkpoint cut short, as a failed download leaves it.
     let full = std::fs::read(VQGAN).unwrap();
-    let trunc_dir = tmp_dir("trunc");
+    let trunc_dir = tmp_path("trunc");
     std::fs::create_dir_all(&trunc_dir).unwrap();
     let trunc = trunc_dir.join("truncated.ckpt");
     std::fs::write(&trunc, &full[..full.len() * 6 / 10]).unwrap();
@@ -302,8 +276,8 @@ fn bad_weights_exit_1() {
         ),
     ];
     for (flag, path, needle) in cases {
-        let out = tmp_dir("badw");
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        let out = tmp_path("badw");
+        let mut c = vqclip();
         c.args([
             "generate", "x", "--size", "32x32", "--device", "cpu", "--quiet", "--out",
         ])
@@ -320,7 +294,7 @@ fn bad_weights_exit_1() {
 
 #[test]
 fn ctrl_c_saves_and_resumes() {
-    let out = tmp_dir("sigint");
+    let out = tmp_path("sigint");
     let child = base(&out, &["--steps", "100000", "--save-every", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -353,11 +327,7 @@ fn ctrl_c_saves_and_resumes() {
         .unwrap();
     // `vqclip info RUN_DIR` tells where it stopped and how to continue.
     let info = |out: &Path| {
-        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-            .arg("info")
-            .arg(out)
-            .output()
-            .unwrap();
+        let o = vqclip().arg("info").arg(out).output().unwrap();
         ok(&o);
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
@@ -368,7 +338,7 @@ fn ctrl_c_saves_and_resumes() {
         )),
         "{text}"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args([
             "generate",
             "--quiet",
@@ -391,7 +361,7 @@ fn ctrl_c_saves_and_resumes() {
         "{text}"
     );
     // A folder that is not a run: exit 2.
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .arg("info")
         .arg(out.join("frames"))
         .output()
@@ -409,8 +379,8 @@ fn bf16_loss_curve_stays_within_2_percent_of_f32() {
     let curves: Vec<Vec<f64>> = ["f32", "bf16"]
         .iter()
         .map(|p| {
-            let out = tmp_dir(&format!("prec-{p}"));
-            let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+            let out = tmp_path(&format!("prec-{p}"));
+            let mut c = vqclip();
             c.args([
                 "generate",
                 "a red apple|a blue sky:0.5",

@@ -1,19 +1,13 @@
 //! Generator features beyond the basic loop, end to end on the tiny fixtures (CPU): cutout
 //! batches, story phases, seamless tiles, `--video`, and a non-finite loss.
+mod common;
+
+use common::{CLIP, VQGAN, log, ok, pixels, resume, same_file, tmp_path, vqclip};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-feat-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use std::process::Output;
 
 fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    vqclip()
         .args(["generate", prompt, "--vqgan", VQGAN, "--clip", CLIP])
         .args(["--size", "32x32", "--cutouts", "4", "--device", "cpu"])
         .args(["--seed", "11", "--quiet", "--precision", "f32", "--out"])
@@ -21,43 +15,6 @@ fn run(prompt: &str, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-/// `vqclip generate --quiet --resume DIR` plus `extra`.
-fn resume(dir: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(["generate", "--quiet", "--resume"])
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// The decoded RGB bytes (the PNG's text chunks record the settings, so files differ).
-fn pixels(png: &Path) -> Vec<u8> {
-    image::open(png).unwrap().to_rgb8().into_raw()
-}
-
-/// Whole files, compared without printing megabytes on failure.
-fn same_file(a: &Path, b: &Path) -> bool {
-    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
-}
-
-fn log(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn column(log: &[serde_json::Value], key: &str, i: usize) -> Vec<f64> {
@@ -77,7 +34,7 @@ fn batches_average_and_match_one_batch_when_views_are_equal() {
         "--augments",
         "none",
     ];
-    let (a, b) = (tmp_dir("b1"), tmp_dir("b2"));
+    let (a, b) = (tmp_path("b1"), tmp_path("b2"));
     ok(&run("a red apple", &a, &same));
     ok(&run(
         "a red apple",
@@ -96,7 +53,7 @@ fn batches_average_and_match_one_batch_when_views_are_equal() {
     let run_toml = std::fs::read_to_string(b.join("run.toml")).unwrap();
     assert!(run_toml.contains("batches = 2"), "{run_toml}");
 
-    let (c, d) = (tmp_dir("b3"), tmp_dir("b4"));
+    let (c, d) = (tmp_path("b3"), tmp_path("b4"));
     ok(&run("a red apple", &c, &["--steps", "2"]));
     ok(&run("a red apple", &d, &["--steps", "2", "--batches", "3"]));
     assert_ne!(log(&c)[0]["loss"], log(&d)[0]["loss"]);
@@ -106,7 +63,7 @@ fn batches_average_and_match_one_batch_when_views_are_equal() {
 /// adds nothing to the loss (its logged term is 0), and the phases survive run.toml.
 #[test]
 fn story_phases_take_turns() {
-    let out = tmp_dir("story");
+    let out = tmp_path("story");
     ok(&run(
         "a red apple | a tree:0.5 ^ a blue sky",
         &out,
@@ -139,7 +96,7 @@ fn story_phases_take_turns() {
     );
 
     // --change-prompt-every 2: phases 0,0,1,1,0,0; repeating from the PNG gives the same run.
-    let every = tmp_dir("story-every");
+    let every = tmp_path("story-every");
     ok(&run(
         "a red apple ^ a blue sky",
         &every,
@@ -155,9 +112,9 @@ fn story_phases_take_turns() {
     let l = log(&every);
     let active: Vec<bool> = column(&l, "prompts", 0).iter().map(|v| *v != 0.0).collect();
     assert_eq!(active, [true, true, false, false, true, true]);
-    let again = tmp_dir("story-again");
+    let again = tmp_path("story-again");
     let png = every.join("final.png");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["generate", "--quiet", "--device", "cpu", "--config"])
         .arg(&png)
         .arg("--out")
@@ -185,7 +142,7 @@ fn story_and_batches_errors_exit_2() {
         ("a cat", &["--batches", "0"], "--batches"),
     ];
     for (prompt, extra, needle) in cases {
-        let out = tmp_dir("bad");
+        let out = tmp_path("bad");
         let o = run(prompt, &out, &[&["--steps", "1"], *extra].concat());
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{prompt} {extra:?}: {err}");
@@ -197,7 +154,7 @@ fn story_and_batches_errors_exit_2() {
 /// `--tile` runs, is recorded, cannot be switched on resume, and resumes byte-identically.
 #[test]
 fn tile_runs_records_and_resumes_exactly() {
-    let straight = tmp_dir("tile");
+    let straight = tmp_path("tile");
     ok(&run("a brick wall", &straight, &["--steps", "4", "--tile"]));
     let run_toml = std::fs::read_to_string(straight.join("run.toml")).unwrap();
     assert!(run_toml.contains("tile = true"), "{run_toml}");
@@ -209,11 +166,11 @@ fn tile_runs_records_and_resumes_exactly() {
         assert_eq!(tiled.get_pixel(x, y), fin.get_pixel(x % 32, y % 32));
     }
 
-    let plain = tmp_dir("tile-off");
+    let plain = tmp_path("tile-off");
     ok(&run("a brick wall", &plain, &["--steps", "4"]));
     assert!(pixels(&straight.join("final.png")) != pixels(&plain.join("final.png")));
 
-    let split = tmp_dir("tile-split");
+    let split = tmp_path("tile-split");
     ok(&run("a brick wall", &split, &["--steps", "2", "--tile"]));
     let o = resume(&split, &["--steps", "4", "--tile"]);
     assert_eq!(o.status.code(), Some(2));
@@ -228,10 +185,10 @@ fn tile_runs_records_and_resumes_exactly() {
 /// `generate --video` ends with a video of the frames beside them (a GIF when ffmpeg is absent).
 #[test]
 fn generate_video_flag() {
-    let out = tmp_dir("video");
-    let empty_path = tmp_dir("video-path");
+    let out = tmp_path("video");
+    let empty_path = tmp_path("video-path");
     std::fs::create_dir_all(&empty_path).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .env("PATH", &empty_path)
         .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
         .args([
@@ -268,7 +225,7 @@ fn generate_video_flag() {
 /// and no image of the broken state is written.
 #[test]
 fn non_finite_loss_stops_with_exit_1() {
-    let out = tmp_dir("nan");
+    let out = tmp_path("nan");
     let o = run(
         "a red apple:1e39",
         &out,
@@ -299,7 +256,7 @@ fn zoom_moves_saves_frames_and_resumes_exactly() {
         "--save-every",
         "0",
     ];
-    let straight = tmp_dir("zoom");
+    let straight = tmp_path("zoom");
     ok(&run(
         "a spiral galaxy",
         &straight,
@@ -320,7 +277,7 @@ fn zoom_moves_saves_frames_and_resumes_exactly() {
         "{run_toml}"
     );
 
-    let still = tmp_dir("zoom-off");
+    let still = tmp_path("zoom-off");
     ok(&run(
         "a spiral galaxy",
         &still,
@@ -328,7 +285,7 @@ fn zoom_moves_saves_frames_and_resumes_exactly() {
     ));
     assert!(pixels(&straight.join("final.png")) != pixels(&still.join("final.png")));
 
-    let split = tmp_dir("zoom-split");
+    let split = tmp_path("zoom-split");
     ok(&run(
         "a spiral galaxy",
         &split,
@@ -359,7 +316,7 @@ fn zoom_settings_are_validated() {
         (&["--zoom-every", "2", "--zoom-start", "-3"], "--zoom-start"),
     ];
     for (extra, needle) in cases {
-        let out = tmp_dir("zoom-bad");
+        let out = tmp_path("zoom-bad");
         let o = run("a cat", &out, &[&["--steps", "1"], *extra].concat());
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
@@ -371,7 +328,7 @@ fn zoom_settings_are_validated() {
 /// before any work, naming the file.
 #[test]
 fn zoom_needs_the_encoder() {
-    let dir = tmp_dir("zoom-dec");
+    let dir = tmp_path("zoom-dec");
     std::fs::create_dir_all(&dir).unwrap();
     let dec = dir.join("dec.safetensors");
     let kept: Vec<(String, tch::Tensor)> =
@@ -382,7 +339,7 @@ fn zoom_needs_the_encoder() {
             .collect();
     tch::Tensor::write_safetensors(&kept, &dec).unwrap();
     let out = dir.join("run");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["generate", "a cat", "--clip", CLIP, "--vqgan"])
         .arg(&dec)
         .args([
@@ -419,8 +376,8 @@ fn zoom_needs_the_encoder() {
 #[test]
 fn noise_prompts_weight_and_record() {
     let first_term = |spec: &str| -> (f64, PathBuf) {
-        let out = tmp_dir(&format!("noise-{}", spec.replace(':', "_")));
-        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        let out = tmp_path(&format!("noise-{}", spec.replace(':', "_")));
+        let o = vqclip()
             .args([
                 "generate",
                 "--vqgan",
@@ -470,7 +427,7 @@ fn noise_prompts_weight_and_record() {
         "{run_toml}"
     );
 
-    let bad = tmp_dir("noise-bad");
+    let bad = tmp_path("noise-bad");
     let o = run("a cat", &bad, &["--noise-prompt", "7:0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--noise-prompt"));
@@ -482,7 +439,7 @@ fn noise_prompts_weight_and_record() {
 #[test]
 fn count_makes_one_run_per_seed() {
     // `run` passes --seed 11; a later --seed wins (a flag given twice takes its last value).
-    let out = tmp_dir("count");
+    let out = tmp_path("count");
     let o = run(
         "a red apple",
         &out,
@@ -493,7 +450,7 @@ fn count_makes_one_run_per_seed() {
     let printed: Vec<&str> = stdout.lines().collect();
     assert_eq!(printed.len(), 2, "{stdout}");
     assert!(printed[1].ends_with("seed-6/final.png"), "{stdout}");
-    let single = tmp_dir("count-single");
+    let single = tmp_path("count-single");
     ok(&run(
         "a red apple",
         &single,
@@ -531,7 +488,7 @@ fn count_makes_one_run_per_seed() {
         &["--count", "0"][..],
         &["--count", "2", "--resume", "x"][..],
     ] {
-        let o = run("a cat", &tmp_dir("count-bad"), extra);
+        let o = run("a cat", &tmp_path("count-bad"), extra);
         assert_eq!(o.status.code(), Some(2), "{extra:?}");
         assert!(
             String::from_utf8_lossy(&o.stderr).contains("--count"),
@@ -545,7 +502,7 @@ fn count_makes_one_run_per_seed() {
 #[test]
 fn summary_line_unless_quiet() {
     let loud = |out: &Path, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        vqclip()
             .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
             .args(["--size", "32x32", "--cutouts", "2", "--device", "cpu"])
             .arg("--out")
@@ -554,7 +511,7 @@ fn summary_line_unless_quiet() {
             .output()
             .unwrap()
     };
-    let out = tmp_dir("summary");
+    let out = tmp_path("summary");
     let o = loud(&out, &["--steps", "3"]);
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -563,7 +520,7 @@ fn summary_line_unless_quiet() {
         last.starts_with("done: 3 steps in ") && last.contains(" it/s) on cpu, peak memory "),
         "{err}"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["generate", "--steps", "5", "--resume"])
         .arg(&out)
         .output()
@@ -571,7 +528,7 @@ fn summary_line_unless_quiet() {
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("done: 2 steps in "), "{err}");
-    let quiet = tmp_dir("summary-quiet");
+    let quiet = tmp_path("summary-quiet");
     let o = loud(&quiet, &["--steps", "2", "--quiet"]);
     ok(&o);
     assert!(
@@ -586,7 +543,7 @@ fn summary_line_unless_quiet() {
 #[test]
 fn other_optimizers_resume_exactly() {
     for opt in ["adamax", "adagrad", "rmsprop"] {
-        let straight = tmp_dir(&format!("opt-{opt}"));
+        let straight = tmp_path(&format!("opt-{opt}"));
         ok(&run(
             "a red apple",
             &straight,
@@ -594,7 +551,7 @@ fn other_optimizers_resume_exactly() {
         ));
         let l = log(&straight);
         assert!(l[0]["loss"] != l[3]["loss"], "{opt}: loss did not move");
-        let split = tmp_dir(&format!("opt-{opt}-split"));
+        let split = tmp_path(&format!("opt-{opt}-split"));
         ok(&run(
             "a red apple",
             &split,
@@ -613,7 +570,7 @@ fn other_optimizers_resume_exactly() {
 /// logged, the spec is recorded; an unknown colour is a usage error.
 #[test]
 fn palette_limits_the_colours() {
-    let out = tmp_dir("palette");
+    let out = tmp_path("palette");
     ok(&run(
         "a red apple",
         &out,
@@ -639,7 +596,7 @@ fn palette_limits_the_colours() {
     let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
     assert!(run_toml.contains("palette = \"gameboy\""), "{run_toml}");
 
-    let bad = tmp_dir("palette-bad");
+    let bad = tmp_path("palette-bad");
     let o = run("a cat", &bad, &["--palette", "red, mauve"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -651,16 +608,16 @@ fn palette_limits_the_colours() {
 /// video without holding the last frame; bad combinations and unreadable frames fail first.
 #[test]
 fn style_frames_restyles_a_sequence() {
-    let src = tmp_dir("style-src");
+    let src = tmp_path("style-src");
     std::fs::create_dir_all(&src).unwrap();
     let solid = |rgb: [u8; 3]| image::RgbImage::from_pixel(40, 36, image::Rgb(rgb));
     solid([200, 30, 30]).save(src.join("b.png")).unwrap();
     solid([30, 200, 30]).save(src.join("a.png")).unwrap();
     solid([30, 30, 200]).save(src.join("c.jpg")).unwrap();
     std::fs::write(src.join("notes.txt"), "not a frame").unwrap();
-    let out = tmp_dir("style-out");
+    let out = tmp_path("style-out");
     let style = |extra: &[&str], path: Option<&Path>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        let mut c = vqclip();
         if let Some(p) = path {
             c.env("PATH", p);
         }
@@ -731,7 +688,7 @@ fn style_frames_restyles_a_sequence() {
     ok(&style(&[], None));
     assert_eq!((t1, t3), (mtime("000001.png"), mtime("000003.png")));
     std::fs::remove_file(frames.join("000002.png")).unwrap();
-    let empty_path = tmp_dir("style-path");
+    let empty_path = tmp_path("style-path");
     std::fs::create_dir_all(&empty_path).unwrap();
     ok(&style(&["--video"], Some(&empty_path)));
     assert!(frames.join("000002.png").exists());
@@ -755,8 +712,8 @@ fn style_frames_restyles_a_sequence() {
             .contains("--style-frames cannot be combined with --init-image")
     );
     std::fs::write(src.join("d.png"), "not a png").unwrap();
-    let fresh = tmp_dir("style-bad");
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let fresh = tmp_path("style-bad");
+    let o = vqclip()
         .args([
             "generate",
             "x",
@@ -778,9 +735,9 @@ fn style_frames_restyles_a_sequence() {
         !fresh.exists(),
         "nothing is started before every frame is readable"
     );
-    let empty = tmp_dir("style-empty");
+    let empty = tmp_path("style-empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["generate", "x", "--quiet", "--style-frames"])
         .arg(&empty)
         .output()
@@ -795,7 +752,7 @@ fn style_frames_restyles_a_sequence() {
 #[test]
 fn models_of_one_resolution_share_cutouts() {
     let first_term = |clip: &str, name: &str| {
-        let out = tmp_dir(name);
+        let out = tmp_path(name);
         ok(&run(
             "a red apple",
             &out,

@@ -1,28 +1,13 @@
 //! Hostile and oversized input (issue 18): reference loops in pickles, decompression-bomb images,
 //! megabyte prompts and thousands of them, search folders with loops and unreadable entries,
 //! non-UTF-8 paths, and a disk that fills up while a checkpoint is written.
+mod common;
+
+use common::{BIN, CLIP, VQGAN, stderr, tmp_dir, vqclip};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::rc::Rc;
-
-const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn vqclip() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn generate(out: &Path, extra: &[&str]) -> Command {
     let mut c = vqclip();
@@ -309,8 +294,7 @@ fn disk_full_during_checkpoint_keeps_the_previous_one() {
         let mut c = if limited && !tmpfs {
             // 8 KiB per file: the PNGs fit, the checkpoint's state does not.
             let mut c = Command::new("sh");
-            c.args(["-c", "ulimit -f 8; exec \"$0\" \"$@\""])
-                .arg(env!("CARGO_BIN_EXE_vqclip"));
+            c.args(["-c", "ulimit -f 8; exec \"$0\" \"$@\""]).arg(BIN);
             c
         } else {
             vqclip()
@@ -468,8 +452,7 @@ fn disk_full_during_index_save_keeps_the_old_index() {
     let search = |limited: bool| {
         let mut c = if limited && !tmpfs {
             let mut c = Command::new("sh");
-            c.args(["-c", "ulimit -f 0; exec \"$0\" \"$@\""])
-                .arg(env!("CARGO_BIN_EXE_vqclip"));
+            c.args(["-c", "ulimit -f 0; exec \"$0\" \"$@\""]).arg(BIN);
             c
         } else {
             vqclip()

@@ -3,29 +3,18 @@
 //! image's pixels in a screenshot), no console messages, and hostile prompts shown, never run.
 //! `.ci/run` installs Debian's chromium and sets VQCLIP_REQUIRE_CHROMIUM=1; elsewhere, without a
 //! Chromium, the browser checks say clearly that they checked nothing.
+mod common;
+
+use common::{CLIP, stderr, tmp_dir, vqclip};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
 const HOSTILE: &str = "<script>alert(1)</script> \"quoted\" & ampersand";
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-pages-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn vqclip(args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// Runs the binary and asserts that it succeeded (naming the arguments if not).
+fn run_ok(args: &[&str]) -> Output {
+    let o = common::run(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     o
 }
 
@@ -53,7 +42,7 @@ fn run(prompt: &str, out: &Path, extra: &[&str]) {
         out.to_str().unwrap(),
     ];
     a.extend_from_slice(extra);
-    vqclip(&a);
+    run_ok(&a);
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -266,7 +255,7 @@ fn the_gallery_lists_runs_groups_and_broken_folders() {
     std::fs::create_dir_all(broken.join("frames")).unwrap();
     std::fs::write(broken.join("run.toml"), "this is = not [toml").unwrap();
     std::fs::create_dir_all(root.join("not-a-run")).unwrap();
-    let out = vqclip(&["gallery", root.to_str().unwrap()]);
+    let out = run_ok(&["gallery", root.to_str().unwrap()]);
     let page = root.join("index.html");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -289,7 +278,7 @@ fn the_gallery_lists_runs_groups_and_broken_folders() {
     // the newest run first
     assert!(html.find("hostile/index.html").unwrap() < html.find("apple/index.html").unwrap());
     // a missing folder is a usage error
-    let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let o = vqclip()
         .args(["gallery", root.join("nope").to_str().unwrap()])
         .output()
         .unwrap();
@@ -311,7 +300,7 @@ fn classify_and_search_write_result_pages() {
         std::fs::copy(Path::new("tests/fixtures").join(f), imgs.join(f)).unwrap();
     }
     let cpage = dir.join("classify.html");
-    vqclip(&[
+    run_ok(&[
         "classify",
         imgs.join("clip_input.png").to_str().unwrap(),
         imgs.join("recon_input.png").to_str().unwrap(),
@@ -331,7 +320,7 @@ fn classify_and_search_write_result_pages() {
         html.contains("&lt;b&gt;bold&lt;/b&gt;") && html.contains("src=\"imgs/clip_input.png\"")
     );
     let spage = dir.join("search.html");
-    vqclip(&[
+    run_ok(&[
         "search",
         imgs.to_str().unwrap(),
         "--query",

@@ -3,7 +3,10 @@
 //! a 4-task job array over 8 tiny jobs; one task is requeued mid-run (SIGTERM, checkpoint,
 //! requeue). Every job finishes once, with the image of its single run. `.ci/run` installs the
 //! packages and sets VQCLIP_REQUIRE_SLURM=1; elsewhere, without them, the test says it checked nothing.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{BIN, pixels, tmp_dir, vqclip};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,10 +45,6 @@ fn slurm(conf: &str, cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn pixels(p: &Path) -> Vec<u8> {
-    vqclip::image_io::load_rgb(p).unwrap().into_raw()
-}
-
 #[test]
 fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
     let root_user = Command::new("id")
@@ -73,9 +72,7 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
         );
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vqclip-slurm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp_dir("run");
     let out = Command::new("tests/slurm/single-node.sh")
         .args(["start", dir.join("cluster").to_str().unwrap()])
         .output()
@@ -110,7 +107,7 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
     // the deploy script as published; only the GPU/memory requests are overridden for this node
     let o = Command::new("sbatch")
         .env("SLURM_CONF", &cluster.conf)
-        .env("VQCLIP_BIN", env!("CARGO_BIN_EXE_vqclip"))
+        .env("VQCLIP_BIN", BIN)
         .env("VQCLIP_DEVICE", "cpu")
         .args([
             "--parsable",
@@ -169,7 +166,7 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+    let status = vqclip()
         .args(["batch", "status", "--json"])
         .arg(&root)
         .output()
@@ -190,7 +187,7 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
             .count();
         assert_eq!(lines, 40, "{}: each step once", d.display());
         let single = dir.join("single").join(d.file_name().unwrap());
-        let o = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+        let o = vqclip()
             .args(["generate", "--quiet", "--device", "cpu", "--config"])
             .arg(d.join("job.toml"))
             .arg("--out")

@@ -1,5 +1,8 @@
 //! Token ids against OpenAI's Python tokenizer (`tests/fixtures/tokenizer_golden.json`, made by
 //! `clip.tokenize(p, truncate=True)` with ftfy 6.3.1).
+mod common;
+
+use common::fixture;
 use serde_json::Value;
 use vqclip::tokenizer::{
     CONTEXT_LENGTH, END_OF_TEXT, START_OF_TEXT, Tokenizer, clean, truncation_warning,
@@ -34,10 +37,7 @@ fn load_cases(path: &str) -> Vec<Case> {
 }
 
 fn golden() -> Vec<Case> {
-    load_cases(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/tokenizer_golden.json"
-    ))
+    load_cases(fixture("tokenizer_golden.json").to_str().unwrap())
 }
 
 #[test]

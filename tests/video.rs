@@ -1,15 +1,11 @@
 //! `vqclip video`: frames of a run directory to a GIF (always) or MP4 (ffmpeg), its errors, and
 //! that an existing file is never replaced without --force.
+mod common;
+
+use common::{stderr, tmp_dir};
 use image::AnimationDecoder;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-video-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A run directory with solid-colour frames 2 and 10 (numeric, not text, order) and a final image,
 /// plus a file that is not a frame.
@@ -25,17 +21,14 @@ fn fake_run(name: &str) -> PathBuf {
     dir
 }
 
-fn vqclip(args: &[&str], path_env: Option<&Path>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+/// `vqclip video ARGS`, with `PATH` set to `path_env` when given.
+fn video(args: &[&str], path_env: Option<&Path>) -> Output {
+    let mut c = common::vqclip();
     c.arg("video").args(args);
     if let Some(p) = path_env {
         c.env("PATH", p);
     }
     c.output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn gif_frames(path: &Path) -> Vec<image::Frame> {
@@ -56,7 +49,7 @@ fn ms(f: &image::Frame) -> f64 {
 fn gif_has_the_frames_in_step_order_and_holds_the_last() {
     let dir = fake_run("gif");
     let out = dir.join("clip.gif");
-    let o = vqclip(
+    let o = video(
         &[
             dir.to_str().unwrap(),
             "-o",
@@ -103,11 +96,11 @@ fn existing_output_needs_force() {
     let dir = fake_run("force");
     let out = dir.join("v.gif");
     std::fs::write(&out, "mine").unwrap();
-    let o = vqclip(&[dir.to_str().unwrap(), "-o", out.to_str().unwrap()], None);
+    let o = video(&[dir.to_str().unwrap(), "-o", out.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "mine");
-    let o = vqclip(
+    let o = video(
         &[
             dir.to_str().unwrap(),
             "-o",
@@ -125,7 +118,7 @@ fn without_ffmpeg_mp4_is_a_clear_error_and_the_default_is_a_gif() {
     let dir = fake_run("noffmpeg");
     let empty_path = tmp_dir("empty-path");
     let out = dir.join("v.mp4");
-    let o = vqclip(
+    let o = video(
         &[dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
         Some(&empty_path),
     );
@@ -138,7 +131,7 @@ fn without_ffmpeg_mp4_is_a_clear_error_and_the_default_is_a_gif() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!out.exists());
 
-    let o = vqclip(&[dir.to_str().unwrap()], Some(&empty_path));
+    let o = video(&[dir.to_str().unwrap()], Some(&empty_path));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("writing a GIF"), "{}", stderr(&o));
     assert_eq!(gif_frames(&dir.join("video.gif")).len(), 3);
@@ -154,12 +147,12 @@ fn usage_errors_exit_2() {
         (&["/nonexistent/run"], "not a directory"),
     ];
     for (args, needle) in cases {
-        let o = vqclip(args, None);
+        let o = video(args, None);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
     let empty = tmp_dir("no-frames");
-    let o = vqclip(&[empty.to_str().unwrap()], None);
+    let o = video(&[empty.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no frames"), "{}", stderr(&o));
 }
@@ -171,7 +164,7 @@ fn frames_of_different_sizes_are_refused() {
         .save(dir.join("frames").join("000020.png"))
         .unwrap();
     let out = dir.join("v.gif");
-    let o = vqclip(&[dir.to_str().unwrap(), "-o", out.to_str().unwrap()], None);
+    let o = video(&[dir.to_str().unwrap(), "-o", out.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("differs from the first frame"),
@@ -191,7 +184,7 @@ fn mp4_through_ffmpeg() {
     }
     let dir = fake_run("mp4");
     let out = dir.join("v.mp4");
-    let o = vqclip(
+    let o = video(
         &[
             dir.to_str().unwrap(),
             "-o",

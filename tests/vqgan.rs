@@ -1,18 +1,16 @@
 //! The tch VQGAN against reference outputs of taming-transformers (tests/fixtures/make_fixtures.py):
 //! tiny VQModel (f=4, 64 codes) and tiny GumbelVQ (f=8), plus the `reconstruct` command.
+mod common;
+
+use common::{fixture, tmp_dir, vqclip};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
 use vqclip::models::vqgan::{QuantizerKind, Vqgan, VqganConfig};
 use vqclip::weights::load_tensors;
 
 const FIX: &str = "tests/fixtures";
 const TOL: f64 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIX).join(name)
-}
 
 fn reference(name: &str) -> HashMap<String, Tensor> {
     Tensor::read_safetensors(fixture(name))
@@ -27,13 +25,6 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .abs()
         .max()
         .double_value(&[])
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-test-vqgan-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn tiny() -> Vqgan {
@@ -252,7 +243,7 @@ fn rewrite(
 
 #[test]
 fn decoder_only_file_decodes_but_cannot_encode() {
-    let dir = temp_dir("decoder-only");
+    let dir = tmp_dir("decoder-only");
     let path = rewrite(
         &dir,
         "dec.safetensors",
@@ -271,7 +262,7 @@ fn decoder_only_file_decodes_but_cannot_encode() {
 
 #[test]
 fn net2net_prefix_is_stripped_and_other_stages_ignored() {
-    let dir = temp_dir("net2net");
+    let dir = tmp_dir("net2net");
     let extra = [
         (
             "transformer.tok_emb.weight",
@@ -295,7 +286,7 @@ fn net2net_prefix_is_stripped_and_other_stages_ignored() {
 
 #[test]
 fn missing_tensor_is_reported() {
-    let dir = temp_dir("missing");
+    let dir = tmp_dir("missing");
     let path = rewrite(
         &dir,
         "m.safetensors",
@@ -307,13 +298,9 @@ fn missing_tensor_is_reported() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn vqclip() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vqclip"))
-}
-
 #[test]
 fn cli_reconstruct_crops_and_reports() {
-    let dir = temp_dir("cli");
+    let dir = tmp_dir("cli");
     let out = dir.join("out.png");
     let run = |force: bool| {
         let mut cmd = vqclip();
@@ -373,7 +360,7 @@ fn cli_reconstruct_crops_and_reports() {
 
 #[test]
 fn cli_vqgan_names_resolve_in_weights_dir() {
-    let dir = temp_dir("names");
+    let dir = tmp_dir("names");
     let run = |spec: &str| {
         vqclip()
             .args(["reconstruct", &format!("{FIX}/recon_input.png"), "-o"])

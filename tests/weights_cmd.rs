@@ -1,10 +1,12 @@
 //! `vqclip weights`: the downloader against a local HTTP server on 127.0.0.1 (full download, resume
 //! after a cut connection, checksum mismatch, HTML mirror, connection refused), `verify`, `convert`, `list`.
+mod common;
+
+use common::{fixture, stderr, stdout, tmp_dir};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,19 +14,6 @@ use tch::{Kind, Tensor};
 use vqclip::weights::fetch::{self, FetchOptions};
 use vqclip::weights::registry::{self, FileEntry, ModelEntry, ModelKind};
 use vqclip::weights::verify;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-weights-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn quiet() -> FetchOptions {
     FetchOptions {
@@ -264,7 +253,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn full_download_checks_sha256_and_leaves_no_partial() {
     let bytes = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
     let server = serve(vec![("/vqgan.ckpt", route(bytes.clone(), Mode::Normal))]);
-    let dir = temp_dir("full");
+    let dir = tmp_dir("full");
     let f = entry("model.ckpt", &bytes, vec![server.url("/vqgan.ckpt")], true);
     let got = fetch::fetch_file(&f, Some(ModelKind::Vqgan), &dir, &quiet()).unwrap();
     assert_eq!(got, dir.join("model.ckpt"));
@@ -281,7 +270,7 @@ fn full_download_checks_sha256_and_leaves_no_partial() {
 fn resumes_after_a_cut_connection_with_range() {
     let bytes = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
     let server = serve(vec![("/cut.ckpt", route(bytes.clone(), Mode::CutFirst))]);
-    let dir = temp_dir("cut");
+    let dir = tmp_dir("cut");
     let f = entry("model.ckpt", &bytes, vec![server.url("/cut.ckpt")], true);
     let got = fetch::fetch_file(&f, Some(ModelKind::Vqgan), &dir, &quiet()).unwrap();
     assert_eq!(std::fs::read(&got).unwrap(), bytes);
@@ -299,7 +288,7 @@ fn resumes_after_a_cut_connection_with_range() {
 fn resumes_a_partial_file_left_by_an_earlier_run() {
     let bytes = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
     let server = serve(vec![("/a.ckpt", route(bytes.clone(), Mode::Normal))]);
-    let dir = temp_dir("earlier");
+    let dir = tmp_dir("earlier");
     let url = server.url("/a.ckpt");
     std::fs::write(dir.join("model.ckpt.part"), &bytes[..100_000]).unwrap();
     std::fs::write(dir.join("model.ckpt.part.url"), &url).unwrap();
@@ -329,7 +318,7 @@ fn resumes_a_partial_file_left_by_an_earlier_run() {
 fn checksum_mismatch_is_rejected_and_the_partial_removed() {
     let bytes = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
     let server = serve(vec![("/m.ckpt", route(bytes.clone(), Mode::Normal))]);
-    let dir = temp_dir("sha");
+    let dir = tmp_dir("sha");
     let mut f = entry("model.ckpt", &bytes, vec![server.url("/m.ckpt")], false);
     f.sha256 = Some("0".repeat(64));
     let err = format!(
@@ -357,7 +346,7 @@ fn html_and_dead_mirrors_are_skipped_for_the_next() {
         ("/disguised", route(page, Mode::Normal)),
         ("/good", route(bytes.clone(), Mode::Normal)),
     ]);
-    let dir = temp_dir("html");
+    let dir = tmp_dir("html");
     let mut f = entry(
         "model.ckpt",
         &bytes,
@@ -400,7 +389,7 @@ fn a_file_of_the_wrong_kind_is_rejected_by_loading() {
         ("/clip", route(clip.clone(), Mode::Normal)),
         ("/png", route(png, Mode::Normal)),
     ]);
-    let dir = temp_dir("kind");
+    let dir = tmp_dir("kind");
     let mut f = entry(
         "vq.safetensors",
         &clip,
@@ -425,7 +414,7 @@ fn connection_refused_fails_fast_with_manual_steps() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let dir = temp_dir("refused");
+    let dir = tmp_dir("refused");
     let url = format!("http://127.0.0.1:{port}/imagenet.ckpt");
     let f = entry("imagenet_f16_16384.ckpt", b"", vec![url.clone()], false);
     let t = Instant::now();
@@ -456,7 +445,7 @@ fn fetch_model_gets_checkpoint_and_yaml_then_writes_the_cache() {
         ("/c", route(ckpt.clone(), Mode::Normal)),
         ("/y", route(yaml.clone(), Mode::Normal)),
     ]);
-    let dir = temp_dir("model");
+    let dir = tmp_dir("model");
     let m = ModelEntry {
         name: "tiny".into(),
         kind: ModelKind::Vqgan,
@@ -498,7 +487,7 @@ fn fetch_model_gets_checkpoint_and_yaml_then_writes_the_cache() {
 fn fetch_model_falls_back_to_the_safetensors_mirror() {
     let st = std::fs::read(fixture("clip_tiny_openclip.safetensors")).unwrap();
     let server = serve(vec![("/st", route(st.clone(), Mode::Normal))]);
-    let dir = temp_dir("alt");
+    let dir = tmp_dir("alt");
     let m = ModelEntry {
         name: "tinyclip".into(),
         kind: ModelKind::Clip,
@@ -527,24 +516,21 @@ fn fetch_model_falls_back_to_the_safetensors_mirror() {
 // ---------------------------------------------------------------------------------------------
 // The command line.
 
-fn vqclip(weights: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vqclip"))
+/// Runs the binary with `VQCLIP_WEIGHTS=weights`, from the folder above it: (exit code, stdout, stderr).
+fn run_weights(weights: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = common::vqclip()
         .args(args)
         .env("VQCLIP_WEIGHTS", weights)
         .current_dir(weights.parent().unwrap())
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
 }
 
 #[test]
 fn list_shows_every_registry_entry_and_presence() {
     registry::check().unwrap();
-    let dir = temp_dir("list").join("w");
+    let dir = tmp_dir("list").join("w");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
         fixture("vqgan_tiny.yaml"),
@@ -552,7 +538,7 @@ fn list_shows_every_registry_entry_and_presence() {
     )
     .unwrap();
     std::fs::write(dir.join("gumbel_f8_8192.ckpt.part"), vec![0u8; 2000]).unwrap();
-    let (code, out, err) = vqclip(&dir, &["weights", "list"]);
+    let (code, out, err) = run_weights(&dir, &["weights", "list"]);
     assert_eq!(code, 0, "{err}");
     assert!(registry::models().len() >= 9);
     for m in registry::models() {
@@ -592,20 +578,20 @@ fn list_shows_every_registry_entry_and_presence() {
 
 #[test]
 fn path_prints_the_weights_directory() {
-    let dir = temp_dir("path").join("somewhere");
-    let (code, out, _) = vqclip(&dir, &["weights", "path"]);
+    let dir = tmp_dir("path").join("somewhere");
+    let (code, out, _) = run_weights(&dir, &["weights", "path"]);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), dir.display().to_string());
 }
 
 #[test]
 fn unknown_model_is_a_usage_error_listing_the_names() {
-    let dir = temp_dir("unknown").join("w");
+    let dir = tmp_dir("unknown").join("w");
     for args in [
         &["weights", "fetch", "imagenet_f16_99"][..],
         &["weights", "verify", "nope"][..],
     ] {
-        let (code, out, err) = vqclip(&dir, args);
+        let (code, out, err) = run_weights(&dir, args);
         assert_eq!(code, 2, "{err}");
         assert!(out.is_empty());
         assert!(err.starts_with("vqclip: error: unknown model"), "{err}");
@@ -619,7 +605,7 @@ fn unknown_model_is_a_usage_error_listing_the_names() {
 
 #[test]
 fn verify_passes_good_files_and_flags_a_corrupted_one() {
-    let dir = temp_dir("verify").join("w");
+    let dir = tmp_dir("verify").join("w");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
         fixture("vqgan_tiny.ckpt"),
@@ -636,7 +622,7 @@ fn verify_passes_good_files_and_flags_a_corrupted_one() {
         dir.join("ViT-B-16.safetensors"),
     )
     .unwrap();
-    let (code, out, err) = vqclip(&dir, &["weights", "verify"]);
+    let (code, out, err) = run_weights(&dir, &["weights", "verify"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("ok   ") && out.contains("imagenet_f16_16384.ckpt"),
@@ -660,7 +646,7 @@ fn verify_passes_good_files_and_flags_a_corrupted_one() {
         "<!DOCTYPE html><html>Link does not exist</html>",
     )
     .unwrap();
-    let (code, out, err) = vqclip(&dir, &["weights", "verify", "imagenet_f16_16384"]);
+    let (code, out, err) = run_weights(&dir, &["weights", "verify", "imagenet_f16_16384"]);
     assert_eq!(code, 1, "{out}\n{err}");
     let bad: Vec<&str> = out.lines().filter(|l| l.starts_with("BAD")).collect();
     assert_eq!(bad.len(), 2, "{out}");
@@ -679,7 +665,7 @@ fn verify_passes_good_files_and_flags_a_corrupted_one() {
 
     // A published checksum catches a file that loads fine but is not the official one.
     std::fs::copy(fixture("clip_tiny.pt"), dir.join("ViT-B-32.pt")).unwrap();
-    let (code, out, _) = vqclip(&dir, &["weights", "verify", "ViT-B/32"]);
+    let (code, out, _) = run_weights(&dir, &["weights", "verify", "ViT-B/32"]);
     assert_eq!(code, 1);
     assert!(
         out.contains("BAD  ") && out.contains("ViT-B-32.pt: sha256 mismatch"),
@@ -687,7 +673,7 @@ fn verify_passes_good_files_and_flags_a_corrupted_one() {
     );
 
     // Naming a model that is not there says how to get it.
-    let (code, out, _) = vqclip(&dir, &["weights", "verify", "wikiart_16384"]);
+    let (code, out, _) = run_weights(&dir, &["weights", "verify", "wikiart_16384"]);
     assert_eq!(code, 1);
     assert!(
         out.contains("run `vqclip weights fetch wikiart_16384`"),
@@ -697,7 +683,7 @@ fn verify_passes_good_files_and_flags_a_corrupted_one() {
 
 #[test]
 fn verify_file_checks_sha256_with_a_custom_entry() {
-    let dir = temp_dir("verify_sha");
+    let dir = tmp_dir("verify_sha");
     let bytes = std::fs::read(fixture("vqgan_tiny.safetensors")).unwrap();
     let p = dir.join("v.safetensors");
     std::fs::write(&p, &bytes).unwrap();
@@ -735,7 +721,7 @@ fn verify_file_checks_sha256_with_a_custom_entry() {
 
 #[test]
 fn convert_writes_the_inference_subset_and_keeps_the_yaml() {
-    let root = temp_dir("convert");
+    let root = tmp_dir("convert");
     let dir = root.join("w");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
@@ -748,7 +734,7 @@ fn convert_writes_the_inference_subset_and_keeps_the_yaml() {
         dir.join("imagenet_f16_16384.yaml"),
     )
     .unwrap();
-    let (code, out, err) = vqclip(&dir, &["weights", "convert", "imagenet_f16_16384"]);
+    let (code, out, err) = run_weights(&dir, &["weights", "convert", "imagenet_f16_16384"]);
     assert_eq!(code, 0, "{err}");
     let cache = dir.join("imagenet_f16_16384.safetensors");
     assert_eq!(out.trim(), cache.display().to_string());
@@ -764,10 +750,10 @@ fn convert_writes_the_inference_subset_and_keeps_the_yaml() {
     assert_eq!(registry::find_present(m, &dir), Some(cache.clone()));
 
     // Never overwrite without --force.
-    let (code, _, err) = vqclip(&dir, &["weights", "convert", "imagenet_f16_16384"]);
+    let (code, _, err) = run_weights(&dir, &["weights", "convert", "imagenet_f16_16384"]);
     assert_eq!(code, 1);
     assert!(err.contains("exists; pass --force"), "{err}");
-    let (code, _, err) = vqclip(
+    let (code, _, err) = run_weights(
         &dir,
         &["weights", "convert", "imagenet_f16_16384", "--force"],
     );
@@ -775,7 +761,7 @@ fn convert_writes_the_inference_subset_and_keeps_the_yaml() {
 
     // --out elsewhere takes the yaml along under the new stem.
     let other = root.join("out/fast.safetensors");
-    let (code, _, err) = vqclip(
+    let (code, _, err) = run_weights(
         &dir,
         &[
             "weights",
@@ -791,18 +777,18 @@ fn convert_writes_the_inference_subset_and_keeps_the_yaml() {
         std::fs::read(fixture("vqgan_tiny.yaml")).unwrap()
     );
     // A safetensors file cannot be converted onto itself.
-    let (code, _, err) = vqclip(&dir, &["weights", "convert", cache.to_str().unwrap()]);
+    let (code, _, err) = run_weights(&dir, &["weights", "convert", cache.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already a .safetensors file"), "{err}");
     // A model that is not there points at fetch.
-    let (code, _, err) = vqclip(&dir, &["weights", "convert", "gumbel_f8_8192"]);
+    let (code, _, err) = run_weights(&dir, &["weights", "convert", "gumbel_f8_8192"]);
     assert_eq!(code, 1);
     assert!(err.contains("vqclip weights fetch gumbel_f8_8192"), "{err}");
 }
 
 #[test]
 fn convert_clip_torchscript_keeps_dtypes_and_drops_the_settings() {
-    let dir = temp_dir("convert_clip");
+    let dir = tmp_dir("convert_clip");
     let src = dir.join("clip.pt");
     std::fs::copy(fixture("clip_tiny.pt"), &src).unwrap();
     let out = dir.join("clip.safetensors");
@@ -825,7 +811,7 @@ fn convert_clip_torchscript_keeps_dtypes_and_drops_the_settings() {
 
 #[test]
 fn convert_strips_the_net2net_prefix_and_drops_the_transformer() {
-    let dir = temp_dir("convert_n2n");
+    let dir = tmp_dir("convert_n2n");
     let want = read_st(&fixture("vqgan_tiny.safetensors"));
     let mut tensors: Vec<(String, Tensor)> = want
         .iter()
@@ -889,7 +875,7 @@ fn user_registry_and_mirror_through_the_command_line() {
         ("/mirror/mine.ckpt", route(ckpt.clone(), Mode::CutFirst)),
         ("/mirror/mine.yaml", route(yaml.clone(), Mode::Normal)),
     ]);
-    let root = temp_dir("user-registry");
+    let root = tmp_dir("user-registry");
     let weights = root.join("w");
     std::fs::create_dir_all(&weights).unwrap();
     let reg = root.join("registry.toml");
@@ -906,7 +892,7 @@ fn user_registry_and_mirror_through_the_command_line() {
     )
     .unwrap();
     let run = |args: &[&str], mirror: Option<String>, reg: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+        let mut c = common::vqclip();
         c.args(args)
             .env("VQCLIP_WEIGHTS", &weights)
             .env("VQCLIP_REGISTRY", reg)

@@ -1,16 +1,13 @@
 //! The native torch checkpoint reader (zip, legacy, TorchScript) against tests/fixtures/make_fixtures.py outputs and
 //! hand-made archives: same tensors as safetensors, filters, refusal of code-executing pickles, corrupt files.
+mod common;
+
+use common::{fixture, tmp_dir};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Kind, Tensor};
 use vqclip::weights::{load_tensors, torch_file};
-
-const FIX: &str = "tests/fixtures";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIX).join(name)
-}
 
 fn safetensors(name: &str) -> HashMap<String, Tensor> {
     Tensor::read_safetensors(fixture(name))
@@ -21,13 +18,6 @@ fn safetensors(name: &str) -> HashMap<String, Tensor> {
 
 fn all(_: &str) -> bool {
     true
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-test-pickle-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn err_text(r: anyhow::Result<impl Sized>) -> String {
@@ -172,7 +162,7 @@ fn malicious_pickles_are_refused() {
 fn truncated_zip_is_reported() {
     // The fixture README's recipe: the first 60% of vqgan_tiny.ckpt (no central directory).
     let data = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
-    let dir = temp_dir("truncated");
+    let dir = tmp_dir("truncated");
     let path = dir.join("truncated.ckpt");
     std::fs::write(&path, &data[..data.len() * 6 / 10]).unwrap();
     let msg = err_text(load_tensors(&path, &all));
@@ -215,10 +205,128 @@ fn torchscript_clip_matches_open_clip_safetensors() {
     }
 }
 
+type Reader = fn(&Path, &dyn Fn(&str) -> bool) -> anyhow::Result<BTreeMap<String, Tensor>>;
+
+/// What a reader makes of a file: every tensor name in the order it offered them to the filter, and the
+/// tensors kept.
+struct Loaded {
+    offered: Vec<String>,
+    kept: BTreeMap<String, Tensor>,
+}
+
+fn load_seen(read: Reader, path: &Path, keep_all: bool) -> anyhow::Result<Loaded> {
+    let offered = std::cell::RefCell::new(Vec::new());
+    let kept = read(path, &|name| {
+        offered.borrow_mut().push(name.to_string());
+        keep_all
+    })?;
+    Ok(Loaded {
+        offered: offered.into_inner(),
+        kept,
+    })
+}
+
+/// How a damaged file was read, next to the intact one.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Refused,
+    /// The same names, and every kept tensor with the same dtype, shape and values.
+    Same,
+    /// Exactly that, but some names differ (a flip inside a name string): tensor i under another name.
+    Renamed(Vec<String>),
+}
+
+/// Refused, the same, or renamed only; anything else (other values, shapes, dtypes, tensors) is an error.
+fn outcome(
+    got: anyhow::Result<Loaded>,
+    intact: &Loaded,
+    keep_all: bool,
+) -> Result<Outcome, String> {
+    let Ok(got) = got else {
+        return Ok(Outcome::Refused);
+    };
+    if got.offered.len() != intact.offered.len() {
+        return Err(format!(
+            "read without error, but {} tensors instead of {}",
+            got.offered.len(),
+            intact.offered.len()
+        ));
+    }
+    if !keep_all && !got.kept.is_empty() {
+        return Err("kept tensors the filter refused".into());
+    }
+    let mut renamed = Vec::new();
+    for (g, w) in got.offered.iter().zip(&intact.offered) {
+        if g != w {
+            renamed.push(format!("{w} -> {g}"));
+        }
+        if !keep_all {
+            continue;
+        }
+        let (Some(t), Some(want)) = (got.kept.get(g), intact.kept.get(w)) else {
+            return Err(format!("{g} was offered but not kept"));
+        };
+        if t.kind() != want.kind() || t.size() != want.size() {
+            return Err(format!(
+                "read without error, but {g} is {:?} {:?}, not {:?} {:?}",
+                t.kind(),
+                t.size(),
+                want.kind(),
+                want.size()
+            ));
+        }
+        if !t.equal(want) {
+            return Err(format!("read without error, but {g} has other values"));
+        }
+    }
+    Ok(match renamed.is_empty() {
+        true => Outcome::Same,
+        false => Outcome::Renamed(renamed),
+    })
+}
+
+/// Flips one byte at each of `at` (cycling through 4 masks), reads the file with `read`, and sorts the
+/// outcomes: (refused, same, renamed: what, other: what). Copying tensors is the slow part, so most
+/// reads keep none and compare only the names offered to the filter.
+fn flip_outcomes(
+    read: Reader,
+    data: &[u8],
+    at: impl Iterator<Item = usize>,
+    dir: &Path,
+) -> (usize, usize, Vec<String>, Vec<String>) {
+    let path = dir.join("flipped");
+    std::fs::write(&path, data).unwrap();
+    let intact = load_seen(read, &path, true).unwrap();
+    let (mut refused, mut same, mut renamed, mut other) = (0, 0, Vec::new(), Vec::new());
+    for (i, at) in at.enumerate() {
+        let mask = [0xff, 0x01, 0x80, 0x7f][i % 4];
+        let mut d = data.to_vec();
+        d[at] ^= mask;
+        std::fs::write(&path, &d).unwrap();
+        let keep_all = i % 15 == 0;
+        match outcome(load_seen(read, &path, keep_all), &intact, keep_all) {
+            Ok(Outcome::Refused) => refused += 1,
+            Ok(Outcome::Same) => same += 1,
+            Ok(Outcome::Renamed(r)) => renamed.push(format!("byte {at} xor {mask:#04x}: {}", r[0])),
+            Err(e) => other.push(format!("byte {at} xor {mask:#04x}: {e}")),
+        }
+    }
+    (refused, same, renamed, other)
+}
+
+/// The end of the five pickles of a legacy torch file (where the storage records begin).
+fn legacy_pickles_end(data: &[u8]) -> usize {
+    let mut end = 0;
+    for _ in 0..5 {
+        end = vqclip::weights::pickle::load(data, end).unwrap().end;
+    }
+    end
+}
+
 #[test]
-fn legacy_truncations_and_bit_flips_never_panic() {
+fn legacy_truncations_are_refused_and_pickle_flips_change_no_tensor() {
     let data = std::fs::read(fixture("vqgan_tiny_legacy.pt")).unwrap();
-    let dir = temp_dir("legacy-cuts");
+    let dir = tmp_dir("legacy-cuts");
     let path = dir.join("cut.pt");
     // Every cut is an error, even when no tensor is kept (the storage records must still add up).
     for i in 0..150 {
@@ -227,17 +335,95 @@ fn legacy_truncations_and_bit_flips_never_panic() {
         let r = torch_file::read_legacy(&path, &|_| false);
         assert!(r.is_err(), "cut at {cut} of {} read fine", data.len());
     }
-    // Flip bytes across the pickles (the first ~40 kB): any outcome but a panic is fine. Copying tensors is
-    // the slow part, so most runs keep none and only check the pickle machine and the naming.
-    let pickles_end = data.len().min(40_000);
-    for i in 0..300 {
-        let mut d = data.clone();
-        let at = (i * 7919) % pickles_end;
-        d[at] ^= [0xff, 0x01, 0x80, 0x7f][i % 4];
-        std::fs::write(&path, &d).unwrap();
-        let keep_all = i % 15 == 0;
-        let _ = torch_file::read_legacy(&path, &|_| keep_all);
-    }
+    // Flip bytes across the five pickles: each flipped file is refused or read as the intact one (a byte
+    // nothing reads may change nothing). A legacy file has no checksum, so a flip inside a name string
+    // cannot be told from a real name: such a file reads with that one name changed, and must otherwise
+    // be the intact file. (The raw storage bytes after the pickles have no checksum either.)
+    let end = legacy_pickles_end(&data);
+    let (refused, same, renamed, other) = flip_outcomes(
+        torch_file::read_legacy,
+        &data,
+        (0..300).map(|i| (i * 7919) % end),
+        &dir,
+    );
+    eprintln!(
+        "legacy pickle flips (bytes 0..{end}): {refused} refused, {same} read as the intact file, {} renamed a \
+         tensor, {} read otherwise",
+        renamed.len(),
+        other.len()
+    );
+    assert!(
+        other.is_empty(),
+        "{} flipped files read without error but not as the intact file:\n{}",
+        other.len(),
+        other.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The stored `data.pkl` of the Lightning fixture: (offset of its bytes in the file, length).
+fn zip_pickle_range(data: &[u8]) -> (usize, usize) {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(data)).unwrap();
+    let f = z.by_name("archive/data.pkl").unwrap();
+    (
+        f.data_start().unwrap() as usize,
+        f.compressed_size() as usize,
+    )
+}
+
+#[test]
+fn zip_pickle_bit_flips_change_no_tensor() {
+    // Stored entries are sliced without CRC checks, so flipped bytes reach the pickle machine. Each flipped
+    // file is refused or read as the intact one (a byte nothing reads may change nothing), or, while the
+    // reader does not check the entry's CRC-32 (see the ignored test below), read with one name changed
+    // and every tensor otherwise the intact one.
+    let data = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
+    let (start, len) = zip_pickle_range(&data);
+    let dir = tmp_dir("zip-flips");
+    let (refused, same, renamed, other) = flip_outcomes(
+        torch_file::read_zip,
+        &data,
+        (0..300).map(|i| start + (i * 7919) % len),
+        &dir,
+    );
+    eprintln!(
+        "zip pickle flips: {refused} refused, {same} read as the intact file, {} renamed tensors, {} read \
+         otherwise",
+        renamed.len(),
+        other.len()
+    );
+    assert!(
+        other.is_empty(),
+        "{} flipped files read without error but not as the intact file:\n{}",
+        other.len(),
+        other.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "fails until torch_file::read_zip checks the CRC-32 of data.pkl: 25 of these 300 flips land in \
+            tensor-name strings and load under another name"]
+fn zip_pickle_bit_flips_are_refused_or_change_nothing() {
+    // The zip directory holds each entry's CRC-32, so a reader can refuse every flip that changes what it
+    // reads: each flipped file must be refused or read exactly as the intact one.
+    let data = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
+    let (start, len) = zip_pickle_range(&data);
+    let dir = tmp_dir("zip-flips-strict");
+    let (refused, same, renamed, other) = flip_outcomes(
+        torch_file::read_zip,
+        &data,
+        (0..300).map(|i| start + (i * 7919) % len),
+        &dir,
+    );
+    eprintln!("zip pickle flips: {refused} refused, {same} read as the intact file");
+    let wrong = [renamed, other].concat();
+    assert!(
+        wrong.is_empty(),
+        "{} flipped files read without error but not as the intact file:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -316,7 +502,7 @@ fn f32_bytes(v: impl IntoIterator<Item = f32>) -> Vec<u8> {
 
 #[test]
 fn strided_offset_scalar_and_empty_tensors() {
-    let dir = temp_dir("strided");
+    let dir = tmp_dir("strided");
     let path = dir.join("m.pt");
     let mut p = Pickle::new();
     p.op(b"}(").str("model").op(b"}(");
@@ -381,7 +567,7 @@ fn strided_offset_scalar_and_empty_tensors() {
 
 #[test]
 fn bad_archives_give_clear_errors() {
-    let dir = temp_dir("bad");
+    let dir = tmp_dir("bad");
     let storage = f32_bytes((0..12).map(|i| i as f32));
 
     // A tensor that reaches past its storage.
@@ -455,7 +641,7 @@ fn bad_archives_give_clear_errors() {
 
 #[test]
 fn nested_dicts_are_joined_with_dots() {
-    let dir = temp_dir("nested");
+    let dir = tmp_dir("nested");
     let path = dir.join("n.pt");
     let mut p = Pickle::new();
     p.op(b"}(")
@@ -486,35 +672,10 @@ fn nested_dicts_are_joined_with_dots() {
 }
 
 #[test]
-fn zip_pickle_bit_flips_never_panic() {
-    // Stored entries are sliced without CRC checks, so flipped bytes reach the pickle machine.
-    let data = std::fs::read(fixture("vqgan_tiny.ckpt")).unwrap();
-    let (start, len) = {
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(&data[..])).unwrap();
-        let f = z.by_name("archive/data.pkl").unwrap();
-        (
-            f.data_start().unwrap() as usize,
-            f.compressed_size() as usize,
-        )
-    };
-    let dir = temp_dir("zip-flips");
-    let path = dir.join("flip.ckpt");
-    for i in 0..300 {
-        let mut d = data.clone();
-        let at = start + (i * 7919) % len;
-        d[at] ^= [0xff, 0x01, 0x80, 0x7f][i % 4];
-        std::fs::write(&path, &d).unwrap();
-        let keep_all = i % 15 == 0;
-        let _ = torch_file::read_zip(&path, &|_| keep_all);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
 fn torchscript_keeps_only_parameters_and_buffers() {
     // A scripted module with a plain tensor attribute (not in its state_dict), a typed dict attribute and a
     // submodule whose class has no code file (then every tensor attribute counts).
-    let dir = temp_dir("script");
+    let dir = tmp_dir("script");
     let path = dir.join("s.pt");
     let mut p = Pickle::new();
     p.global("__torch__", "M").op(b")\x81}(");
