@@ -12,6 +12,8 @@ pub struct Plan {
     pub settings: Settings,
     pub run_dir: PathBuf,
     pub resume: bool,
+    /// Write into a run directory that already holds a result (`--force`).
+    pub force: bool,
 }
 
 /// What a caller asks of one run: the layers its settings come from and where it goes. The
@@ -64,6 +66,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         settings,
         run_dir,
         resume: false,
+        force: req.force,
     })
 }
 
@@ -129,5 +132,6 @@ fn plan_resume(req: &Request, dir: &Path) -> Result<Plan> {
         settings,
         run_dir: dir.to_path_buf(),
         resume: true,
+        force: false,
     })
 }

@@ -231,7 +231,7 @@ pub fn load_jobs(
         // A batch never draws a random seed: the job's own text decides it, so every shard
         // (and every rerun) resolves the same job to the same settings.
         if layer.seed.is_none() {
-            let text = toml::to_string(&layer).unwrap_or_default();
+            let text = legacy_text(&toml::to_string(&layer).unwrap_or_default());
             layer.seed = Some(SeedValue::Text(format!("{text}{}", e.presets.join(","))));
         }
         let mut presets = cli_presets.to_vec();
@@ -246,7 +246,7 @@ pub fn load_jobs(
                 anyhow::anyhow!(msg)
             }
         })?;
-        let toml = settings.to_toml()?;
+        let toml = legacy_text(&settings.to_toml()?);
         let digest = Sha256::digest(toml.as_bytes());
         let id: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         let name = settings
@@ -270,4 +270,34 @@ pub fn load_jobs(
         });
     }
     Ok(jobs)
+}
+
+/// Settings text as the first vqclip wrote it, for the two hashes that name a job and draw an
+/// unseeded job's seed: the drawer was spelled `fast_pixel` then. So a job file keeps its seeds
+/// and directories (and a batch started by that vqclip resumes) across the kebab-case spelling.
+fn legacy_text(toml: &str) -> String {
+    let mut out = String::with_capacity(toml.len());
+    for line in toml.split_inclusive('\n') {
+        match line.strip_prefix("drawer = \"fast-pixel\"") {
+            Some(rest) if rest.trim().is_empty() => {
+                out.push_str("drawer = \"fast_pixel\"");
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod legacy_tests {
+    #[test]
+    fn legacy_text_spells_the_drawer_as_before() {
+        let t = "drawer = \"fast-pixel\"\nprompts = [\"drawer = \\\"fast-pixel\\\"\"]\n";
+        assert_eq!(
+            super::legacy_text(t),
+            "drawer = \"fast_pixel\"\nprompts = [\"drawer = \\\"fast-pixel\\\"\"]\n"
+        );
+        assert_eq!(super::legacy_text("drawer = \"fft\"\n"), "drawer = \"fft\"\n");
+    }
 }

@@ -199,24 +199,28 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
         let toml = job.dir.join("job.toml");
         std::fs::write(&toml, job.settings.to_toml()?)
             .with_context(|| format!("cannot write {}", toml.display()))?;
-        let mut a = GenerateArgs {
-            quiet: true,
-            ..Default::default()
-        };
-        a.settings.device = g.settings.device.clone();
+        // The device is the worker's; everything else is the job's.
+        let mut req = crate::runplan::Request::default();
+        req.flags.device = g.settings.device.clone();
         let run = RunDir::new(&job.dir);
         if run.checkpoint().is_some() {
-            a.resume = Some(job.dir.clone());
+            req.resume = Some(job.dir.clone());
         } else {
             // A start that died before its first checkpoint leaves only a log to throw away.
             for f in [run.log(), run.final_png(), run.page()] {
                 let _ = std::fs::remove_file(f);
             }
             let _ = std::fs::remove_dir_all(run.frames_dir());
-            a.config = Some(toml);
-            a.out = Some(job.dir.clone());
+            req.config = Some(toml);
+            req.out = Some(job.dir.clone());
         }
-        crate::cmd::generate::run_single_in(&a, Some(lock))
+        let plan = crate::runplan::plan(&req)?;
+        let options = crate::generate::session::Options {
+            fetch: g.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
+            quiet: true,
+        };
+        crate::generate::session::run(&plan, options, Some(lock), &mut crate::generate::session::Quiet)
+            .map(|_| ())
     })();
     match result {
         Ok(()) => {

@@ -14,7 +14,7 @@
 //!     check: |v| bool => "message",           // optional: "--flag: invalid value V: message"
 //!     resume: fixed | may_change,
 //!     drawer: (any) | (only Kind) | (uses Kind),  // only: refused with another drawer; uses: ignored
-//!     record: bool,                           // optional: false keeps it out of run.toml
+//!     record: |v| bool,                       // optional: false keeps it out of run.toml
 //! }
 //! ```
 
@@ -178,7 +178,9 @@ macro_rules! declare_settings {
             /// to run.toml, checkpoints and PNG metadata.
             pub fn to_partial(&self) -> PartialSettings {
                 PartialSettings {
-                    $($name: if owner!$owner.records(self.drawer) && pick!(($($record)?) true) {
+                    $($name: if owner!$owner.records(self.drawer)
+                        && $crate::settings::passes(&self.$name, pick!(($($record)?) { |_| true }))
+                    {
                         <$res as $crate::settings::ToRaw<$raw>>::to_raw(&self.$name)
                     } else {
                         None

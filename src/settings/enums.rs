@@ -83,13 +83,14 @@ macro_rules! setting_enum {
         pub enum $name { $($(#[$vm])* $variant),+ }
         impl SettingEnum for $name {
             const FLAG: &'static str = $flag;
-            fn all() -> &'static [Self] { &[$($name::$variant),+] }
+            fn all() -> &'static [Self] { Self::ALL }
             fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
             fn aliases(self) -> &'static [&'static str] {
                 match self { $($name::$variant => &[$($alias),*]),+ }
             }
         }
         impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
             pub fn as_str(self) -> &'static str { <Self as SettingEnum>::as_str(self) }
             pub fn names() -> String { <Self as SettingEnum>::names() }
         }

@@ -1,12 +1,17 @@
 //! Every generation setting, declared once: its flag, TOML key, type, default, check, the drawer
 //! it belongs to and whether it may change on resume (see declare.rs for the form). Settings
-//! resolve in this order, so a default may use the settings above it.
+//! resolve in this order, so a default may use the settings above it. The order is also run.toml's,
+//! which names a batch job (a hash of it): new settings go at the end.
 use super::enums::*;
 use super::values::*;
 use super::{Declaration, ImagePrompt, NoisePrompt, Prompt};
 use std::path::PathBuf;
 
 /// Built-in defaults (the anchors' usual values: nerdyrodent's lr 0.1, 32 cutouts, ViT-B/32).
+pub const DEFAULT_SIZE: Size = Size {
+    width: 256,
+    height: 256,
+};
 pub const DEFAULT_STEPS: i64 = 300;
 pub const DEFAULT_CUTOUTS: i64 = 32;
 pub const DEFAULT_LR: f64 = 0.1;
@@ -43,6 +48,52 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// fast-pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
+    pixel_size: (i64, i64) {
+        flag: Option<String> [long, value_name = "COLSxROWS"],
+        raw: String,
+        resolve: pixel_grid(p.pixel_size.as_deref(), p.pixel_scale, layer_size(p)?)?,
+        resume: fixed,
+        drawer: (only FastPixel),
+    }
+    /// fast-pixel: divide the grid's columns and rows by S (2 gives cells twice as big; checked
+    /// with pixel-size).
+    pixel_scale: Option<f64> {
+        flag: Option<f64> [long, value_name = "S"],
+        raw: f64,
+        default: None,
+        resume: fixed,
+        drawer: (only FastPixel),
+        // Folded into pixel-size, which run.toml records as the grid itself.
+        record: |_| false,
+    }
+    /// fft: decay power of the spectrum (default 1.5; higher is smoother, 0 is white noise).
+    fft_decay: f64 {
+        flag: Option<f64> [long, value_name = "P"],
+        raw: f64,
+        default: DEFAULT_FFT_DECAY,
+        check: |v| v.is_finite() && (0.0..=4.0).contains(v) => "must be from 0 (white noise) to 4 (very smooth)",
+        resume: fixed,
+        drawer: (only Fft),
+    }
+    /// fft: colour saturation (default 1.5).
+    fft_colors: f64 {
+        flag: Option<f64> [long, value_name = "C"],
+        raw: f64,
+        default: DEFAULT_FFT_COLORS,
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
+        resume: fixed,
+        drawer: (only Fft),
+    }
+    /// fft: contrast the image is normalized to (default 0.9).
+    fft_contrast: f64 {
+        flag: Option<f64> [long, value_name = "C"],
+        raw: f64,
+        default: DEFAULT_FFT_CONTRAST,
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
+        resume: fixed,
+        drawer: (only Fft),
+    }
     /// Prompts separated by `|`, each `text`, `text:weight` or `text:weight:stop`
     /// (a negative weight pushes away; stop ends the push once the distance passes it).
     /// `^` separates story phases that take turns: "a forest ^ a city".
@@ -57,7 +108,7 @@ declare_settings! {
     size: Size {
         flag: Option<String> [long, value_name = "WxH"],
         raw: String,
-        default: Size { width: 256, height: 256 },
+        default: DEFAULT_SIZE,
         resume: fixed,
         drawer: (any),
     }
@@ -239,52 +290,6 @@ declare_settings! {
         },
         resume: fixed,
         drawer: (any),
-    }
-    /// fast-pixel: divide the grid's columns and rows by S (2 gives cells twice as big; checked
-    /// with pixel-size).
-    pixel_scale: Option<f64> {
-        flag: Option<f64> [long, value_name = "S"],
-        raw: f64,
-        default: None,
-        resume: fixed,
-        drawer: (only FastPixel),
-        // Folded into pixel-size, which run.toml records as the grid itself.
-        record: false,
-    }
-    /// fast-pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
-    pixel_size: (i64, i64) {
-        flag: Option<String> [long, value_name = "COLSxROWS"],
-        raw: String,
-        resolve: pixel_grid(p.pixel_size.as_deref(), pixel_scale, size)?,
-        resume: fixed,
-        drawer: (only FastPixel),
-    }
-    /// fft: decay power of the spectrum (default 1.5; higher is smoother, 0 is white noise).
-    fft_decay: f64 {
-        flag: Option<f64> [long, value_name = "P"],
-        raw: f64,
-        default: DEFAULT_FFT_DECAY,
-        check: |v| v.is_finite() && (0.0..=4.0).contains(v) => "must be from 0 (white noise) to 4 (very smooth)",
-        resume: fixed,
-        drawer: (only Fft),
-    }
-    /// fft: colour saturation (default 1.5).
-    fft_colors: f64 {
-        flag: Option<f64> [long, value_name = "C"],
-        raw: f64,
-        default: DEFAULT_FFT_COLORS,
-        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
-        resume: fixed,
-        drawer: (only Fft),
-    }
-    /// fft: contrast the image is normalized to (default 0.9).
-    fft_contrast: f64 {
-        flag: Option<f64> [long, value_name = "C"],
-        raw: f64,
-        default: DEFAULT_FFT_CONTRAST,
-        check: |v| v.is_finite() && *v > 0.0 && *v <= 10.0 => "must be a number > 0 and at most 10",
-        resume: fixed,
-        drawer: (only Fft),
     }
     /// Start from this image (resized and cropped to --size, then encoded).
     init_image: Option<PathBuf> {

@@ -433,3 +433,11 @@ impl FromRaw<String> for Option<Palette> {
         }))
     }
 }
+
+/// `size` as a layer sets it (or its default), for the settings declared before it.
+pub(super) fn layer_size(p: &super::PartialSettings) -> Result<Size> {
+    match &p.size {
+        Some(s) => Size::parse(s),
+        None => Ok(super::DEFAULT_SIZE),
+    }
+}

@@ -1,0 +1,315 @@
+//! One generation run as a library call: load the models, check the memory, hold the run
+//! directory, resume, step, and save frames, checkpoints, the page and the final image. The caller
+//! (the command line, a batch job, each `--count` member and `--style-frames` frame) plans the run
+//! and watches it through an [`Observer`]; nothing here prints.
+use super::checkpoint;
+use super::engine::Generator;
+use super::load::{check_weights, load_models, model_sizes};
+use super::outputs::{save_image, save_tiled_preview, write_run_toml};
+use crate::error::{Interrupted, usage};
+use crate::report::run_page::Status;
+use crate::rundir::{RunDir, RunLock, StepRecord};
+use crate::runplan::Plan;
+use crate::settings::Settings;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often pending loss values are copied to the host when no save is due.
+const FLUSH_EVERY: i64 = 10;
+
+/// What a run tells whoever drives it. Every method has a default that ignores the event.
+pub trait Observer {
+    /// The loop is about to run from `step` (0, or the checkpoint's) to `total`.
+    fn started(&mut self, _step: i64, _total: i64) {}
+    /// Steps whose losses reached the host, in order (also written to the log).
+    fn logged(&mut self, _records: &[StepRecord]) {}
+    /// A step is done.
+    fn stepped(&mut self, _step: i64) {}
+    /// A frame was saved (with a checkpoint).
+    fn saved(&mut self, _frame: &Path) {}
+    /// Something went wrong that does not stop the run (e.g. the page could not be written).
+    fn warning(&mut self, _message: &str) {}
+    /// The loop is over (finished, interrupted or failed); a progress display can go.
+    fn ended(&mut self) {}
+}
+
+/// An observer that watches nothing (batch jobs, tests).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// How to run, beyond the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Download missing known models first.
+    pub fetch: bool,
+    /// No download progress.
+    pub quiet: bool,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Finished {
+    pub run_dir: PathBuf,
+    pub final_png: PathBuf,
+    /// Steps done now (after a resume: since the checkpoint).
+    pub steps: i64,
+    /// The run's step count at the end.
+    pub step: i64,
+    pub elapsed: Duration,
+    pub device: tch::Device,
+}
+
+impl Finished {
+    /// The closing line: steps, time, speed and peak memory (the anchors print none).
+    pub fn summary(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let mut line = format!("done: {} steps in {secs:.1} s", self.steps);
+        if self.steps > 0 && secs > 0.0 {
+            line.push_str(&format!(" ({:.2} it/s)", self.steps as f64 / secs));
+        }
+        line.push_str(&format!(" on {}", device_name(self.device)));
+        if let Some(kib) = peak_rss_kib() {
+            line.push_str(&format!(
+                ", peak memory {:.2} GiB (process RSS)",
+                kib as f64 / (1024.0 * 1024.0)
+            ));
+        }
+        line
+    }
+
+    /// The run page's closing status (also after a video is added).
+    pub fn status(&self) -> Status {
+        Status::Finished {
+            steps: self.step,
+            seconds: self.elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// Runs the plan to its end (or to Ctrl-C: an `Interrupted` error after the checkpoint is saved).
+/// `held` is the run directory's lock when the caller took it already (a batch job clears the
+/// directory first).
+pub fn run(
+    plan: &Plan,
+    options: Options,
+    held: Option<RunLock>,
+    observer: &mut dyn Observer,
+) -> Result<Finished> {
+    let device = crate::device::parse_device(&plan.settings.device)?;
+    let models = load_models(&plan.settings, device, options.fetch, options.quiet)?;
+    // Before the run allocates anything: refuse what cannot fit (exit 2) with settings that would.
+    crate::generate::memory::check(&plan.settings, &model_sizes(&models), device, true)?;
+    let run = RunDir::new(&plan.run_dir);
+    // This process alone writes the directory from here on. The plan's look at it came before
+    // anyone held it, so the never-overwrite rule is checked again now: two racing runs cannot
+    // both pass.
+    let _lock = match held {
+        Some(l) => l,
+        None => run.lock(if plan.resume { "--resume" } else { "--out" })?,
+    };
+    if !plan.resume {
+        crate::runplan::check_run_dir(&plan.run_dir, plan.force)?;
+    }
+    let mut generator = Generator::new(plan.settings.clone(), models, device)?;
+    if plan.resume {
+        resume(plan, &run, &mut generator)?;
+    }
+    std::fs::create_dir_all(run.frames_dir())
+        .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
+    write_run_toml(&plan.run_dir, &generator)?;
+    let mut page = Page {
+        dir: &plan.run_dir,
+        warned: false,
+    };
+    let total = generator.settings.steps;
+    page.write(
+        &Status::Running {
+            step: generator.step,
+            total,
+            rate: None,
+        },
+        observer,
+    );
+    crate::interrupt::requested(); // installs the handler before the first step
+    observer.started(generator.step, total);
+    let (started, first_step) = (Instant::now(), generator.step);
+    let outcome = steps(&mut generator, &run, &mut page, observer, started, first_step);
+    observer.ended();
+    match outcome {
+        Ok(true) => {
+            let final_png = run.final_png();
+            save_image(&generator, &final_png)?;
+            if generator.settings.tile {
+                save_tiled_preview(&final_png, &run.tiled_png())?;
+            }
+            // A zoom due at the last step is applied to the saved state, so `--resume --steps`
+            // continues exactly as a longer run would have.
+            if generator.settings.zoom_due(generator.step) {
+                generator.zoom()?;
+            }
+            checkpoint::save(&plan.run_dir, &generator.state())?;
+            let done = Finished {
+                run_dir: plan.run_dir.clone(),
+                final_png,
+                steps: generator.step - first_step,
+                step: generator.step,
+                elapsed: started.elapsed(),
+                device,
+            };
+            page.write(&done.status(), observer);
+            Ok(done)
+        }
+        Ok(false) => {
+            page.write(
+                &Status::Stopped {
+                    step: generator.step,
+                    total,
+                },
+                observer,
+            );
+            Err(anyhow::Error::new(Interrupted(format!(
+                "interrupted at step {}/{}; state saved. Resume with: vqclip generate --resume {}",
+                generator.step,
+                total,
+                plan.run_dir.display()
+            ))))
+        }
+        Err(e) => {
+            page.write(
+                &Status::Failed {
+                    step: generator.step,
+                    message: format!("{e:#}"),
+                },
+                observer,
+            );
+            let kept = run
+                .checkpoint()
+                .map(|_| {
+                    format!(
+                        "; the last good checkpoint is in {} (resume with --resume)",
+                        plan.run_dir.display()
+                    )
+                })
+                .unwrap_or_default();
+            Err(e.context(format!(
+                "generation stopped at step {}{kept}",
+                generator.step
+            )))
+        }
+    }
+}
+
+/// Puts the generator where the checkpoint left it, under the lock.
+fn resume(plan: &Plan, run: &RunDir, generator: &mut Generator) -> Result<()> {
+    let ckpt = run.checkpoint().context("checkpoint vanished")?;
+    let state = checkpoint::load(&ckpt)?;
+    // Another resume may have gone further since the plan looked.
+    if state.meta.step > plan.settings.steps {
+        return Err(usage(format!(
+            "--steps {}: the run in {} has already done {} steps",
+            plan.settings.steps,
+            plan.run_dir.display(),
+            state.meta.step
+        )));
+    }
+    check_weights(&state.meta.weights, generator.weights())?;
+    run.trim_log(state.meta.step)?;
+    generator.restore(state)
+}
+
+/// The loop: Ok(true) at the last step, Ok(false) after Ctrl-C (state saved).
+fn steps(
+    generator: &mut Generator,
+    run: &RunDir,
+    page: &mut Page,
+    observer: &mut dyn Observer,
+    started: Instant,
+    first_step: i64,
+) -> Result<bool> {
+    let total = generator.settings.steps;
+    let save_every = generator.settings.save_every;
+    let mut log = run.open_log()?;
+    while generator.step < total {
+        crate::panics::catch(|| generator.step())
+            .map_err(|e| explain_step_error(e, &generator.settings))?;
+        let step = generator.step;
+        let zoom_now = generator.settings.zoom_due(step) && step < total;
+        let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && step < total;
+        let stop = crate::interrupt::requested();
+        if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
+            let records = generator.flush()?;
+            log.append(&records)?;
+            observer.logged(&records);
+        }
+        observer.stepped(step);
+        if save_now || stop {
+            let frame = run.frame(step);
+            save_image(generator, &frame)?;
+            // The frame shows the image before the move; the checkpoint holds the state after it.
+            if zoom_now {
+                generator.zoom()?;
+            }
+            checkpoint::save(run.path(), &generator.state())?;
+            observer.saved(&frame);
+            let secs = started.elapsed().as_secs_f64();
+            page.write(
+                &Status::Running {
+                    step,
+                    total,
+                    rate: (secs > 0.0).then(|| (step - first_step) as f64 / secs),
+                },
+                observer,
+            );
+        }
+        if stop {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The run's `index.html`: written at the start, at every save and at the end. A page that cannot
+/// be written costs a warning (once), never the run.
+struct Page<'a> {
+    dir: &'a Path,
+    warned: bool,
+}
+
+impl Page<'_> {
+    fn write(&mut self, status: &Status, observer: &mut dyn Observer) {
+        if let Err(e) = crate::report::run_page::write(self.dir, status)
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            observer.warning(&format!("cannot write the run page: {e:#}"));
+        }
+    }
+}
+
+fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Out-of-memory failures get advice instead of the allocator's message.
+fn explain_step_error(e: anyhow::Error, s: &Settings) -> anyhow::Error {
+    if crate::panics::is_out_of_memory(&e) {
+        return anyhow::anyhow!(
+            "out of memory at {} with {} cutouts per CLIP model: try fewer --cutouts (with --batches N \
+             to keep N times as many per step), a smaller --size, or --precision bf16 ({})",
+            s.size,
+            s.cutouts,
+            format!("{e:#}").chars().take(120).collect::<String>()
+        );
+    }
+    e
+}
