@@ -1,7 +1,7 @@
 //! Command-line interface (clap derive). Raw flags only: resolution and validation live in
 //! `settings`, so a flag, a preset and a config file go through the same checks.
-use clap::{Args, Parser, Subcommand};
 use crate::settings::SettingsArgs;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 runtime failure (weights, I/O, CUDA, NaN), \

@@ -5,8 +5,8 @@ mod common;
 use common::{shared_dir, stderr, tmp_dir};
 use std::path::Path;
 use std::process::{Command, Output};
-use vqclip::runplan::Request;
 use vqclip::presets;
+use vqclip::runplan::Request;
 use vqclip::runplan::plan;
 use vqclip::settings::{
     Augment, CutMethod, NumberList, PartialSettings, PromptList, SeedValue, StringList,

@@ -298,6 +298,9 @@ mod legacy_tests {
             super::legacy_text(t),
             "drawer = \"fast_pixel\"\nprompts = [\"drawer = \\\"fast-pixel\\\"\"]\n"
         );
-        assert_eq!(super::legacy_text("drawer = \"fft\"\n"), "drawer = \"fft\"\n");
+        assert_eq!(
+            super::legacy_text("drawer = \"fft\"\n"),
+            "drawer = \"fft\"\n"
+        );
     }
 }

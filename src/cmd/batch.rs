@@ -35,7 +35,9 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     let g = &args.generate;
     // With --style-frames the one positional argument is the prompt for every frame.
     let (file, frames_prompt) = match (&args.file, &g.style_frames) {
-        (Some(f), Some(_)) if g.settings.prompts.is_none() => (None, Some(f.to_string_lossy().into_owned())),
+        (Some(f), Some(_)) if g.settings.prompts.is_none() => {
+            (None, Some(f.to_string_lossy().into_owned()))
+        }
         (f, _) => (f.clone(), None),
     };
     for (set, flag) in [
@@ -109,7 +111,8 @@ pub fn run(args: &BatchArgs) -> Result<()> {
         shard.index + 1,
         shard.count,
         shard.source,
-        g.settings.device
+        g.settings
+            .device
             .as_ref()
             .map(|d| format!(" on {d}"))
             .unwrap_or_default()
@@ -219,8 +222,13 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
             fetch: g.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
             quiet: true,
         };
-        crate::generate::session::run(&plan, options, Some(lock), &mut crate::generate::session::Quiet)
-            .map(|_| ())
+        crate::generate::session::run(
+            &plan,
+            options,
+            Some(lock),
+            &mut crate::generate::session::Quiet,
+        )
+        .map(|_| ())
     })();
     match result {
         Ok(()) => {

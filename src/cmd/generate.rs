@@ -92,7 +92,6 @@ fn dry_run_memory(settings: &Settings) -> String {
     out
 }
 
-
 /// `--count N`: N runs with consecutive seeds, each in `RUN_DIR/seed-<n>/`. Every run is planned
 /// (and refused) before the first starts; each one is exactly the single run with its seed.
 fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
@@ -133,7 +132,6 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
     }
     Ok(())
 }
-
 
 /// One run: plan, then the library's session with a progress bar, then `--video`.
 pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {

@@ -78,7 +78,11 @@ pub fn run(
                     .and_then(|s| s.to_str())
                     .and_then(|s| s.parse::<usize>().ok())
                     .unwrap_or(0),
-                a.settings.init_image.as_deref().unwrap_or(Path::new("")).display()
+                a.settings
+                    .init_image
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
             );
         }
         run_one(a)?;

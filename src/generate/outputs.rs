@@ -66,4 +66,3 @@ pub fn write_run_toml(dir: &Path, generator: &Generator) -> Result<()> {
     let path = RunDir::new(dir).run_toml();
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
-

@@ -134,7 +134,14 @@ pub fn run(
     crate::interrupt::requested(); // installs the handler before the first step
     observer.started(generator.step, total);
     let (started, first_step) = (Instant::now(), generator.step);
-    let outcome = steps(&mut generator, &run, &mut page, observer, started, first_step);
+    let outcome = steps(
+        &mut generator,
+        &run,
+        &mut page,
+        observer,
+        started,
+        first_step,
+    );
     observer.ended();
     match outcome {
         Ok(true) => {

@@ -60,9 +60,8 @@ impl<T: SettingEnum> clap::builder::TypedValueParser for EnumParser<T> {
         value: &std::ffi::OsStr,
     ) -> std::result::Result<T, clap::Error> {
         let text = value.to_string_lossy();
-        T::parse_setting(&text).map_err(|e| {
-            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e:#}\n"))
-        })
+        T::parse_setting(&text)
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e:#}\n")))
     }
 
     fn possible_values(

@@ -20,12 +20,12 @@ pub use enums::{
     SettingEnum, enum_parser,
 };
 pub use layers::{read_config, resolve_layers};
-pub use resolve::{check_resume_layer, resume_flags};
 pub use prompts::{ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt};
+pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;
 pub use values::{
-    Move, NumberList, Palette, PromptList, SeedValue, Size, StringList, pixel_grid,
-    seed_from_text, slug,
+    Move, NumberList, Palette, PromptList, SeedValue, Size, StringList, pixel_grid, seed_from_text,
+    slug,
 };
 
 use anyhow::Result;

@@ -199,7 +199,6 @@ impl fmt::Display for NoisePrompt {
     }
 }
 
-
 /// Longest text prompt, in bytes. CLIP reads 77 tokens (a few hundred characters); the text is also written
 /// into run.toml, every PNG and the log, so a megabyte of it is refused rather than copied everywhere.
 pub const MAX_PROMPT_BYTES: usize = 10_000;

@@ -1,7 +1,7 @@
 //! Resolving a merged layer into `Settings`: each setting by its declaration, then the rules
 //! that join settings; and what the resolved settings answer about a run.
-use super::{DrawerKind, InitKind, Move, Owner, PartialSettings, Prompt, Settings};
 use super::{DECLARATIONS, prompts::check_prompt_limits};
+use super::{DrawerKind, InitKind, Move, Owner, PartialSettings, Prompt, Settings};
 use crate::error::usage;
 use anyhow::{Context, Result};
 use std::path::Path;

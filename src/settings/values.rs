@@ -1,8 +1,8 @@
 //! Setting values with a syntax of their own (size, seed, lists, grids, the zoom move, the palette),
 //! and how each is read from and written back to its flag/TOML form (`FromRaw`).
-use super::{FromRaw, ToRaw};
 use super::enums::{Augment, LossKind};
 use super::prompts::{ImagePrompt, NoisePrompt, Prompt};
+use super::{FromRaw, ToRaw};
 use crate::error::usage;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -290,7 +290,6 @@ pub fn slug(text: &str) -> String {
     if s.is_empty() { "image".to_string() } else { s }
 }
 
-
 /// Values whose flag/TOML form is the value itself.
 macro_rules! same_raw {
     ($($t:ty),*) => {$(
@@ -361,7 +360,9 @@ macro_rules! string_items {
     ($t:ty, $parse:expr) => {
         impl ToRaw<StringList> for Vec<$t> {
             fn to_raw(&self) -> Option<StringList> {
-                Some(StringList::Many(self.iter().map(|x| x.to_string()).collect()))
+                Some(StringList::Many(
+                    self.iter().map(|x| x.to_string()).collect(),
+                ))
             }
         }
         impl FromRaw<StringList> for Vec<$t> {
@@ -373,8 +374,14 @@ macro_rules! string_items {
     };
 }
 string_items!(Augment, parse_augments);
-string_items!(ImagePrompt, |items| items.iter().map(|s| ImagePrompt::parse(s)).collect());
-string_items!(NoisePrompt, |items| items.iter().map(|s| NoisePrompt::parse(s)).collect());
+string_items!(ImagePrompt, |items| items
+    .iter()
+    .map(|s| ImagePrompt::parse(s))
+    .collect());
+string_items!(NoisePrompt, |items| items
+    .iter()
+    .map(|s| NoisePrompt::parse(s))
+    .collect());
 string_items!(String, |items| Ok(items.to_vec()));
 
 impl ToRaw<StringList> for Vec<(LossKind, f64)> {
