@@ -61,7 +61,13 @@ fn run_dir_info(dir: &std::path::Path) -> Result<()> {
     let finished = run.final_png().is_file() && meta.step >= total;
     let mut out = format!("# run: {}\n", dir.display());
     out.push_str(&format!("# vqclip: {}\n", meta.vqclip_version));
-    if finished {
+    let auto_stopped = meta.auto_stop.as_ref().is_some_and(|a| a.stopped);
+    if auto_stopped && run.final_png().is_file() {
+        out.push_str(&format!(
+            "# state: finished early by --auto-stop at step {} of {total} (no new best loss)\n",
+            meta.step
+        ));
+    } else if finished {
         out.push_str(&format!(
             "# state: finished, {} steps; more with: vqclip generate --resume {} --steps N\n",
             meta.step,

@@ -34,6 +34,9 @@ pub struct Meta {
     pub adam_t: i64,
     pub weights: Vec<WeightFile>,
     pub settings: PartialSettings,
+    /// `--auto-stop`'s watch (absent without it, and in checkpoints from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_stop: Option<super::auto_stop::AutoStop>,
 }
 
 pub struct State {

@@ -6,6 +6,7 @@
 //! The backward runs in two stages so the anchors' ClampWithGrad rule needs no custom autograd:
 //! the loss is differentiated w.r.t. a detached image leaf, that gradient is masked
 //! (`grad::clamp_grad_mask`), then pushed through the render into the drawer's parameters.
+use super::auto_stop::{AutoStop, Verdict};
 use super::checkpoint::{self, Meta, WeightFile};
 use super::cutouts::{CutoutConfig, CutoutPlan};
 use super::drawers::{self, Drawer};
@@ -106,6 +107,8 @@ pub struct Generator {
     layout: Layout,
     weights: Vec<WeightFile>,
     drop_steps: Vec<i64>,
+    /// `--auto-stop`'s watch over the loss.
+    auto_stop: Option<AutoStop>,
 }
 
 /// Prompts encoded per text-encoder batch.
@@ -171,6 +174,7 @@ impl Generator {
         let z0 = drawer.params().detach().copy();
         let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params());
         let drop_steps = settings.lr_drop_steps();
+        let settings_auto_stop = settings.auto_stop;
         let palette = settings
             .palette
             .as_ref()
@@ -196,6 +200,7 @@ impl Generator {
             layout,
             weights,
             drop_steps,
+            auto_stop: settings_auto_stop.then(AutoStop::new),
         })
     }
 
@@ -228,6 +233,9 @@ impl Generator {
         );
         self.z0 = state.z0.to_device(self.device).detach();
         self.step = state.meta.step;
+        if self.auto_stop.is_some() {
+            self.auto_stop = Some(state.meta.auto_stop.unwrap_or_default());
+        }
         Ok(())
     }
 
@@ -243,6 +251,7 @@ impl Generator {
                 adam_t: opt.t,
                 weights: self.weights.clone(),
                 settings: self.settings.to_partial(),
+                auto_stop: self.auto_stop.clone(),
             },
             z: self.drawer.params().detach(),
             z0: self.z0.shallow_clone(),
@@ -300,6 +309,11 @@ impl Generator {
             .chain(&clip.noise_prompts)
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
+        // Auto-stop judges every step's loss: one host sync, only when it is on.
+        let loss = match self.auto_stop {
+            Some(_) => Some(total.double_value(&[])),
+            None => None,
+        };
         let row = LossRow {
             total,
             prompts: clip.prompts,
@@ -308,7 +322,19 @@ impl Generator {
             extra: extra.losses,
             palette: extra.palette,
         };
-        self.log_step(step, started, row)
+        self.log_step(step, started, row)?;
+        if let (Some(watch), Some(loss)) = (&mut self.auto_stop, loss) {
+            let scheduled = self.drop_steps.contains(&step);
+            if watch.after_step(step, loss, scheduled, self.drop_steps.len()) == Verdict::DropLr {
+                self.opt.lr /= 10.0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `--auto-stop` ended the run (no more steps).
+    pub fn stopped(&self) -> bool {
+        self.auto_stop.as_ref().is_some_and(|a| a.stopped)
     }
 
     /// The lr drop, the step's random stream, the tile shift, the render and the palette lookup.

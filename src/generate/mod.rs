@@ -1,6 +1,7 @@
 //! The CLIP-guided generator: the loop (`engine`), the drawers it optimizes (`drawers`), its
 //! differentiable pieces and its saved state.
 pub mod augments;
+pub mod auto_stop;
 pub mod checkpoint;
 pub mod cutouts;
 pub mod drawers;

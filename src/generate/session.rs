@@ -237,14 +237,16 @@ fn steps(
     let total = generator.settings.steps;
     let save_every = generator.settings.save_every;
     let mut log = run.open_log()?;
-    while generator.step < total {
+    while generator.step < total && !generator.stopped() {
         crate::panics::catch(|| generator.step())
             .map_err(|e| explain_step_error(e, &generator.settings))?;
         let step = generator.step;
-        let zoom_now = generator.settings.zoom_due(step) && step < total;
-        let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && step < total;
+        // The last step: the planned one, or the one --auto-stop ended the run at.
+        let last = step == total || generator.stopped();
+        let zoom_now = generator.settings.zoom_due(step) && !last;
+        let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && !last;
         let stop = crate::interrupt::requested();
-        if save_now || stop || step % FLUSH_EVERY == 0 || step == total {
+        if save_now || stop || step % FLUSH_EVERY == 0 || last {
             let records = generator.flush()?;
             log.append(&records)?;
             observer.logged(&records);

@@ -384,4 +384,16 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// Pixray's auto-stop: after 12 steps without a new best loss the learning rate is divided by
+    /// 10, and the run ends after more such drops than --lr-drops lists (with none: at the first
+    /// plateau). Costs one host sync per step, to read the loss.
+    auto_stop: bool {
+        flag: bool [long],
+        raw: bool,
+        default: false,
+        resume: fixed,
+        drawer: (any),
+        // Written only when on: runs without it keep their run.toml (and batch jobs their names).
+        record: |v| *v,
+    }
 }
