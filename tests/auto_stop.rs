@@ -1,6 +1,7 @@
 //! `--auto-stop` (pixray's): a flat loss ends the run after 12 steps without a new best, each
 //! `--lr-drops` entry buys one more plateau at a tenth of the lr, and a resumed run stops exactly
 //! where the straight run does.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, VQGAN, log, log_values, ok, resume, run, same_file, stdout, tmp_path};

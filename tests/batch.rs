@@ -1,6 +1,7 @@
 //! `vqclip batch` on the tiny CLIP (fast_pixel, 48x32): shards at the same time run every job
 //! exactly once with the images of single runs; kill -9 and SIGTERM mid-job, stale and corrupt
 //! claims, stealing, failures, validation and `batch status`.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, ok, pixels, tmp_dir, vqclip};

@@ -2,6 +2,7 @@
 //! resolution 32): zero-shot probabilities against the Python reference, the CLI against
 //! probabilities and rankings recomputed here from per-file embeddings, index reuse and rebuilds,
 //! and unreadable files.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, run, stderr, tmp_dir};

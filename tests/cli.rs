@@ -1,5 +1,6 @@
 //! Foundation: settings parsing and precedence, presets, validation messages and exit codes,
 //! the run-directory rule, and `doctor`.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{shared_dir, stderr, tmp_dir};

@@ -1,6 +1,7 @@
 //! OpenAI CLIP against the Python reference (`tests/fixtures/clip_tiny_*`, made by
 //! `make_fixtures.py` with openai/CLIP and transformers): every file format, shape inference,
 //! zero-shot probabilities, preprocessing, gradients, and `vqclip embed`.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, tmp_dir};

@@ -2,6 +2,7 @@
 //! tests/fixtures/make_resnet_fixtures.py): a small ResNet CLIP (stages 2,1,1,1, width 8, 64 px)
 //! in OpenAI's fp16 TorchScript format, its open_clip-named state dict, the commands that take a
 //! CLIP, and a generate loop against a torch reference loop.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{run, tmp_dir};

@@ -5,6 +5,7 @@
 //!
 //! Settings are compared as values, with `_` read as `-` in names and strings: the enum spellings move to
 //! kebab-case (`fast-pixel`), the old ones staying accepted as aliases.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, ok, run, stdout, tmp_dir};

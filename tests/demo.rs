@@ -11,6 +11,7 @@
 //!
 //! The same runs, stopped halfway and resumed, must end in the same image (byte-exact on CPU).
 //! The table goes to stderr and to target/demo-world-report.md.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{ok, stderr, tmp_path};

@@ -2,6 +2,7 @@
 //! (tests/fixtures/drawers_ref.safetensors, written by tests/fixtures/make_drawer_fixtures.py with
 //! Pixray's FastPixelDrawer and aphantasia's fft_image): renders, inits and gradients, then four
 //! steps of the whole loop (tiny CLIP, pooled cutouts, no augments) against a torch reference loop.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, fixture};

@@ -1,6 +1,7 @@
 //! Drawers end to end on the tiny fixtures (CPU): the vqgan drawer against runs made before
 //! drawers existed (pixels and every loss value equal), fast_pixel and fft with every generate
 //! feature, their resume, their errors, and runs with no VQGAN file at all.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, VQGAN, fails, log_values, losses, ok, pixels, resume, tmp_path};

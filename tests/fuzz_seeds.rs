@@ -1,6 +1,7 @@
 //! Replays the fuzz seeds (fuzz/seeds/<target>/*) through the same readers as the cargo-fuzz targets, on
 //! stable Rust: each must end in a value or an error, never a panic. The seeds that are valid files must
 //! also be read without error (so a reader that starts refusing good input is caught here too).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::ROOT;

@@ -1,5 +1,6 @@
 //! The generator end to end on the tiny fixture models (CPU): loss goes down, outputs and
 //! metadata, determinism, exact resume, refusal to change settings on resume, Ctrl-C, bad weights.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, VQGAN, losses, ok, tmp_path, vqclip};

@@ -1,5 +1,6 @@
 //! Generator features beyond the basic loop, end to end on the tiny fixtures (CPU): cutout
 //! batches, story phases, seamless tiles, `--video`, and a non-finite loss.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, VQGAN, log, ok, pixels, resume, same_file, tmp_path, vqclip};

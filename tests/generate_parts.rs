@@ -1,5 +1,6 @@
 //! The differentiable pieces of the generator loop on hand-made tensors: straight-through
 //! gradients, cutouts and augments, losses, and the init images.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::f64::consts::PI;

@@ -1,6 +1,7 @@
 //! Hostile and oversized input (issue 18): reference loops in pickles, decompression-bomb images,
 //! megabyte prompts and thousands of them, search folders with loops and unreadable entries,
 //! non-UTF-8 paths, and a disk that fills up while a checkpoint is written.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{BIN, CLIP, VQGAN, stderr, tmp_dir, vqclip};

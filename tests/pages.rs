@@ -3,6 +3,7 @@
 //! image's pixels in a screenshot), no console messages, and hostile prompts shown, never run.
 //! `.ci/run` installs Debian's chromium and sets VQCLIP_REQUIRE_CHROMIUM=1; elsewhere, without a
 //! Chromium, the browser checks say clearly that they checked nothing.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{CLIP, stderr, tmp_dir, vqclip};

@@ -1,6 +1,7 @@
 //! The run directory's owner: the step log's record and trimming, the layout names, and the lock
 //! that keeps two processes out of one run directory (real processes of the binary, tiny fixture
 //! models on the CPU).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

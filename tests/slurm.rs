@@ -3,6 +3,7 @@
 //! a 4-task job array over 8 tiny jobs; one task is requeued mid-run (SIGTERM, checkpoint,
 //! requeue). Every job finishes once, with the image of its single run. `.ci/run` installs the
 //! packages and sets VQCLIP_REQUIRE_SLURM=1; elsewhere, without them, the test says it checked nothing.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{BIN, pixels, tmp_dir, vqclip};

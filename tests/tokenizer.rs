@@ -1,5 +1,6 @@
 //! Token ids against OpenAI's Python tokenizer (`tests/fixtures/tokenizer_golden.json`, made by
 //! `clip.tokenize(p, truncate=True)` with ftfy 6.3.1).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::fixture;

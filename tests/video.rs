@@ -1,5 +1,6 @@
 //! `vqclip video`: frames of a run directory to a GIF (always) or MP4 (ffmpeg), its errors, and
 //! that an existing file is never replaced without --force.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{stderr, tmp_dir};

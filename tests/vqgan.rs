@@ -1,5 +1,6 @@
 //! The tch VQGAN against reference outputs of taming-transformers (tests/fixtures/make_fixtures.py):
 //! tiny VQModel (f=4, 64 codes) and tiny GumbelVQ (f=8), plus the `reconstruct` command.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, tmp_dir, vqclip};

@@ -1,5 +1,6 @@
 //! `vqclip weights`: the downloader against a local HTTP server on 127.0.0.1 (full download, resume
 //! after a cut connection, checksum mismatch, HTML mirror, connection refused), `verify`, `convert`, `list`.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, stderr, stdout, tmp_dir};

@@ -1,5 +1,6 @@
 //! The native torch checkpoint reader (zip, legacy, TorchScript) against tests/fixtures/make_fixtures.py outputs and
 //! hand-made archives: same tensors as safetensors, filters, refusal of code-executing pickles, corrupt files.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
 use common::{fixture, tmp_dir};

@@ -310,10 +310,7 @@ impl Generator {
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
         // Auto-stop judges every step's loss: one host sync, only when it is on.
-        let loss = match self.auto_stop {
-            Some(_) => Some(total.double_value(&[])),
-            None => None,
-        };
+        let loss = self.auto_stop.is_some().then(|| total.double_value(&[]));
         let row = LossRow {
             total,
             prompts: clip.prompts,
