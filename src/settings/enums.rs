@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A settings enum: its spellings, for the flag parser, serde and messages.
-pub trait SettingEnum: Sized + Copy + Send + Sync + 'static {
+pub trait SettingEnum: clap::ValueEnum + Copy + Send + Sync + 'static {
     /// The flag that takes it (for messages).
     const FLAG: &'static str;
     fn all() -> &'static [Self];
@@ -41,8 +41,8 @@ pub trait SettingEnum: Sized + Copy + Send + Sync + 'static {
     }
 }
 
-/// clap's parser for a settings enum: our one-line message on a bad value, and the canonical
-/// names as clap's possible values (help, completions).
+/// clap's parser for a settings enum: the enum's `ValueEnum` names for help and completions, and
+/// our one-line message on a bad value (clap's own lists the values on lines of their own).
 #[derive(Clone)]
 pub struct EnumParser<T>(std::marker::PhantomData<T>);
 
@@ -67,9 +67,11 @@ impl<T: SettingEnum> clap::builder::TypedValueParser for EnumParser<T> {
     fn possible_values(
         &self,
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        Some(Box::new(T::all().iter().map(|v| {
-            clap::builder::PossibleValue::new(v.as_str()).aliases(v.aliases().iter().copied())
-        })))
+        Some(Box::new(
+            T::value_variants()
+                .iter()
+                .filter_map(clap::ValueEnum::to_possible_value),
+        ))
     }
 }
 
@@ -92,6 +94,13 @@ macro_rules! setting_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             pub fn as_str(self) -> &'static str { <Self as SettingEnum>::as_str(self) }
             pub fn names() -> String { <Self as SettingEnum>::names() }
+        }
+        /// clap's view: the kebab-case names, the old spellings as aliases.
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] { Self::ALL }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.as_str()).aliases(self.aliases().iter().copied()))
+            }
         }
         impl FromStr for $name {
             type Err = anyhow::Error;

@@ -68,6 +68,19 @@ pub fn read_zip(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<BTreeMap<Str
         .index_for_name(&pkl_name)
         .ok_or_else(|| anyhow!("{}: cannot open {pkl_name}", path.display()))?;
     let pkl = entry_bytes(path, &mut zip, bytes, pkl_index)?;
+    // Stored entries are sliced straight from the file, past the zip reader's CRC check. The pickle
+    // decides every tensor's name, shape and storage, so a damaged one is refused here; tensor data is
+    // not summed (gigabytes, read lazily).
+    let want = zip
+        .by_index_raw(pkl_index)
+        .map(|e| e.crc32())
+        .map_err(|e| anyhow!("{}: cannot read {pkl_name}: {e}", path.display()))?;
+    if crc32fast::hash(&pkl) != want {
+        bail!(
+            "{}: {pkl_name} is damaged (its CRC-32 does not match the zip directory); download the file again",
+            path.display()
+        );
+    }
     let loaded = pickle::load(&pkl, 0).map_err(|e| pickle_error(path, e))?;
 
     // TorchScript archives say which attributes are parameters and buffers in their code/ files.
