@@ -288,6 +288,37 @@ impl RunDir {
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Removes what an earlier run left here (log, images, frames, checkpoints, page, videos): a new
+    /// run in this directory (over a finished one with `--force`, or after a start that died before
+    /// its first checkpoint) must not mix its log and frames with the old ones. Only our own names
+    /// are touched; the caller holds the lock.
+    pub fn clear_run(&self) -> Result<()> {
+        let files = [
+            self.log(),
+            self.final_png(),
+            self.tiled_png(),
+            self.page(),
+            self.video_mp4(),
+            self.video_gif(),
+        ];
+        for f in files {
+            match std::fs::remove_file(&f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", f.display()));
+                }
+                _ => {}
+            }
+        }
+        for d in [CHECKPOINT, CHECKPOINT_TMP, CHECKPOINT_OLD, FRAMES] {
+            let d = self.path.join(d);
+            if d.is_dir() {
+                std::fs::remove_dir_all(&d)
+                    .with_context(|| format!("cannot remove {}", d.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the run directory for this process (creating it), or says who has it. `flag` is the
     /// option that named the directory (`--out`, `--resume`), for the refusal.
     pub fn lock(&self, flag: &str) -> Result<RunLock> {

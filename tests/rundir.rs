@@ -2,25 +2,19 @@
 //! that keeps two processes out of one run directory (real processes of the binary, tiny fixture
 //! models on the CPU).
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use common::{CLIP, VQGAN, losses, stderr, tmp_path as tmp_dir};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vqclip::rundir::{
     KEY_SEED, Locked, RunDir, StepRecord, is_seed_member, parse_log, trim_log_text,
 };
 
-const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
-const CLIP: &str = "tests/fixtures/clip_tiny.pt";
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vqclip-rundir-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// `vqclip generate` on the fixtures into `out`.
 fn generate(out: &Path, seed: u64, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vqclip"));
+    let mut c = common::vqclip();
     c.args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
         .args(["--size", "32x32", "--cutouts", "4", "--device", "cpu"])
         .args(["--seed", &seed.to_string(), "--quiet", "--out"])
@@ -29,10 +23,6 @@ fn generate(out: &Path, seed: u64, extra: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -58,10 +48,6 @@ fn signal(child: &Child, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success(), "kill {sig}");
-}
-
-fn losses(out: &Path) -> Vec<f64> {
-    RunDir::new(out).read_log().iter().map(|r| r.loss).collect()
 }
 
 fn png_seed(p: &Path) -> String {
@@ -333,4 +319,45 @@ fn resume_right_after_kill_9() {
     assert!(run.final_png().is_file());
     assert!(!run.lock_file().exists());
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_new_run_over_an_old_one_starts_clean() {
+    // --force over a finished run: the log, frames and images are the new run's alone.
+    let out = tmp_dir("force");
+    let first = generate(&out, 1, &["--steps", "6", "--save-every", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let again = generate(&out, 2, &["--steps", "3", "--save-every", "0", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let run = RunDir::new(&out);
+    let steps: Vec<i64> = run.read_log().iter().map(|r| r.step).collect();
+    assert_eq!(steps, [1, 2, 3]);
+    assert!(run.frames().is_empty(), "{:?}", run.frames());
+    assert_eq!(png_seed(&run.final_png()), "2");
+    // A start that died before its first checkpoint left run.toml and a log: the next run does not
+    // append to it.
+    let dead = tmp_dir("dead-start");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(RunDir::new(&dead).run_toml(), "steps = 9\n").unwrap();
+    std::fs::write(
+        RunDir::new(&dead).log(),
+        record(1).to_line().unwrap() + "\n",
+    )
+    .unwrap();
+    let o = generate(&dead, 1, &["--steps", "2"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(losses(&dead).len(), 2);
+    // A folder vqclip never ran in keeps what it holds, even under our names.
+    let mine = tmp_dir("users-folder");
+    std::fs::create_dir_all(mine.join("frames")).unwrap();
+    std::fs::write(mine.join("frames").join("keep.txt"), "mine").unwrap();
+    let o = generate(&mine, 1, &["--steps", "2", "--save-every", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(mine.join("frames").join("keep.txt").is_file());
 }

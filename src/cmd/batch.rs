@@ -209,11 +209,6 @@ fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
         if run.checkpoint().is_some() {
             req.resume = Some(job.dir.clone());
         } else {
-            // A start that died before its first checkpoint leaves only a log to throw away.
-            for f in [run.log(), run.final_png(), run.page()] {
-                let _ = std::fs::remove_file(f);
-            }
-            let _ = std::fs::remove_dir_all(run.frames_dir());
             req.config = Some(toml);
             req.out = Some(job.dir.clone());
         }

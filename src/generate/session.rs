@@ -110,6 +110,12 @@ pub fn run(
     };
     if !plan.resume {
         crate::runplan::check_run_dir(&plan.run_dir, plan.force)?;
+        // What an earlier run left (with --force, or a start that died before its first
+        // checkpoint: it wrote run.toml) goes, so the log and frames are this run's alone. A folder
+        // vqclip never ran in keeps whatever it holds.
+        if plan.force || run.run_toml().is_file() {
+            run.clear_run()?;
+        }
     }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
