@@ -449,7 +449,8 @@ impl LogWriter {
     }
 }
 
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
+/// The folders in `dir`, sorted (none when it cannot be read).
+pub fn subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())

@@ -7,9 +7,8 @@ mod common;
 use common::{CLIP, VQGAN, log, log_values, ok, resume, run, same_file, stdout, tmp_path};
 use std::path::Path;
 
-/// A run whose loss cannot move: lr 1e-30 is below the latents' last bit, and whole-image cutouts
-/// without augments see the same picture every step.
-fn flat(out: &Path, extra: &[&str]) -> std::process::Output {
+/// `generate` on the tiny fixtures with auto-stop, seed `seed`, into `out`, then `extra`.
+fn auto_stop_run(out: &Path, seed: &str, extra: &[&str]) -> std::process::Output {
     let mut a = vec![
         "generate",
         "a red apple",
@@ -22,23 +21,30 @@ fn flat(out: &Path, extra: &[&str]) -> std::process::Output {
         "--cutouts",
         "2",
         "--seed",
-        "3",
+        seed,
         "--device",
         "cpu",
+        "--quiet",
+        "--auto-stop",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    run(&a)
+}
+
+/// A run whose loss cannot move: lr 1e-30 is below the latents' last bit, and whole-image cutouts
+/// without augments see the same picture every step.
+fn flat(out: &Path, extra: &[&str]) -> std::process::Output {
+    let fixed = [
         "--cut-method",
         "pooled",
         "--augments",
         "none",
         "--lr",
         "1e-30",
-        "--quiet",
-        "--auto-stop",
-        "--out",
     ];
-    let out = out.to_str().unwrap();
-    a.push(out);
-    a.extend_from_slice(extra);
-    run(&a)
+    auto_stop_run(out, "3", &[&fixed[..], extra].concat())
 }
 
 #[test]
@@ -97,32 +103,8 @@ fn a_resumed_run_stops_where_the_straight_run_does() {
     ));
     // A moving run (real lr, random cutouts), cut at step 20: the same, whether it stops early or
     // not.
-    let moving = |out: &Path, steps: &str| {
-        run(&[
-            "generate",
-            "a red apple",
-            "--vqgan",
-            VQGAN,
-            "--clip",
-            CLIP,
-            "--size",
-            "48x32",
-            "--cutouts",
-            "2",
-            "--seed",
-            "5",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--auto-stop",
-            "--steps",
-            steps,
-            "--save-every",
-            "7",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let moving =
+        |out: &Path, steps: &str| auto_stop_run(out, "5", &["--steps", steps, "--save-every", "7"]);
     let straight = tmp_path("auto-stop-moving");
     ok(&moving(&straight, "60"));
     let cut = tmp_path("auto-stop-moving-cut");

@@ -36,19 +36,6 @@ fn is_run(dir: &Path) -> bool {
         || run.checkpoint().is_some()
 }
 
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// What the files of a run directory say about it.
 pub fn run_card(dir: &Path) -> Card {
     let run = RunDir::new(dir);
@@ -134,7 +121,7 @@ fn group_card(dir: &Path, members: Vec<PathBuf>, kind: &str) -> Card {
 /// The cards of `root`'s subdirectories, newest first.
 pub fn cards(root: &Path) -> Vec<Card> {
     let mut out = Vec::new();
-    for dir in subdirs(root) {
+    for dir in crate::rundir::subdirs(root) {
         let group = RunDir::new(&dir);
         let seeds: Vec<PathBuf> = group
             .seed_members()
