@@ -133,16 +133,11 @@ macro_rules! declare_settings {
 
             /// The declared settings this layer sets, in declaration order.
             pub fn set_declarations(&self) -> Vec<&'static Declaration> {
-                let mut out = Vec::new();
-                let mut i = 0;
-                $(
-                    if self.$name.is_some() {
-                        out.push(&DECLARATIONS[i]);
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                out
+                [$(self.$name.is_some()),*]
+                    .into_iter()
+                    .zip(DECLARATIONS)
+                    .filter_map(|(set, d)| set.then_some(d))
+                    .collect()
             }
 
             /// Each setting in declaration order: its raw value or its default, then its check.
