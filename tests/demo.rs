@@ -1,22 +1,21 @@
-//! The demo world end to end: `generate --preset demo` on captions whose (colour, shape,
+//! The demo world end to end: `generate --preset demo` on the 16 captions whose (colour, shape,
 //! background) combination the demo CLIP never saw in training must draw that caption.
 //!
 //! Two judges, neither of them the model that steered the picture:
-//! - colour statistics (model-free): every pixel goes to its nearest named colour; the background
-//!   colour must be the most common one and cover a clear share, the foreground colour the most
-//!   common of the rest and at least 4 % of the image;
+//! - geometry (model-free, tests/shape_judge): the colours' shares, and whether the largest blob of
+//!   the foreground colour is one solid shape whose roundness is nearest the caption's shape;
 //! - a second CLIP (tests/fixtures/demo_judge_clip.pt: other seed, other widths, never used to
-//!   generate) must pick the right caption out of those that differ in one word (foreground colour,
-//!   shape, background colour), through `vqclip classify`.
+//!   generate) must pick the right colour words out of captions that differ in one of them,
+//!   through `vqclip classify`.
 //!
-//! The same runs, stopped halfway and resumed, must end in the same image (byte-exact on CPU).
+//! Two of the runs, stopped halfway and resumed, must end in the same image (byte-exact on CPU).
 //! The table goes to stderr and to target/demo-world-report.md.
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
+mod shape_judge;
 
 use common::{ok, stderr, tmp_path};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -84,25 +83,6 @@ fn caption(fg: &str, shape: &str, bg: &str) -> String {
     format!("a {fg} {shape} on a {bg} background")
 }
 
-/// Share of the image's pixels nearest to each named colour.
-fn colour_shares(png: &Path, colours: &[(String, [f64; 3])]) -> BTreeMap<String, f64> {
-    let img = image::open(png).unwrap().to_rgb8();
-    let mut counts = vec![0usize; colours.len()];
-    for p in img.pixels() {
-        let d = |c: &[f64; 3]| (0..3).map(|i| (p.0[i] as f64 - c[i]).powi(2)).sum::<f64>();
-        let best = (0..colours.len())
-            .min_by(|&a, &b| d(&colours[a].1).total_cmp(&d(&colours[b].1)))
-            .unwrap();
-        counts[best] += 1;
-    }
-    let n = (img.width() * img.height()) as f64;
-    colours
-        .iter()
-        .zip(counts)
-        .map(|((name, _), k)| (name.clone(), k as f64 / n))
-        .collect()
-}
-
 /// The judge's pick among `labels` for one image (`vqclip classify`, raw captions as labels).
 fn judge(png: &Path, labels: &[String]) -> String {
     let o = demo_vqclip()
@@ -131,140 +111,203 @@ fn generate(caption: &str, out: &Path, extra: &[&str]) -> Output {
 fn demo_world_draws_held_out_captions_and_resumes_exactly() {
     let w = world();
     let names: Vec<String> = w.colours.iter().map(|c| c.0.clone()).collect();
-    // Every other held-out combination (8 of 16) keeps the test near 6 minutes on 2 cores.
-    let held: Vec<_> = w.held_out.iter().step_by(2).collect();
-    let n = held.len();
-    assert!(
-        n >= 8,
-        "world.json holds out {} combinations",
-        w.held_out.len()
-    );
-    let (mut fg_ok, mut bg_ok, mut shape_ok, mut all_ok) = (0, 0, 0, 0);
+    let n = w.held_out.len();
+    assert!(n >= 16, "world.json holds out {n} combinations");
+    let (mut colours_ok, mut shape_ok, mut all_ok) = (0, 0, 0);
     let (mut judge_fg_ok, mut judge_bg_ok) = (0, 0);
     let mut rows = Vec::new();
-    for (i, (fg, shape, bg)) in held.into_iter().enumerate() {
+    for (i, (fg, shape, bg)) in w.held_out.iter().enumerate() {
         let cap = caption(fg, shape, bg);
         let straight = tmp_path(&format!("{i}-straight"));
         ok(&generate(&cap, &straight, &[]));
         let png = straight.join("final.png");
 
-        // Colour statistics.
-        let shares = colour_shares(&png, &w.colours);
-        let mut ranked: Vec<(&String, f64)> = shares.iter().map(|(k, v)| (k, *v)).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let bg_share = shares[bg];
-        let fg_share = shares[fg];
-        let top_other = ranked
-            .iter()
-            .find(|(k, _)| *k != bg)
-            .map(|(k, _)| k.as_str());
-        let bg_right = ranked[0].0 == bg && bg_share >= 0.35;
-        let fg_right = top_other == Some(fg.as_str()) && fg_share >= 0.04;
+        // The geometric judge: colour shares, and the largest blob of the foreground colour.
+        let v = shape_judge::judge(&png, fg, shape, bg);
 
-        // The independent judge: one word changed at a time.
-        let alts = |f: &dyn Fn(&str) -> String, options: &[String], skip: &str| -> Vec<String> {
-            options
+        // The independent CLIP judge, one colour word changed at a time (it cannot tell shapes:
+        // weights/demo/training.json).
+        let alts = |f: &dyn Fn(&str) -> String, skip: &str| -> Vec<String> {
+            names
                 .iter()
                 .filter(|o| o.as_str() != skip)
                 .map(|o| f(o))
                 .collect()
         };
-        let shape_pick = judge(&png, &alts(&|s| caption(fg, s, bg), &w.shapes, ""));
-        let judge_fg = judge(&png, &alts(&|c| caption(c, shape, bg), &names, bg));
-        let judge_bg = judge(&png, &alts(&|c| caption(fg, shape, c), &names, fg));
-        let shape_right = shape_pick == cap;
+        let judge_fg = judge(&png, &alts(&|c| caption(c, shape, bg), bg));
+        let judge_bg = judge(&png, &alts(&|c| caption(fg, shape, c), fg));
 
-        // Stopped halfway, resumed: the same image.
-        let part = tmp_path(&format!("{i}-part"));
-        ok(&generate(&cap, &part, &["--steps", "50"]));
-        ok(&demo_vqclip()
-            .args(["generate", "--quiet", "--resume"])
-            .arg(&part)
-            .args(["--steps", "100"])
-            .output()
-            .unwrap());
-        assert_eq!(
-            std::fs::read(&png).unwrap(),
-            std::fs::read(part.join("final.png")).unwrap(),
-            "{cap}: the resumed run's final.png differs from the straight run's"
-        );
+        // Stopped halfway, resumed: the same image (on two captions; resume has its own tests).
+        if i < 2 {
+            let part = tmp_path(&format!("{i}-part"));
+            ok(&generate(&cap, &part, &["--steps", "50"]));
+            ok(&demo_vqclip()
+                .args(["generate", "--quiet", "--resume"])
+                .arg(&part)
+                .args(["--steps", "100"])
+                .output()
+                .unwrap());
+            assert_eq!(
+                std::fs::read(&png).unwrap(),
+                std::fs::read(part.join("final.png")).unwrap(),
+                "{cap}: the resumed run's final.png differs from the straight run's"
+            );
+            let _ = std::fs::remove_dir_all(&part);
+        }
 
-        fg_ok += fg_right as usize;
-        bg_ok += bg_right as usize;
-        shape_ok += shape_right as usize;
+        colours_ok += v.colours_right as usize;
+        shape_ok += v.shape_drawn as usize;
+        all_ok += (v.colours_right && v.shape_drawn) as usize;
         judge_fg_ok += (judge_fg == cap) as usize;
         judge_bg_ok += (judge_bg == cap) as usize;
-        all_ok += (fg_right && bg_right && shape_right) as usize;
         let mark = |b: bool| if b { "yes" } else { "no" };
         rows.push(format!(
-            "| {cap} | {:.0} % {} | {:.0} % {} | {} {} | {} / {} |",
-            fg_share * 100.0,
-            mark(fg_right),
-            bg_share * 100.0,
-            mark(bg_right),
-            shape_pick.split(' ').nth(2).unwrap_or("?"),
-            mark(shape_right),
+            "| {cap} | {:.0} % | {:.0} % | {:.0} % | {:.2} | {:.2} | {} | {} | {} / {} |",
+            v.fg_share * 100.0,
+            v.bg_share * 100.0,
+            v.blob_share * 100.0,
+            v.solidity,
+            v.roundness,
+            v.seen,
+            mark(v.colours_right && v.shape_drawn),
             mark(judge_fg == cap),
             mark(judge_bg == cap),
         ));
-        let _ = std::fs::remove_dir_all(&part);
         let _ = std::fs::remove_dir_all(&straight);
     }
     let report = format!(
         "Held-out captions, `generate --preset demo --seed {SEED}` (CPU):\n\n\
-         | caption | foreground colour share, right | background colour share, right | judge's shape, right | judge: colour words right (fg / bg) |\n\
-         |---|---|---|---|---|\n{}\n\n\
-         foreground colour right {fg_ok}/{n}, background colour right {bg_ok}/{n}, shape right {shape_ok}/{n} (judge), all three {all_ok}/{n}; \
-         the judge's colour words: foreground {judge_fg_ok}/{n}, background {judge_bg_ok}/{n}\n",
+         | caption | fg colour | bg colour | largest blob's share | solidity | roundness | shape read | drawn | CLIP judge: colour words (fg / bg) |\n\
+         |---|---|---|---|---|---|---|---|---|\n{}\n\n\
+         colours right {colours_ok}/{n}, shape drawn {shape_ok}/{n}, both {all_ok}/{n}; \
+         the CLIP judge's colour words: foreground {judge_fg_ok}/{n}, background {judge_bg_ok}/{n}\n",
         rows.join("\n")
     );
     eprintln!("{report}");
     let _ = std::fs::create_dir_all("target");
     let _ = std::fs::write("target/demo-world-report.md", &report);
-    // The bars: colours right on nearly all, by both judges. The shape is reported, not asserted:
-    // the demo CLIPs (the steering one and the judge alike) tell held-out shapes apart only at
-    // chance level (weights/demo/training.json: 26/64 and 27/64 on clean renders), so neither
-    // the loop nor the judge can be held to a shape bar yet (see weights/demo/README.md).
+    // Colours: at most one miss per eight captions, by each judge. Shapes: the floor of what the
+    // shipped models draw (4/16 at seed 1, weights/demo/README.md), one below it; the goal of
+    // issue #25 is 14/16 (then this bar becomes `bar`).
+    let bar = n - n / 8;
     assert!(
-        fg_ok + 1 >= n,
-        "foreground colour right on {fg_ok}/{n}\n{report}"
+        colours_ok >= bar,
+        "colours right on {colours_ok}/{n}\n{report}"
     );
+    assert!(shape_ok >= 3, "shape drawn on {shape_ok}/{n}\n{report}");
     assert!(
-        bg_ok + 1 >= n,
-        "background colour right on {bg_ok}/{n}\n{report}"
-    );
-    assert!(
-        judge_fg_ok + 1 >= n,
+        judge_fg_ok >= bar,
         "judge: foreground colour right on {judge_fg_ok}/{n}\n{report}"
     );
     assert!(
-        judge_bg_ok + 1 >= n,
+        judge_bg_ok >= bar,
         "judge: background colour right on {judge_bg_ok}/{n}\n{report}"
     );
 }
 
-/// A world picture drawn here (the training renders' geometry, without anti-aliasing): one shape
-/// of radius `r` (fraction of the side) at the centre.
-fn draw(path: &Path, fg: [u8; 3], shape: &str, bg: [u8; 3], r: f64) {
-    let n = 64u32;
-    let img = image::RgbImage::from_fn(n, n, |x, y| {
-        let u = (x as f64 + 0.5) / n as f64 - 0.5;
-        let v = (y as f64 + 0.5) / n as f64 - 0.5;
-        let inside = match shape {
-            "circle" => u * u + v * v < r * r,
-            "square" => u.abs() < 0.85 * r && v.abs() < 0.85 * r,
-            _ => {
-                // equilateral, apex up, circumradius 1.25 r (image y points down)
-                let big_r = 1.25 * r;
-                (0..3).all(|k| {
-                    let a = (90.0 + 120.0 * k as f64).to_radians();
-                    u * a.cos() + v * a.sin() < 0.5 * big_r
-                })
+/// The geometric judge itself: it names the shape of clean world pictures (random colours,
+/// shapes, sizes, places and tilts, as the training renders), and refuses copies, scattered
+/// specks, an elongated blob and a picture without the foreground colour.
+#[test]
+fn the_geometric_judge_names_clean_shapes_and_refuses_blobs() {
+    let w = world();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move || {
+        // xorshift64*: a fixed sequence, no dependency
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut wrong = Vec::new();
+    for i in 0..60 {
+        let f = (rand() * 8.0) as usize;
+        let b = (f + 1 + (rand() * 7.0) as usize) % 8;
+        let shape = &w.shapes[i % 3];
+        let r = 0.17 + rand() * 0.19;
+        let at = |u: f64| u * (1.0 - 2.0 * r - 0.04) + r + 0.02;
+        let (cx, cy) = (at(rand()), at(rand()));
+        let tilt = (rand() * 2.0 - 1.0) * 20f64.to_radians();
+        let (fg, bg) = (&w.colours[f], &w.colours[b]);
+        let img = shape_judge::render(
+            128,
+            rgb(&w, &fg.0),
+            shape,
+            rgb(&w, &bg.0),
+            r,
+            (cx, cy),
+            tilt,
+        );
+        let v = shape_judge::judge_pixels(&img, &fg.0, shape, &bg.0);
+        if !(v.shape_drawn && v.colours_right) {
+            wrong.push(format!("{} {shape} on {} (r {r:.2}): {v:?}", fg.0, bg.0));
+        }
+        // the same picture judged against the other shapes' captions: not drawn
+        for other in w.shapes.iter().filter(|s| *s != shape) {
+            let v = shape_judge::judge_pixels(&img, &fg.0, other, &bg.0);
+            assert!(!v.shape_drawn, "{} {shape} read as {other}: {v:?}", fg.0);
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    let (red, blue) = (rgb(&w, "red"), rgb(&w, "blue"));
+    let overlay = |a: &image::RgbImage, b: &image::RgbImage| {
+        image::RgbImage::from_fn(128, 128, |x, y| {
+            if *b.get_pixel(x, y) != image::Rgb(blue) {
+                *b.get_pixel(x, y)
+            } else {
+                *a.get_pixel(x, y)
             }
-        };
-        image::Rgb(if inside { fg } else { bg })
+        })
+    };
+    let circle = |r, at| shape_judge::render(128, red, "circle", blue, r, at, 0.0);
+    // three equal circles: the largest blob holds a third of the red
+    let two = overlay(&circle(0.13, (0.25, 0.3)), &circle(0.13, (0.72, 0.7)));
+    let three = overlay(&two, &circle(0.13, (0.25, 0.75)));
+    let v = shape_judge::judge_pixels(&three, "red", "circle", "blue");
+    assert!(
+        !v.shape_drawn && (0.3..0.36).contains(&v.blob_share),
+        "{v:?}"
+    );
+    // scattered specks
+    let mut specks = circle(0.04, (0.1, 0.1));
+    for k in 1..9 {
+        specks = overlay(
+            &specks,
+            &circle(0.04, (0.1 + 0.1 * k as f64, 0.15 + 0.08 * k as f64)),
+        );
+    }
+    let v = shape_judge::judge_pixels(&specks, "red", "circle", "blue");
+    assert!(!v.shape_drawn, "{v:?}");
+    // a long, thin bar (roundness far below any shape's), a hollow ring (solidity)
+    let bar = image::RgbImage::from_fn(128, 128, |x, y| {
+        image::Rgb(if (20..108).contains(&x) && (60..68).contains(&y) {
+            red
+        } else {
+            blue
+        })
     });
-    img.save(path).unwrap();
+    let v = shape_judge::judge_pixels(&bar, "red", "triangle", "blue");
+    assert!(v.roundness < 0.15 && v.solidity > 0.9, "{v:?}");
+    let ring = image::RgbImage::from_fn(128, 128, |x, y| {
+        let d = ((x as f64 - 64.0).powi(2) + (y as f64 - 64.0).powi(2)).sqrt();
+        image::Rgb(if (30.0..38.0).contains(&d) { red } else { blue })
+    });
+    let v = shape_judge::judge_pixels(&ring, "red", "circle", "blue");
+    assert!(!v.shape_drawn && v.solidity < 0.5, "{v:?}");
+    // no red at all
+    let v = shape_judge::judge_pixels(&circle(0.3, (0.5, 0.5)), "green", "circle", "blue");
+    assert!(
+        !v.shape_drawn && !v.colours_right && v.seen == "none",
+        "{v:?}"
+    );
+}
+
+/// A world picture: one shape of radius `r` (fraction of the side) at the centre, 64x64.
+fn draw(path: &Path, fg: [u8; 3], shape: &str, bg: [u8; 3], r: f64) {
+    shape_judge::render(64, fg, shape, bg, r, (0.5, 0.5), 0.0)
+        .save(path)
+        .unwrap();
 }
 
 fn rgb(w: &World, name: &str) -> [u8; 3] {
