@@ -12,7 +12,10 @@ OpenAI's CLIP .pt files and taming-transformers' Lightning checkpoints.
     .venv/bin/python weights/demo/make_demo.py world            # weights/demo/world.json (no training)
     .venv/bin/python weights/demo/make_demo.py vqgan            # weights/demo/demo_vqgan.ckpt + .yaml (32x32 crops)
     .venv/bin/python weights/demo/make_demo.py vqgan-finetune   # then whole 128x128 pictures (rewrites the .ckpt)
-    .venv/bin/python weights/demo/make_demo.py clip             # weights/demo/demo_clip.pt
+    .venv/bin/python weights/demo/make_demo.py clip             # weights/demo/demo_clip.pt (phase 1)
+    .venv/bin/python weights/demo/make_demo.py clip-shapes      # phase 2: fine-tunes demo_clip.pt in place
+    cargo build --release                                       # phase 3 runs the loop with the binary
+    DEMO_ROUND=1 .venv/bin/python weights/demo/make_demo.py clip-loop   # adversarial round 1 (in place)
     .venv/bin/python weights/demo/make_demo.py judge            # tests/fixtures/demo_judge_clip.pt
     .venv/bin/python weights/demo/make_demo.py samples DIR      # a few world images, to look at
 
@@ -330,6 +333,329 @@ def eval_clip(model, cfg, seed, per=4):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# CLIP, second phase: shapes the loop can steer toward
+# ----------------------------------------------------------------------------------------------------------------
+#
+# The first phase's CLIP knows colours but is at chance on held-out shapes under the loop's augments, so the loop
+# paints the right colours as blobs. This phase fine-tunes it with:
+# - a classification loss over the whole caption bank (every training caption, plus "a {fg} blob on a {bg}
+#   background" for each colour pair) instead of in-batch contrast, so every image is scored against the captions
+#   that differ from its own in the shape word alone;
+# - hard negatives captioned as blobs: several shapes, irregular unions of ellipses, elongated ellipses, a shape
+#   with specks of its colour elsewhere (what an unfinished loop draws: "one shape" must beat "copies");
+# - the views the loop makes with the demo preset: 128x128 renders, some through the demo VQGAN, pooled to 64 as
+#   the pooled cutouts do ((avg + max) / 2), then flip, affine and noise, with a lighter perspective and erasing.
+
+BLOB = "blob"
+PAIRS = [(f, b) for f in range(8) for b in range(8) if f != b]
+
+
+def blob_caption(f, b):
+    return f"a {NAMES[f]} {BLOB} on a {NAMES[b]} background"
+
+
+def loop_pool(img128):
+    """vqclip's pooled cutouts at CLIP's 64: (adaptive avg pool + adaptive max pool) / 2."""
+    return (F.adaptive_avg_pool2d(img128, 64) + F.adaptive_max_pool2d(img128, 64)) / 2
+
+
+def paint(fgc, bgc, masks):
+    """Colour a [B,1,H,W] coverage mask: fg over bg."""
+    return fgc[:, :, None, None] * masks + bgc[:, :, None, None] * (1 - masks)
+
+
+def ellipse_masks(g, n, size, count, r_lo, r_hi, spread, aspect_lo, aspect_hi, ss=2):
+    """Union of `count` random ellipses per image, around one centre (`spread` = offset in radii)."""
+    side = size * ss
+    t = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*shape, generator=g)  # noqa: E731
+    cx0, cy0 = u(0.25, 0.75, n), u(0.25, 0.75, n)
+    m = torch.zeros(n, side, side)
+    for _ in range(count):
+        r = u(r_lo, r_hi, n)
+        asp = u(aspect_lo, aspect_hi, n)  # axis ratio asp ** 1.5
+        ang = u(0, math.pi, n)
+        cx = (cx0 + spread * r * u(-1, 1, n)).clamp(0.1, 0.9)
+        cy = (cy0 + spread * r * u(-1, 1, n)).clamp(0.1, 0.9)
+        x, y = xx[None] - cx[:, None, None], yy[None] - cy[:, None, None]
+        c, s = torch.cos(ang)[:, None, None], torch.sin(ang)[:, None, None]
+        a, b = (c * x + s * y) / (r * asp)[:, None, None], (-s * x + c * y) / (r / asp.sqrt())[:, None, None]
+        m = torch.maximum(m, (a * a + b * b < 1).float())
+    return F.avg_pool2d(m[:, None], ss) if ss > 1 else m[:, None]
+
+
+def negatives(g, n, size):
+    """Hard negatives of a colour pair, [n,3,size,size], and their (fg, bg)."""
+    pal = torch.tensor([COLOURS[k] for k in NAMES], dtype=torch.float32) / 255.0
+    pick = torch.randint(len(PAIRS), (n,), generator=g)
+    f = torch.tensor([PAIRS[i][0] for i in pick.tolist()])
+    b = torch.tensor([PAIRS[i][1] for i in pick.tolist()])
+    kind = torch.randint(4, (n,), generator=g)
+    masks = torch.zeros(n, 1, size, size)
+    rnd = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
+    # 0: two to four separate shapes
+    acc = torch.zeros(n, 1, size, size)
+    for k in range(4):
+        r = rnd(0.07, 0.18)
+        cx, cy = rnd(0.1, 0.9), rnd(0.1, 0.9)
+        sh = torch.randint(3, (n,), generator=g)
+        cov = render(f, sh, b, cx, cy, r, torch.deg2rad(rnd(-45, 45)), size, coverage=True)
+        keep = (torch.full((n,), k) < 2) | (torch.rand(n, generator=g) < 0.5)
+        acc = torch.maximum(acc, cov * keep[:, None, None, None])
+    masks = torch.where((kind == 0)[:, None, None, None], acc, masks)
+    # 1: an irregular union of ellipses
+    cnt = 2 + int(torch.randint(3, (1,), generator=g))
+    acc = ellipse_masks(g, n, size, cnt, 0.10, 0.22, 1.2, 1.0, 2.0)
+    masks = torch.where((kind == 1)[:, None, None, None], acc, masks)
+    # 2: one elongated ellipse
+    acc = ellipse_masks(g, n, size, 1, 0.12, 0.26, 0.0, 1.6, 3.0)
+    masks = torch.where((kind == 2)[:, None, None, None], acc, masks)
+    # 3: a shape with specks of its colour elsewhere
+    fg_, sh, bg_, cx, cy, r, tilt = random_params(g, n, [(0, s, 1) for s in range(3)])
+    acc = render(f, sh, b, cx, cy, r, tilt, size, coverage=True)
+    for _ in range(3):
+        acc = torch.maximum(acc, render(f, torch.randint(3, (n,), generator=g), b, rnd(0.05, 0.95), rnd(0.05, 0.95),
+                                        rnd(0.03, 0.07), torch.zeros(n), size, coverage=True))
+    masks = torch.where((kind == 3)[:, None, None, None], acc, masks)
+    return paint(pal[f], pal[b], masks), f, b
+
+
+def augment_loop(img, g, persp_p=0.3, persp=0.35, erase_p=0.15):
+    """The demo preset's augments (flip, affine, noise), plus a lighter perspective and erasing for robustness."""
+    n, _, s, _ = img.shape
+    eye = torch.eye(3).repeat(n, 1, 1)
+    flip = eye.clone()
+    flip[torch.rand(n, generator=g) < 0.5, 0, 0] = -1
+    aff = eye.clone()
+    on = torch.rand(n, generator=g) < 0.7
+    rot = torch.deg2rad((torch.rand(n, generator=g) * 2 - 1) * 15)
+    shr = torch.deg2rad((torch.rand(n, generator=g) * 2 - 1) * 5)
+    tx, ty = [(torch.rand(n, generator=g) * 2 - 1) * 0.2 for _ in range(2)]
+    a = torch.stack([torch.cos(rot), -torch.sin(rot) + torch.tan(shr), tx, torch.sin(rot), torch.cos(rot), ty], 1)
+    aff[on, :2, :] = a[on].view(-1, 2, 3)
+    H = flip @ aff
+    per = homographies(g, n)  # full-strength perspective on some, scaled down below
+    on = torch.rand(n, generator=g) < persp_p
+    mix = persp / 0.7
+    per = eye * (1 - mix) + per * mix
+    H = torch.where(on[:, None, None], H @ per, H)
+    img = warp(img, H)
+    on = torch.rand(n, generator=g) < erase_p
+    area = (0.03 + 0.1 * torch.rand(n, generator=g)) * s * s
+    hh = area.sqrt().clamp(1, s).round()
+    y0 = (torch.rand(n, generator=g) * (s - hh + 1)).floor()
+    x0 = (torch.rand(n, generator=g) * (s - hh + 1)).floor()
+    ar = torch.arange(s, dtype=torch.float32)
+    my = (ar[None] >= y0[:, None]) & (ar[None] < (y0 + hh)[:, None])
+    mx = (ar[None] >= x0[:, None]) & (ar[None] < (x0 + hh)[:, None])
+    m = (my[:, :, None] & mx[:, None, :] & on[:, None, None]).float()[:, None]
+    img = img * (1 - m) + img.mean((2, 3), keepdim=True) * m
+    return img + torch.rand(n, 1, 1, 1, generator=g) * 0.1 * torch.randn(img.shape, generator=g)
+
+
+def load_vqgan(path):
+    m = mf.VQModelLike(VQ_DD, VQ_N_EMBED, VQ_EMBED_DIM)
+    m.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])  # our own file
+    return m.eval()
+
+
+@torch.no_grad()
+def through_vqgan(vq, img):
+    zq, _, _ = vq.quantize(vq.quant_conv(vq.encoder(img * 2 - 1)))
+    return ((vq.decode(zq).clamp(-1, 1) + 1) / 2)
+
+
+def vq_cache(g, n, vq, combos, chunk=32):
+    """n training pictures rendered at 128x128, passed through the demo VQGAN once and pooled to 64 (the VQGAN is
+    the slow part of a batch): [n,3,64,64] and their (fg, shape, bg)."""
+    imgs, keys = [], []
+    for i in range(0, n, chunk):
+        fg, sh, bg, cx, cy, r, tilt = random_params(g, chunk, combos)
+        imgs.append(loop_pool(through_vqgan(vq, render(fg, sh, bg, cx, cy, r, tilt, 128))))
+        keys.append(torch.stack([fg, sh, bg], 1))
+    return torch.cat(imgs)[:n], torch.cat(keys)[:n]
+
+
+def views(g, n, vq, combos, cache=None):
+    """n positives, the way the loop shows them: 64x64 renders; 128x128 renders pooled as the loop pools; and
+    (from `cache`, or through `vq`) VQGAN reconstructions pooled. Returns images [n,3,64,64] and their combos."""
+    fg, sh, bg, cx, cy, r, tilt = random_params(g, n, combos)
+    kind = torch.randint(3, (n,), generator=g)
+    img = render(fg, sh, bg, cx, cy, r, tilt, 64)
+    i = (kind == 1).nonzero().flatten()
+    if len(i):
+        img[i] = loop_pool(render(fg[i], sh[i], bg[i], cx[i], cy[i], r[i], tilt[i], 128))
+    i = (kind == 2).nonzero().flatten()
+    if len(i) and cache is not None:
+        pick = torch.randint(len(cache[0]), (len(i),), generator=g)
+        img[i] = cache[0][pick]
+        fg[i], sh[i], bg[i] = cache[1][pick, 0], cache[1][pick, 1], cache[1][pick, 2]
+    elif len(i) and vq is not None:
+        img[i] = loop_pool(through_vqgan(vq, render(fg[i], sh[i], bg[i], cx[i], cy[i], r[i], tilt[i], 128)))
+    return img, fg, sh, bg
+
+
+def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4, scale=30.0, cached=2048,
+                      loop_negatives=None, n_loop=0, log_every=25):
+    from clip.model import build_model
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    model = build_model(torch.jit.load(base, map_location="cpu").state_dict()).float().train()
+    if scale:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(scale))  # sharper than phase one's 18: the bank softmax has 207 rows
+    vq = load_vqgan(vq_path) if vq_path else None
+    t0 = time.time()
+    cache = vq_cache(g, cached, vq, TRAIN) if vq is not None else None
+    print(f"clip-shapes: {cached} VQGAN reconstructions in {time.time() - t0:.0f}s", flush=True)
+    bank = [caption(*c) for c in TRAIN] + [blob_caption(f, b) for f, b in PAIRS]
+    tokens = clip.tokenize(bank)
+    index = {c: i for i, c in enumerate(TRAIN)}
+    blob_index = {p: len(TRAIN) + i for i, p in enumerate(PAIRS)}
+    # for each (fg, bg): the bank rows of its three shapes (-1 where held out) and its blob caption
+    shape_rows = {}
+    for f, b in PAIRS:
+        shape_rows[(f, b)] = [index.get((f, s, b), -1) for s in range(3)] + [blob_index[(f, b)]]
+    decay = [p for nm, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nm]
+    rest = [p for nm, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nm)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warm = 50
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    set_mask(model, TRAIN_CTX)
+    t0, hist = time.time(), []
+    npos = batch - neg
+    for step in range(steps):
+        pos, fg, sh, bg = views(g, npos, None, TRAIN, cache)
+        nimg, nf, nb = negatives(g, neg - n_loop, 64)
+        if n_loop:
+            pick = torch.randint(len(loop_negatives[0]), (n_loop,), generator=g)
+            nimg = torch.cat([nimg, loop_negatives[0][pick]])
+            nf = torch.cat([nf, loop_negatives[1][pick, 0]])
+            nb = torch.cat([nb, loop_negatives[1][pick, 1]])
+        img = torch.cat([pos, nimg])
+        clean = torch.rand(batch, generator=g) < 0.15
+        img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
+        target = [index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
+                 [blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
+        target = torch.tensor(target)
+        ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
+        te = F.normalize(encode_text_short(model, tokens), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * ie @ te.t()
+        loss_bank = F.cross_entropy(logits, target)
+        # the shape word alone: circle / square / triangle / blob of the same colours (held-out rows masked)
+        pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
+        rows = torch.tensor([shape_rows[p] for p in pairs])
+        sub = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
+        sub_t = torch.cat([sh, torch.full((neg,), 3)])
+        loss_shape = F.cross_entropy(sub, sub_t)
+        loss = loss_bank + loss_shape
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        hist.append((loss_bank.item(), loss_shape.item()))
+        if (step + 1) % log_every == 0 or step == 0:
+            a = np.mean(hist[-log_every:], 0)
+            print(f"clip-shapes seed {seed} step {step + 1}/{steps} bank {a[0]:.4f} shape {a[1]:.4f} "
+                  f"{time.time() - t0:.0f}s", flush=True)
+    set_mask(model, cfg["context_length"])
+    model.eval()
+    evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
+    model = model.half().float()
+    evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
+    ex_img = torch.zeros(1, 3, cfg["image_resolution"], cfg["image_resolution"])
+    ex_txt = clip.tokenize(["a red circle on a blue background"])
+    data = mf.jit_bytes(mf.to_openai_jit(model, ex_img, ex_txt, all_fp16=True))
+    with open(out, "wb") as fh:
+        fh.write(data)
+    os.chmod(out, 0o644)
+    return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg, lr=lr,
+                logit_scale_start=scale, vqgan_reconstructions=cached,
+                loop_negatives=0 if loop_negatives is None else len(loop_negatives[0]), loop_negatives_per_batch=n_loop,
+                weight_decay=0.1, warmup=warm, final_loss_bank=float(np.mean([h[0] for h in hist[-50:]])),
+                final_loss_shape=float(np.mean([h[1] for h in hist[-50:]])), seconds=round(time.time() - t0, 1),
+                eval_f32=evaluation, eval_fp16_file=evaluation_fp16)
+
+
+def loop_negatives(clip_path, out_dir, runs, seed, steps=60, every=20):
+    """The loop's own pictures as hard negatives: `runs` demo-preset runs of the vqclip binary (target/release) on
+    random training captions, steered by `clip_path`, with frames every `every` steps. Each frame is a picture that
+    CLIP scores as its caption while it is an unfinished scatter of colours; it becomes a "blob" of its colours.
+    Returns ([n,3,64,64] pooled as the loop pools, [n,2] (fg, bg))."""
+    import random
+    import subprocess
+    from PIL import Image
+    binary = os.path.join(ROOT, "target", "release", "vqclip")
+    rng = random.Random(seed)
+    env = dict(os.environ, VQCLIP_WEIGHTS=os.path.join(ROOT, "weights"))
+    imgs, keys = [], []
+    t0 = time.time()
+    for i in range(runs):
+        f, sh, b = TRAIN[rng.randrange(len(TRAIN))]
+        d = os.path.join(out_dir, f"{i:03d}")
+        if not os.path.exists(os.path.join(d, "final.png")):
+            assert clip_path, f"{d}: an earlier round's negatives are missing; run the rounds in order"
+            subprocess.run([binary, "generate", caption(f, sh, b), "--preset", "demo", "--seed",
+                            str(rng.randrange(1 << 30)), "--device", "cpu", "--quiet", "--steps", str(steps),
+                            "--save-every", str(every), "--cutouts", "8", "--force", "--out", d, "--clip", clip_path,
+                            # pinned, whatever the preset says now: the loop's full augment set, no palette
+                            "--augments", "affine,perspective,erasing,noise", "--palette", ""],
+                           env=env, check=True, capture_output=True)
+        else:
+            rng.randrange(1 << 30)
+        for k in range(every, steps + 1, every):
+            frame = os.path.join(d, "final.png" if k == steps else os.path.join("frames", f"{k:06d}.png"))
+            x = torch.tensor(np.asarray(Image.open(frame).convert("RGB")), dtype=torch.float32) / 255.0
+            imgs.append(loop_pool(x.permute(2, 0, 1)[None]))
+            keys.append((f, b))
+        if (i + 1) % 10 == 0:
+            print(f"loop negatives: {i + 1}/{runs} runs {time.time() - t0:.0f}s", flush=True)
+    return torch.cat(imgs), torch.tensor(keys)
+
+
+@torch.no_grad()
+def eval_clip_loop(model, cfg, seed, vq, per=4):
+    """Held-out combinations: clean renders, the loop's views (augmented) and the old heavy augments; does the model
+    pick the right caption out of those that differ in one word? Plus: is a hard negative scored below the shape
+    captions of its colours ("blob" picked among circle / square / triangle / blob)?"""
+    g = torch.Generator().manual_seed(seed)
+    res = {}
+    for mode in ("clean", "augmented", "heavy"):
+        right = dict(fg=0, shape=0, bg=0, n=0)
+        for (f, s, b) in HELD_OUT:
+            if mode == "clean":
+                img = render(*random_params(g, per, [(f, s, b)]), 64)
+            elif mode == "augmented":
+                img = augment_loop(views(g, per, vq, [(f, s, b)])[0], g)
+            else:
+                img = augment(render(*random_params(g, per, [(f, s, b)]), 64), g)
+            ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
+            for key, alts in (("fg", [(k, s, b) for k in range(8) if k != b]),
+                              ("shape", [(f, k, b) for k in range(3)]),
+                              ("bg", [(f, s, k) for k in range(8) if k != f])):
+                te = F.normalize(model.encode_text(clip.tokenize([caption(*a) for a in alts])), dim=-1)
+                pick = (ie @ te.t()).argmax(-1)
+                right[key] += int((pick == alts.index((f, s, b))).sum())
+            right["n"] += per
+        res[mode] = right
+    img, f, b = negatives(g, 64, 64)
+    ie = F.normalize(model.encode_image((augment_loop(img, g) - CLIP_MEAN) / CLIP_STD), dim=-1)
+    blob = 0
+    for i in range(64):
+        caps = [caption(int(f[i]), k, int(b[i])) for k in range(3)] + [blob_caption(int(f[i]), int(b[i]))]
+        te = F.normalize(model.encode_text(clip.tokenize(caps)), dim=-1)
+        blob += int(int((ie[i] @ te.t()).argmax()) == 3)
+    res["negatives_called_blob"] = dict(right=blob, n=64)
+    print(json.dumps(res), flush=True)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # VQGAN
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -512,7 +838,8 @@ def register():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "judge", "samples", "register"])
+    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "clip-shapes", "clip-loop", "judge", "samples",
+                                     "register"])
     ap.add_argument("dir", nargs="?")
     ap.add_argument("--steps", type=int)
     a = ap.parse_args()
@@ -531,6 +858,26 @@ def main():
     elif a.what == "clip":
         r = train_clip(DEMO_CLIP, 11, a.steps or 2000, 128, os.path.join(HERE, "demo_clip.pt"))
         update_record("clip", r)
+    elif a.what == "clip-shapes":
+        out = os.path.join(HERE, "demo_clip.pt")
+        r = train_clip_shapes(out, DEMO_CLIP, 12, a.steps or 1500, 128, 32, os.environ.get("DEMO_OUT", out),
+                              os.path.join(HERE, "demo_vqgan.ckpt"))
+        update_record("clip_shapes", r)
+    elif a.what == "clip-loop":
+        # Rounds of adversarial fine-tuning: round k makes its negatives with the CLIP of round k - 1 (the file
+        # demo_clip.pt holds at that point) and trains on the negatives of rounds 1..k; run the rounds in order.
+        out = os.path.join(HERE, "demo_clip.pt")
+        base = os.environ.get("DEMO_BASE", out)
+        k = int(os.environ.get("DEMO_ROUND", "1"))
+        root = os.environ.get("DEMO_NEG_DIR", "/tmp/vqclip-demo-negatives")
+        parts = [loop_negatives(base if r == k else None, os.path.join(root, f"round-{r}"), 90, 4 + r)
+                 for r in range(1, k + 1)]
+        negs = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        r = train_clip_shapes(base, DEMO_CLIP, 12 + k, a.steps or 500, 128, 32, os.environ.get("DEMO_OUT", out),
+                              os.path.join(HERE, "demo_vqgan.ckpt"), lr=1.5e-4, scale=0.0, cached=1024,
+                              loop_negatives=negs, n_loop=16)
+        r["round"] = k
+        update_record(f"clip_loop_{k}", r)
     elif a.what == "judge":
         r = train_clip(JUDGE_CLIP, 23, a.steps or 1000, 128,
                        os.path.join(ROOT, "tests", "fixtures", "demo_judge_clip.pt"))
@@ -544,7 +891,10 @@ def main():
         img = render(*random_params(g, 8, TRAIN), 64)
         aug = augment(img.clone(), g)
         vq = vq_batch(g, 8)
-        rows = torch.cat([torch.cat(list(t.clamp(0, 1)), 2) for t in (img, aug, vq)], 1)
+        neg = negatives(g, 8, 64)[0]
+        loop = augment_loop(views(g, 8, load_vqgan(os.path.join(HERE, "demo_vqgan.ckpt")), TRAIN)[0], g)
+        rows = torch.cat([torch.cat(list(t.clamp(0, 1)), 2) for t in (img, aug, vq, neg, augment_loop(neg, g), loop)],
+                         1)
         Image.fromarray((rows.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
             os.path.join(a.dir, "world.png"))
 
