@@ -142,9 +142,9 @@ def random_params(g, n, combos):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def homographies(g, n):
-    """Per image: flip (p .5), affine (p .7: rot ±15°, translate ±.1, shear ±5°), perspective (p .7, distortion .7),
-    composed; as 3x3 maps from output to input coordinates in [-1,1]."""
+def flip_affine(g, n):
+    """Per image: flip (p .5) then affine (p .7: rot ±15°, translate ±.1, shear ±5°), composed; 3x3 maps from output
+    to input coordinates in [-1,1]."""
     eye = torch.eye(3).repeat(n, 1, 1)
     flip = eye.clone()
     flip[torch.rand(n, generator=g) < 0.5, 0, 0] = -1
@@ -155,6 +155,14 @@ def homographies(g, n):
     tx, ty = [(torch.rand(n, generator=g) * 2 - 1) * 0.2 for _ in range(2)]
     a = torch.stack([torch.cos(rot), -torch.sin(rot) + torch.tan(sh), tx, torch.sin(rot), torch.cos(rot), ty], 1)
     aff[on, :2, :] = a[on].view(-1, 2, 3)
+    return flip @ aff
+
+
+def homographies(g, n):
+    """Per image: flip and affine ([flip_affine]), then perspective (p .7, distortion .7), composed; as 3x3 maps from
+    output to input coordinates in [-1,1]."""
+    eye = torch.eye(3).repeat(n, 1, 1)
+    flip_aff = flip_affine(g, n)
     per = eye.clone()
     on = torch.rand(n, generator=g) < 0.7
     src = torch.tensor([[-1., -1.], [1., -1.], [1., 1.], [-1., 1.]]).repeat(n, 1, 1)
@@ -171,7 +179,7 @@ def homographies(g, n):
     h = torch.linalg.solve(A, b)
     H = torch.cat([h, torch.ones(n, 1)], 1).view(n, 3, 3)
     per[on] = H[on]
-    return flip @ aff @ per
+    return flip_aff @ per
 
 
 def warp(img, H):
@@ -306,6 +314,20 @@ def train_clip(cfg, seed, steps, batch, out, log_every=50):
 
 
 @torch.no_grad()
+def count_word_picks(model, img, combo, right):
+    """Adds to `right` how many of `img` (all of `combo`) the model gives the right word among captions that differ in
+    one word: foreground colour, shape, background colour."""
+    f, s, b = combo
+    ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
+    for key, alts in (("fg", [(k, s, b) for k in range(8) if k != b]),
+                      ("shape", [(f, k, b) for k in range(3)]),
+                      ("bg", [(f, s, k) for k in range(8) if k != f])):
+        te = F.normalize(model.encode_text(clip.tokenize([caption(*a) for a in alts])), dim=-1)
+        pick = (ie @ te.t()).argmax(-1)
+        right[key] += int((pick == alts.index(combo)).sum())
+
+
+@torch.no_grad()
 def eval_clip(model, cfg, seed, per=4):
     """Held-out combinations, clean and augmented renders: does the model pick the right caption out of those that
     differ in one word (foreground colour / shape / background colour)?"""
@@ -319,13 +341,7 @@ def eval_clip(model, cfg, seed, per=4):
             img = render(*p, cfg["image_resolution"])
             if aug:
                 img = augment(img, g)
-            ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
-            for key, alts in (("fg", [(k, s, b) for k in range(8) if k != b]),
-                              ("shape", [(f, k, b) for k in range(3)]),
-                              ("bg", [(f, s, k) for k in range(8) if k != f])):
-                te = F.normalize(model.encode_text(clip.tokenize([caption(*a) for a in alts])), dim=-1)
-                pick = (ie @ te.t()).argmax(-1)
-                right[key] += int((pick == alts.index((f, s, b))).sum())
+            count_word_picks(model, img, (f, s, b), right)
             right["n"] += n
         res["augmented" if aug else "clean"] = right
     print(json.dumps(res), flush=True)
@@ -422,20 +438,12 @@ def negatives(g, n, size):
 
 
 def augment_loop(img, g, persp_p=0.3, persp=0.35, erase_p=0.15):
-    """The demo preset's augments (flip, affine, noise), plus a lighter perspective and erasing for robustness."""
+    """The loop's flip, affine and noise, plus a lighter warp and a small erasing for robustness."""
     n, _, s, _ = img.shape
     eye = torch.eye(3).repeat(n, 1, 1)
-    flip = eye.clone()
-    flip[torch.rand(n, generator=g) < 0.5, 0, 0] = -1
-    aff = eye.clone()
-    on = torch.rand(n, generator=g) < 0.7
-    rot = torch.deg2rad((torch.rand(n, generator=g) * 2 - 1) * 15)
-    shr = torch.deg2rad((torch.rand(n, generator=g) * 2 - 1) * 5)
-    tx, ty = [(torch.rand(n, generator=g) * 2 - 1) * 0.2 for _ in range(2)]
-    a = torch.stack([torch.cos(rot), -torch.sin(rot) + torch.tan(shr), tx, torch.sin(rot), torch.cos(rot), ty], 1)
-    aff[on, :2, :] = a[on].view(-1, 2, 3)
-    H = flip @ aff
-    per = homographies(g, n)  # full-strength perspective on some, scaled down below
+    H = flip_affine(g, n)
+    # on some images, a second full warp (flip, affine, perspective .7) blended toward the identity by persp / .7
+    per = homographies(g, n)
     on = torch.rand(n, generator=g) < persp_p
     mix = persp / 0.7
     per = eye * (1 - mix) + per * mix
@@ -634,13 +642,7 @@ def eval_clip_loop(model, cfg, seed, vq, per=4):
                 img = augment_loop(views(g, per, vq, [(f, s, b)])[0], g)
             else:
                 img = augment(render(*random_params(g, per, [(f, s, b)]), 64), g)
-            ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
-            for key, alts in (("fg", [(k, s, b) for k in range(8) if k != b]),
-                              ("shape", [(f, k, b) for k in range(3)]),
-                              ("bg", [(f, s, k) for k in range(8) if k != f])):
-                te = F.normalize(model.encode_text(clip.tokenize([caption(*a) for a in alts])), dim=-1)
-                pick = (ie @ te.t()).argmax(-1)
-                right[key] += int((pick == alts.index((f, s, b))).sum())
+            count_word_picks(model, img, (f, s, b), right)
             right["n"] += per
         res[mode] = right
     img, f, b = negatives(g, 64, 64)
