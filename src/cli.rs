@@ -64,7 +64,8 @@ pub struct BatchArgs {
     /// After its own jobs, run other shards' unclaimed or stale jobs (default on).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub steal: bool,
-    /// A claim whose heartbeat is older than this many seconds is taken over.
+    /// A claim from another host whose heartbeat counter has not moved for this many seconds (of
+    /// this worker's clock) is taken over; one of this host is taken over as soon as its pid is gone.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub stale_after: u64,
     /// One worker process per device on this machine, over the same claims (e.g. cuda:0,cuda:1).
@@ -85,6 +86,10 @@ pub enum BatchCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Another host's claim whose heartbeat is older than this (on the file system's clock)
+        /// shows as stale; a claim of this host is judged by its pid.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        stale_after: u64,
     },
 }
 

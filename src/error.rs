@@ -23,6 +23,18 @@ impl fmt::Display for Interrupted {
 }
 impl std::error::Error for Interrupted {}
 
+/// The run gave its directory up to another process without writing more (a batch worker whose
+/// claim was taken over): exit 1, and the caller knows not to mark the job failed.
+#[derive(Debug)]
+pub struct Abandoned(pub String);
+
+impl fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Abandoned {}
+
 /// Shorthand: an `anyhow::Error` carrying a [`UsageError`].
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))

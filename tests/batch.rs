@@ -1,5 +1,5 @@
 //! `vqclip batch` on the tiny CLIP (fast_pixel, 48x32): shards at the same time run every job
-//! exactly once with the images of single runs; kill -9 and SIGTERM mid-job, stale and corrupt
+//! exactly once with the images of single runs; kill -9 and SIGTERM mid-job, dead, reused, skewed and corrupt
 //! claims, stealing, failures, validation and `batch status`.
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
@@ -149,61 +149,318 @@ fn any_checkpoint(root: &Path) -> bool {
         })
 }
 
-#[test]
-fn kill_9_mid_job_then_restart_or_steal_gives_the_same_images() {
-    let dir = tmp_dir("kill");
-    let file = job_file(&dir, 40);
-    let root = dir.join("root");
-    // a worker killed mid-job, then the same command again after its claim went stale
-    let mut c = spawn(&file, &root, &["--stale-after", "2", "--steal", "false"]);
-    wait_for("a checkpoint", Duration::from_secs(120), || {
-        any_checkpoint(&root)
-    });
-    c.kill().unwrap();
-    let _ = c.wait();
-    assert!(
-        job_dirs(&root)
-            .iter()
-            .any(|d| d.join("claim.json").exists()),
-        "the killed worker's claim"
-    );
-    // While the claim is fresh, another worker leaves that job alone (and runs its others).
-    let o = batch_cmd(
-        &file,
-        &root,
-        &["--stale-after", "60", "--shard", "1/2", "--steal", "false"],
-    )
-    .output()
-    .unwrap();
-    let err = ok(&o);
-    assert!(err.contains("is claimed by another worker"), "{err}");
-    std::thread::sleep(Duration::from_millis(2600));
-    // A second shard steals the stale claim (and the rest); then the first shard's command finds all done.
-    let o = batch_cmd(&file, &root, &["--stale-after", "2", "--shard", "2/2"])
-        .output()
-        .unwrap();
-    let err = ok(&o);
-    assert!(err.contains("taken over from"), "{err}");
-    ok(
-        &batch_cmd(&file, &root, &["--stale-after", "2", "--shard", "1/2"])
-            .output()
-            .unwrap(),
-    );
-    let dirs = job_dirs(&root);
-    for d in &dirs {
+/// Each job's log has one row per step, and its image is the single run's (8 jobs).
+fn check_images_and_logs(root: &Path, steps: usize, refs: &Path) {
+    for d in &job_dirs(root) {
         let name = d.file_name().unwrap();
         assert!(
-            pixels(&d.join("final.png")) == single_run(d, &dir.join("refs").join(name)),
-            "{}: differs from the single run after kill -9",
+            pixels(&d.join("final.png")) == single_run(d, &refs.join(name)),
+            "{}: differs from the single run",
             d.display()
         );
-        // each step logged once, also for the job that was killed and resumed
         let lines = std::fs::read_to_string(d.join("log.jsonl"))
             .unwrap()
             .lines()
             .count();
-        assert_eq!(lines, 40, "{}", d.display());
+        assert_eq!(lines, steps, "{}: one row per step", d.display());
+        let left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("claim"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{}: claim files left: {left:?}",
+            d.display()
+        );
     }
+}
+
+#[test]
+fn kill_9_mid_job_then_the_same_command_at_once_finishes_every_job() {
+    let dir = tmp_dir("kill");
+    let file = job_file(&dir, 40);
+    let root = dir.join("root");
+    // --stale-after stays at its 300 s: a dead pid on this host is seen at once
+    let mut c = spawn(&file, &root, &[]);
+    wait_for("a checkpoint", Duration::from_secs(120), || {
+        any_checkpoint(&root)
+    });
+    let pid = c.id();
+    c.kill().unwrap();
+    let _ = c.wait();
+    let o = vqclip()
+        .args(["batch", "status", "--json"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stale: Vec<&serde_json::Value> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "{v}");
+    assert_eq!(
+        stale[0]["claim"]["reason"],
+        format!("pid {pid} gone on this host"),
+        "{v}"
+    );
+    let o = batch_cmd(&file, &root, &[]).output().unwrap();
+    let err = ok(&o);
+    assert!(
+        err.contains("taken over from") && err.contains("gone on this host"),
+        "{err}"
+    );
+    assert_eq!(err.matches(" done (").count(), 8, "{err}");
+    check_images_and_logs(&root, 40, &dir.join("refs"));
+}
+
+/// A claim as another host writes it (its wall clock `skew` s off), with its heartbeat file.
+fn foreign_claim(job: &Path, token: &str, skew: i64, shard: &str) {
+    std::fs::create_dir_all(job).unwrap();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + skew;
+    let claim = serde_json::json!({"host": "node-elsewhere", "pid": 4242, "worker": "batch job x",
+        "started": t, "heartbeat": t, "shard": shard, "token": token, "proc_start": 777,
+        "boot_id": "00000000-0000-0000-0000-000000000000", "pid_ns": "pid:[1]"});
+    std::fs::write(job.join("claim.json"), claim.to_string()).unwrap();
+    beat(job, token, 0);
+}
+
+fn beat(job: &Path, token: &str, count: u64) {
+    std::fs::write(
+        job.join(format!("claim.beat-{token}")),
+        format!("{count}\n"),
+    )
+    .unwrap();
+}
+
+/// The directory of the only job of `file`, from --dry-run.
+fn only_job_dir(file: &Path, root: &Path, common: &[&str]) -> PathBuf {
+    let o = batch_cmd(file, root, &[common, &["--dry-run"]].concat())
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    PathBuf::from(
+        out.lines()
+            .find(|l| !l.starts_with('#') && l.contains('\t'))
+            .unwrap()
+            .split('\t')
+            .nth(3)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn claims_of_other_hosts_are_judged_by_their_counter_not_their_clock() {
+    let dir = tmp_dir("skew");
+    let common = [
+        "--drawer",
+        "fast_pixel",
+        "--clip",
+        CLIP,
+        "--size",
+        "48x32",
+        "--cutouts",
+        "4",
+        "--steps",
+        "3",
+        "--stale-after",
+        "2",
+    ];
+    // Four holders at once: clocks an hour behind and ahead, beating (then letting go after 6 s)
+    // or stopping after two beats.
+    std::thread::scope(|sc| {
+        for (skew, beats) in [
+            (-3600i64, true),
+            (3600, true),
+            (-3600, false),
+            (3600, false),
+        ] {
+            let dir = &dir;
+            let common = &common;
+            sc.spawn(move || {
+                let name = format!("{}{}", if skew < 0 { "behind" } else { "ahead" }, beats);
+                let file = dir.join(format!("{name}.txt"));
+                std::fs::write(&file, "a red apple\n").unwrap();
+                let root = dir.join(&name);
+                let job = only_job_dir(&file, &root, common);
+                foreign_claim(&job, "tok", skew, "1/1");
+                let t0 = Instant::now();
+                let child = batch_cmd(&file, &root, common)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut last_beat = Instant::now();
+                for count in 1..=if beats { 20 } else { 2 } {
+                    std::thread::sleep(Duration::from_millis(300));
+                    assert!(
+                        job.join("claim.beat-tok").exists(),
+                        "{name}: a beating claim was taken over after {:?}",
+                        t0.elapsed()
+                    );
+                    beat(&job, "tok", count);
+                    last_beat = Instant::now();
+                }
+                if beats {
+                    // the holder finishes without the job: its claim goes, the worker runs it
+                    std::fs::remove_file(job.join("claim.json")).unwrap();
+                    std::fs::remove_file(job.join("claim.beat-tok")).unwrap();
+                } else {
+                    // stopped: not taken over before 2 s of silence on the reader's clock
+                    while last_beat.elapsed() < Duration::from_millis(1700) {
+                        assert!(
+                            job.join("claim.beat-tok").exists(),
+                            "{name}: taken over {:?} after the last beat",
+                            last_beat.elapsed()
+                        );
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                let o = child.wait_with_output().unwrap();
+                let err = ok(&o);
+                assert!(job.join("final.png").is_file(), "{name}: {err}");
+                if beats {
+                    assert!(t0.elapsed() >= Duration::from_secs(6));
+                    assert!(!err.contains("taken over from"), "{name}: {err}");
+                    assert!(
+                        err.contains("is held by node-elsewhere pid 4242 (batch job x, shard 1/1) (live): waiting"),
+                        "{name}: {err}"
+                    );
+                } else {
+                    assert!(
+                        err.contains("no heartbeat seen yet: waiting; taken over in 2 s unless it beats"),
+                        "{name}: {err}"
+                    );
+                    assert!(
+                        err.contains("taken over from node-elsewhere pid 4242 (batch job x, shard 1/1) (no heartbeat for 2 s)"),
+                        "{name}: {err}"
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// /proc/PID/stat's start time (field 22).
+fn start_time(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    s[s.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_reused_pid_is_taken_over_at_once_a_live_one_is_waited_for() {
+    let dir = tmp_dir("pids");
+    let file = dir.join("jobs.txt");
+    std::fs::write(&file, "a red apple\na blue sky\n").unwrap();
+    let root = dir.join("root");
+    let common = [
+        "--drawer",
+        "fast_pixel",
+        "--clip",
+        CLIP,
+        "--size",
+        "48x32",
+        "--cutouts",
+        "4",
+        "--steps",
+        "3",
+    ];
+    let o = batch_cmd(&file, &root, &[&common[..], &["--dry-run"]].concat())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let dirs: Vec<PathBuf> = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| PathBuf::from(l.split('\t').nth(3).unwrap()))
+        .collect();
+    assert_eq!(dirs.len(), 2, "{out}");
+    let here = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+    let boot = here("/proc/sys/kernel/random/boot_id");
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let host = here("/proc/sys/kernel/hostname");
+    // Two live processes stand in for holders: the first claim names the pid of one with another
+    // start time (the pid was reused), the second names the other exactly (a live holder).
+    let mut reused = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
+    for (d, pid, start) in [
+        (&dirs[0], reused.id(), start_time(reused.id()) + 1),
+        (&dirs[1], holder.id(), start_time(holder.id())),
+    ] {
+        std::fs::create_dir_all(d).unwrap();
+        let claim = serde_json::json!({"host": host, "pid": pid, "worker": "batch job y",
+            "started": 0, "heartbeat": 0, "shard": "1/1", "token": format!("t{pid}"),
+            "proc_start": start, "boot_id": boot, "pid_ns": ns});
+        std::fs::write(d.join("claim.json"), claim.to_string()).unwrap();
+    }
+    let child = batch_cmd(&file, &root, &common)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the reused pid's job", Duration::from_secs(60), || {
+        dirs[0].join("final.png").is_file()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !dirs[1].join("final.png").exists(),
+        "a live holder's job was run"
+    );
+    let status = vqclip()
+        .args(["batch", "status"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "running  step 0 of 3  a blue sky  [live: {host} pid {}",
+            holder.id()
+        )),
+        "{text}"
+    );
+    let gone = holder.id();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = ok(&o);
+    reused.kill().unwrap();
+    reused.wait().unwrap();
+    assert!(
+        err.contains(&format!(
+            "pid {} now belongs to another process",
+            reused.id()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("(live): waiting; it is taken over if that worker dies"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "(batch job y, shard 1/1) (pid {gone} gone on this host)"
+        )),
+        "{err}"
+    );
+    assert!(dirs[1].join("final.png").is_file());
 }
 
 #[test]
@@ -295,12 +552,14 @@ fn corrupt_claims_wait_until_stale_failures_are_reported() {
         .to_string();
     std::fs::create_dir_all(&apple).unwrap();
     std::fs::write(Path::new(&apple).join("claim.json"), "{garbage").unwrap();
-    let o = batch_cmd(&file, &root, &common).output().unwrap();
-    let err = ok(&o);
-    assert!(err.contains("is claimed by another worker"), "{err}");
-    assert!(!Path::new(&apple).join("final.png").exists());
-    std::thread::sleep(Duration::from_millis(2600));
+    // a claim nobody can read is judged by its bytes: unchanged for --stale-after, it is dead
+    let t = Instant::now();
     let err = ok(&batch_cmd(&file, &root, &common).output().unwrap());
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(
+        err.contains("is held by unreadable claim file") && err.contains("taken over in 2 s"),
+        "{err}"
+    );
     assert!(
         err.contains("taken over from unreadable claim file"),
         "{err}"

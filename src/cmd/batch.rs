@@ -10,7 +10,7 @@ use crate::batch::claim;
 use crate::batch::state::{self, State};
 use crate::batch::{Job, load_jobs, shard};
 use crate::cli::{BatchArgs, BatchCommand, GenerateArgs};
-use crate::error::{Interrupted, usage};
+use crate::error::{Abandoned, Interrupted, usage};
 use crate::rundir::{Locked, RunDir};
 use crate::settings::PartialSettings;
 use anyhow::{Context, Result, bail};
@@ -29,8 +29,13 @@ struct ManifestJob {
 }
 
 pub fn run(args: &BatchArgs) -> Result<()> {
-    if let Some(BatchCommand::Status { root, json }) = &args.command {
-        return status(root, *json);
+    if let Some(BatchCommand::Status {
+        root,
+        json,
+        stale_after,
+    }) = &args.command
+    {
+        return status(root, *json, *stale_after);
     }
     let g = &args.generate;
     // With --style-frames the one positional argument is the prompt for every frame.
@@ -106,10 +111,10 @@ pub fn run(args: &BatchArgs) -> Result<()> {
     if let Some(devices) = &args.devices {
         return run_workers(devices);
     }
+    crate::interrupt::requested(); // SIGTERM while waiting for a claim exits 130 too
+    let shard_name = format!("{}/{}", shard.index + 1, shard.count);
     let worker = format!(
-        "shard {}/{} ({}){}",
-        shard.index + 1,
-        shard.count,
+        "shard {shard_name} ({}){}",
         shard.source,
         g.settings
             .device
@@ -122,26 +127,106 @@ pub fn run(args: &BatchArgs) -> Result<()> {
             eprintln!("batch [{worker}]: {msg}");
         }
     };
+    let stale_after = std::time::Duration::from_secs(args.stale_after.max(1));
+    let mut w = Worker {
+        g,
+        shard: shard_name,
+        watch: claim::Watch::new(stale_after),
+    };
     let mut failed: Vec<String> = Vec::new();
     let (mine, others): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|j| shard.owns(j.index));
-    let rounds: Vec<(&str, Vec<&Job>)> = if args.steal {
-        vec![("", mine), ("stolen: ", others)]
-    } else {
-        vec![("", mine)]
-    };
-    for (how, list) in rounds {
-        for job in list {
-            match run_job(job, g, args.stale_after)? {
-                Outcome::AlreadyDone | Outcome::Busy | Outcome::Locked(_) if !how.is_empty() => {}
-                Outcome::AlreadyDone => say(format!("{} already done", job.id)),
-                Outcome::Busy => say(format!("{} is claimed by another worker", job.id)),
-                Outcome::Locked(pid) => say(format!(
-                    "{} is being written by another vqclip{}; skipped",
+    // This shard's jobs: run each, and wait for any held by a worker that is not known live (or
+    // by a live one of this shard, which may still die) until it finishes or is taken over.
+    let poll = (stale_after / 10).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(1),
+    );
+    let mut todo = mine;
+    let mut told: std::collections::HashMap<String, String> = Default::default();
+    loop {
+        let mut again = Vec::new();
+        for job in todo {
+            let outcome = w.run_job(job)?;
+            let wait_line = match &outcome {
+                Outcome::AlreadyDone => {
+                    say(format!("{} already done", job.id));
+                    None
+                }
+                Outcome::Ran(took) => {
+                    say(format!(
+                        "{} done ({}){}",
+                        job.id,
+                        job.origin,
+                        took.as_ref()
+                            .map(|w| format!(", taken over from {w}"))
+                            .unwrap_or_default()
+                    ));
+                    None
+                }
+                Outcome::Failed(e) => {
+                    say(format!("{} FAILED: {e}", job.id));
+                    failed.push(format!("{} ({}): {e}", job.id, job.origin));
+                    None
+                }
+                Outcome::Held(claim::Verdict::Live(h))
+                    if h.shard.as_ref().is_some_and(|s| *s != w.shard) =>
+                {
+                    say(format!(
+                        "{} is held by a live worker of another shard: {}",
+                        job.id, h.who
+                    ));
+                    None
+                }
+                Outcome::Held(claim::Verdict::Live(h)) => Some(format!(
+                    "{} is held by {} (live): waiting; it is taken over if that worker dies",
+                    job.id, h.who
+                )),
+                Outcome::Held(claim::Verdict::Unsure(h, left)) => Some(format!(
+                    "{} is held by {}, no heartbeat seen yet: waiting; taken over in {} s unless it beats",
+                    job.id,
+                    h.who,
+                    left.as_secs_f64().ceil()
+                )),
+                Outcome::Held(_) => Some(format!("{} is being claimed: waiting", job.id)),
+                Outcome::Locked(pid) => Some(format!(
+                    "{} is being written by another vqclip{}: waiting until it lets go",
                     job.id,
                     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
                 )),
+                Outcome::Lost(why) => Some(format!("{} stopped: {why}", job.id)),
+            };
+            if let Some(line) = wait_line {
+                // One line per holder, not one per look.
+                let key = line.split(": waiting").next().unwrap_or(&line).to_string();
+                if told.get(&job.id) != Some(&key) {
+                    say(line);
+                    told.insert(job.id.clone(), key);
+                }
+                again.push(job);
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        let until = std::time::Instant::now() + poll;
+        while std::time::Instant::now() < until {
+            if crate::interrupt::requested() {
+                return Err(anyhow::Error::new(Interrupted(format!(
+                    "batch interrupted while waiting for {} job(s) of shard {}",
+                    again.len(),
+                    w.shard
+                ))));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        todo = again;
+    }
+    // Then (with --steal) other shards' jobs that are free or whose holder is dead; no waiting.
+    if args.steal {
+        for job in others {
+            match w.run_job(job)? {
                 Outcome::Ran(took) => say(format!(
-                    "{how}{} done ({}){}",
+                    "stolen: {} done ({}){}",
                     job.id,
                     job.origin,
                     took.map(|w| format!(", taken over from {w}"))
@@ -151,6 +236,7 @@ pub fn run(args: &BatchArgs) -> Result<()> {
                     say(format!("{} FAILED: {e}", job.id));
                     failed.push(format!("{} ({}): {e}", job.id, job.origin));
                 }
+                _ => {}
             }
         }
     }
@@ -162,87 +248,123 @@ pub fn run(args: &BatchArgs) -> Result<()> {
 
 enum Outcome {
     AlreadyDone,
-    Busy,
+    /// Claimed by another worker: live, or not judged yet.
+    Held(claim::Verdict),
     /// Its directory is locked by another process (e.g. a `generate --resume` of it).
     Locked(Option<u32>),
-    /// Ran to the end; Some(previous holder) when a stale claim was taken over.
+    /// Ran to the end; Some(previous holder and why it was dead) when a claim was taken over.
     Ran(Option<String>),
     Failed(String),
+    /// Another worker took the claim over mid-run (this worker was paused past --stale-after).
+    Lost(String),
 }
 
-fn run_job(job: &Job, g: &GenerateArgs, stale_after: u64) -> Result<Outcome> {
-    if state::of(&job.dir, job.settings.steps, stale_after) == State::Done {
-        return Ok(Outcome::AlreadyDone);
+struct Worker<'a> {
+    g: &'a GenerateArgs,
+    /// "I/N", written in claims.
+    shard: String,
+    watch: claim::Watch,
+}
+
+/// The batch job's observer: it stops the run when the claim is lost.
+struct ClaimWatch(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl crate::generate::session::Observer for ClaimWatch {
+    fn abandon(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|l| l.clone())
     }
-    let Some(claim) = claim::try_claim(&job.dir, &format!("batch job {}", job.id), stale_after)?
-    else {
-        return Ok(Outcome::Busy);
-    };
-    // Claimed: it may have finished between the look and the claim.
-    if state::of(&job.dir, job.settings.steps, u64::MAX) == State::Done {
-        claim.release();
-        return Ok(Outcome::AlreadyDone);
-    }
-    // The claim keeps other batch workers out; the run directory's lock keeps out everything
-    // else, and is held from the clean-up below to the end of the run.
-    let lock = match RunDir::new(&job.dir).try_lock() {
-        Ok(Ok(lock)) => lock,
-        Ok(Err(Locked { pid })) => {
-            claim.release();
-            return Ok(Outcome::Locked(pid));
+}
+
+impl Worker<'_> {
+    fn run_job(&mut self, job: &Job) -> Result<Outcome> {
+        if state::is_done(&job.dir, job.settings.steps) {
+            return Ok(Outcome::AlreadyDone);
         }
-        Err(e) => {
-            claim.release();
-            return Err(e);
+        let verdict = self.watch.judge(&job.dir);
+        if matches!(
+            verdict,
+            claim::Verdict::Live(_) | claim::Verdict::Unsure(..)
+        ) {
+            return Ok(Outcome::Held(verdict));
         }
-    };
-    let took = claim.took_over.clone();
-    let _ = std::fs::remove_file(job.dir.join(state::FAILED));
-    let result = (|| -> Result<()> {
-        let toml = job.dir.join("job.toml");
-        std::fs::write(&toml, job.settings.to_toml()?)
-            .with_context(|| format!("cannot write {}", toml.display()))?;
-        // The device is the worker's; everything else is the job's.
-        let mut req = crate::runplan::Request::default();
-        req.flags.device = g.settings.device.clone();
-        let run = RunDir::new(&job.dir);
-        if run.checkpoint().is_some() {
-            req.resume = Some(job.dir.clone());
-        } else {
-            req.config = Some(toml);
-            req.out = Some(job.dir.clone());
-        }
-        let plan = crate::runplan::plan(&req)?;
-        let options = crate::generate::session::Options {
-            fetch: g.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
-            quiet: true,
+        let Some(claim) = claim::try_claim(
+            &job.dir,
+            &format!("batch job {}", job.id),
+            &self.shard,
+            self.watch.stale_after(),
+            verdict,
+        )?
+        else {
+            return Ok(Outcome::Held(claim::Verdict::Free));
         };
-        crate::generate::session::run(
-            &plan,
-            options,
-            Some(lock),
-            &mut crate::generate::session::Quiet,
-        )
-        .map(|_| ())
-    })();
-    match result {
-        Ok(()) => {
+        // Claimed: it may have finished between the look and the claim.
+        if state::is_done(&job.dir, job.settings.steps) {
             claim.release();
-            Ok(Outcome::Ran(took))
+            return Ok(Outcome::AlreadyDone);
         }
-        Err(e) if crate::error::exit_code(&e) == 130 => {
-            claim.release();
-            Err(anyhow::Error::new(Interrupted(format!(
-                "batch interrupted during job {} (its checkpoint is saved; run the same command to go on)",
-                job.id
-            ))))
-        }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            let record = serde_json::json!({ "error": msg, "host": claim::hostname(), "time": claim::now() });
-            let _ = std::fs::write(job.dir.join(state::FAILED), record.to_string());
-            claim.release();
-            Ok(Outcome::Failed(msg))
+        // The claim keeps other batch workers out; the run directory's lock keeps out everything
+        // else, and is held from the clean-up below to the end of the run.
+        let lock = match RunDir::new(&job.dir).try_lock() {
+            Ok(Ok(lock)) => lock,
+            Ok(Err(Locked { pid })) => {
+                claim.release();
+                return Ok(Outcome::Locked(pid));
+            }
+            Err(e) => {
+                claim.release();
+                return Err(e);
+            }
+        };
+        let took = claim.took_over.clone();
+        let _ = std::fs::remove_file(job.dir.join(state::FAILED));
+        let g = self.g;
+        let mut observer = ClaimWatch(claim.lost_flag());
+        let result = (|| -> Result<()> {
+            let toml = job.dir.join("job.toml");
+            std::fs::write(&toml, job.settings.to_toml()?)
+                .with_context(|| format!("cannot write {}", toml.display()))?;
+            // The device is the worker's; everything else is the job's.
+            let mut req = crate::runplan::Request::default();
+            req.flags.device = g.settings.device.clone();
+            let run = RunDir::new(&job.dir);
+            if run.checkpoint().is_some() {
+                req.resume = Some(job.dir.clone());
+            } else {
+                req.config = Some(toml);
+                req.out = Some(job.dir.clone());
+            }
+            let plan = crate::runplan::plan(&req)?;
+            let options = crate::generate::session::Options {
+                fetch: g.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
+                quiet: true,
+            };
+            crate::generate::session::run(&plan, options, Some(lock), &mut observer).map(|_| ())
+        })();
+        match result {
+            Ok(()) => {
+                claim.release();
+                Ok(Outcome::Ran(took))
+            }
+            Err(e) if e.downcast_ref::<Abandoned>().is_some() || claim.lost().is_some() => {
+                // Not ours any more: leave the claim and the files to the new holder.
+                let why = claim.lost().unwrap_or_else(|| format!("{e:#}"));
+                drop(claim);
+                Ok(Outcome::Lost(why))
+            }
+            Err(e) if crate::error::exit_code(&e) == 130 => {
+                claim.release();
+                Err(anyhow::Error::new(Interrupted(format!(
+                    "batch interrupted during job {} (its checkpoint is saved; run the same command to go on)",
+                    job.id
+                ))))
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let record = serde_json::json!({ "error": msg, "host": claim::hostname(), "time": claim::now() });
+                let _ = std::fs::write(job.dir.join(state::FAILED), record.to_string());
+                claim.release();
+                Ok(Outcome::Failed(msg))
+            }
         }
     }
 }
@@ -337,7 +459,7 @@ fn run_workers(devices: &str) -> Result<()> {
     }
 }
 
-fn status(root: &Path, json: bool) -> Result<()> {
+fn status(root: &Path, json: bool, stale_after: u64) -> Result<()> {
     let path = root.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         usage(format!(
@@ -347,17 +469,17 @@ fn status(root: &Path, json: bool) -> Result<()> {
     })?;
     let jobs: Vec<ManifestJob> =
         serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
-    let stale_after = 300;
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     let mut rows = Vec::new();
     for j in &jobs {
         let dir: PathBuf = root.join(&j.dir);
-        let st = state::of(&dir, j.steps, stale_after);
+        let st = state::of(&dir, j.steps, |d| claim::inspect_once(d, stale_after));
         *counts.entry(st.name()).or_default() += 1;
         let step = state::checkpoint_step(&dir).unwrap_or(0);
         let detail = match &st {
             State::Failed(e) => e.clone(),
-            State::Running(who) => who.clone(),
+            State::Running(who) => format!("live: {who}"),
+            State::Stale(who, why) => format!("stale: {who}: {why}"),
             _ => String::new(),
         };
         rows.push((j, st, step, detail));
@@ -367,15 +489,23 @@ fn status(root: &Path, json: bool) -> Result<()> {
         let list: Vec<serde_json::Value> = rows
             .iter()
             .map(|(j, st, step, detail)| {
+                let claim = match st {
+                    State::Running(who) => serde_json::json!({"verdict": "live", "holder": who}),
+                    State::Stale(who, why) => {
+                        serde_json::json!({"verdict": "stale", "holder": who, "reason": why})
+                    }
+                    _ => serde_json::Value::Null,
+                };
                 serde_json::json!({"id": j.id, "dir": j.dir, "state": st.name(), "step": step,
-                                   "steps": j.steps, "prompt": j.prompt, "detail": detail})
+                                   "steps": j.steps, "prompt": j.prompt, "detail": detail,
+                                   "claim": claim})
             })
             .collect();
         let v = serde_json::json!({"jobs": list, "counts": counts, "total": jobs.len()});
         crate::cmd::print_stdout(&format!("{v}\n"))?;
     } else {
         let mut out = format!("{} jobs:", jobs.len());
-        for name in ["done", "running", "stopped", "failed", "waiting"] {
+        for name in ["done", "running", "stale", "stopped", "failed", "waiting"] {
             out.push_str(&format!(
                 " {} {name},",
                 counts.get(name).copied().unwrap_or(0)

@@ -6,7 +6,7 @@ use super::checkpoint;
 use super::engine::Generator;
 use super::load::{check_weights, load_models, model_sizes};
 use super::outputs::{save_image, save_tiled_preview, write_run_toml};
-use crate::error::{Interrupted, usage};
+use crate::error::{Abandoned, Interrupted, usage};
 use crate::report::run_page::Status;
 use crate::rundir::{RunDir, RunLock, StepRecord};
 use crate::runplan::Plan;
@@ -32,6 +32,11 @@ pub trait Observer {
     fn warning(&mut self, _message: &str) {}
     /// The loop is over (finished, interrupted or failed); a progress display can go.
     fn ended(&mut self) {}
+    /// Some(why) when the run must stop at once, writing nothing more (a batch worker whose claim
+    /// on the job was taken over: the job's files are now another worker's).
+    fn abandon(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An observer that watches nothing (batch jobs, tests).
@@ -188,6 +193,7 @@ pub fn run(
                 plan.run_dir.display()
             ))))
         }
+        Err(e) if e.downcast_ref::<Abandoned>().is_some() => Err(e),
         Err(e) => {
             page.write(
                 &Status::Failed {
@@ -244,6 +250,12 @@ fn steps(
     let save_every = generator.settings.save_every;
     let mut log = run.open_log()?;
     while generator.step < total && !generator.stopped() {
+        if let Some(why) = observer.abandon() {
+            return Err(anyhow::Error::new(Abandoned(format!(
+                "abandoned at step {}: {why}",
+                generator.step
+            ))));
+        }
         crate::panics::catch(|| generator.step())
             .map_err(|e| explain_step_error(e, &generator.settings))?;
         let step = generator.step;
