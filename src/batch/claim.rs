@@ -76,7 +76,7 @@ pub struct Holder {
     pub local: bool,
     /// The claim file's bytes when judged (a takeover checks it moves this one).
     bytes: Vec<u8>,
-    info: Option<ClaimInfo>,
+    info: Option<Box<ClaimInfo>>,
 }
 
 /// What a job's claim says.
@@ -159,7 +159,7 @@ fn judge_by_pid(dir: &Path, here: &Place) -> std::result::Result<Verdict, Holder
     };
     let holder = |local| {
         let (who, shard, info) = match &info {
-            Ok(c) => (c.who(), c.shard.clone(), Some(c.clone())),
+            Ok(c) => (c.who(), c.shard.clone(), Some(Box::new(c.clone()))),
             Err(why) => (why.clone(), None, None),
         };
         Holder {
@@ -196,7 +196,7 @@ fn judge_by_pid(dir: &Path, here: &Place) -> std::result::Result<Verdict, Holder
 /// The heartbeat as bytes: the claim file and its counter file. Any change is a beat.
 fn fingerprint(dir: &Path, h: &Holder) -> Vec<u8> {
     let mut f = h.bytes.clone();
-    if let Some(beat) = h.info.as_ref().and_then(ClaimInfo::beat_file) {
+    if let Some(beat) = h.info.as_ref().and_then(|c| c.beat_file()) {
         f.push(0);
         f.extend(std::fs::read(dir.join(beat)).unwrap_or_default());
     }
@@ -280,7 +280,7 @@ pub fn inspect_once(dir: &Path, stale_after: u64) -> Verdict {
     let beat = holder
         .info
         .as_ref()
-        .and_then(ClaimInfo::beat_file)
+        .and_then(|c| c.beat_file())
         .map(|b| dir.join(b))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| dir.join(FILE));
@@ -400,7 +400,7 @@ pub fn try_claim(
                 return Ok(None);
             }
             let _ = std::fs::remove_file(&aside);
-            if let Some(beat) = holder.info.as_ref().and_then(ClaimInfo::beat_file) {
+            if let Some(beat) = holder.info.as_ref().and_then(|c| c.beat_file()) {
                 let _ = std::fs::remove_file(dir.join(beat));
             }
             took_over = Some(format!("{} ({why})", holder.who));
