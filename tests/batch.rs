@@ -690,3 +690,43 @@ fn style_frames_become_one_job_per_frame() {
     frames_used.sort();
     assert_eq!(frames_used, vec!["0000.png", "0001.png"]);
 }
+
+#[test]
+fn three_shards_killed_at_random_and_restarted_finish_every_job_once() {
+    use rand::{Rng, SeedableRng};
+    let dir = tmp_dir("chaos");
+    let file = job_file(&dir, 20);
+    let root = dir.join("root");
+    let start = |i: usize| spawn(&file, &root, &["--shard", &format!("{}/3", i + 1)]);
+    let mut shards: Vec<Option<Child>> = (0..3).map(|i| Some(start(i))).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let (mut kills, t, mut said) = (0, Instant::now(), String::new());
+    while kills < 6 {
+        assert!(t.elapsed() < Duration::from_secs(300), "{kills} kills");
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1200)));
+        let i = rng.random_range(0..3);
+        let Some(c) = shards[i].as_mut() else {
+            continue;
+        };
+        if c.try_wait().unwrap().is_some() {
+            continue; // finished: nothing to kill
+        }
+        c.kill().unwrap();
+        let o = shards[i].take().unwrap().wait_with_output().unwrap();
+        said.push_str(&String::from_utf8_lossy(&o.stderr));
+        kills += 1;
+        shards[i] = Some(start(i));
+    }
+    for c in shards.into_iter().flatten() {
+        said.push_str(&ok(&c.wait_with_output().unwrap()));
+    }
+    // the kills hit running jobs, whose claims were taken over at once
+    assert!(said.contains("gone on this host"), "{said}");
+    check_images_and_logs(&root, 20, &dir.join("refs"));
+    let o = vqclip()
+        .args(["batch", "status", "--json"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    ok(&o);
+}

@@ -1,8 +1,10 @@
 //! `vqclip batch` on a real Slurm: tests/slurm/single-node.sh brings up slurmctld and slurmd on
 //! this machine (Debian's slurm-wlm and munge, as root), then deploy/vqclip-batch.sbatch runs as
-//! a 4-task job array over 8 tiny jobs; one task is requeued mid-run (SIGTERM, checkpoint,
-//! requeue). Every job finishes once, with the image of its single run. `.ci/run` installs the
-//! packages and sets VQCLIP_REQUIRE_SLURM=1; elsewhere, without them, the test says it checked nothing.
+//! a 4-task job array over 8 tiny jobs (`--steal false`); one task is killed -9 mid-job and
+//! requeued at once (its dead claim is taken over by the requeued task), another is requeued the
+//! usual way (SIGTERM, checkpoint, exit 130). Every job finishes once, with the image of its single
+//! run. `.ci/run` installs the packages and sets VQCLIP_REQUIRE_SLURM=1; elsewhere, without them,
+//! the test says it checked nothing.
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
@@ -122,6 +124,7 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
         .arg(&script)
         .arg(&jobs)
         .arg(&root)
+        .args(["--steal", "false"])
         .output()
         .unwrap();
     assert!(
@@ -130,30 +133,51 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
         String::from_utf8_lossy(&o.stderr)
     );
     let job_id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    // requeue task 0 once its first job has a checkpoint
-    let first_dir = || -> Option<PathBuf> {
+    // Task 0 (jobs 0 and 4) is killed -9 mid-job and requeued at once; task 1 (jobs 1 and 5) is
+    // requeued the usual way (SIGTERM, checkpoint, exit 130). With --steal false no other task
+    // can finish their jobs: the requeued tasks must.
+    let job_dir = |i: usize| -> Option<PathBuf> {
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(root.join("batch.json")).ok()?).ok()?;
-        Some(root.join(m[0]["dir"].as_str()?))
+        Some(root.join(m[i]["dir"].as_str()?))
     };
-    let t = Instant::now();
-    loop {
-        if let Some(d) = first_dir()
-            && vqclip::generate::checkpoint::find(&d).is_some()
-            && !d.join("final.png").exists()
-        {
-            break;
+    let mid_job = |i: usize| {
+        let t = Instant::now();
+        loop {
+            if let Some(d) = job_dir(i)
+                && vqclip::generate::checkpoint::find(&d).is_some()
+                && !d.join("final.png").exists()
+            {
+                return d;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(180),
+                "no checkpoint in job {i}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(180),
-            "no checkpoint in the first job"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let d0 = mid_job(0);
+    let claim: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d0.join("claim.json")).unwrap()).unwrap();
+    let pid = claim["pid"].as_u64().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     slurm(
         &cluster.conf,
         "scontrol",
         &["requeue", &format!("{job_id}_0")],
+    );
+    mid_job(1);
+    slurm(
+        &cluster.conf,
+        "scontrol",
+        &["requeue", &format!("{job_id}_1")],
     );
     let t = Instant::now();
     loop {
@@ -202,13 +226,25 @@ fn a_slurm_job_array_runs_every_job_once_with_a_requeue() {
             d.display()
         );
     }
-    // the requeued task left its trace: one task's output names a stop and a later resume
-    let outs: String = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "out"))
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect();
-    assert!(outs.contains("batch interrupted during job"), "{outs}");
+    // the requeued tasks left their traces: task 0 took its dead claim over, task 1 had stopped
+    let out_of = |task: usize| -> String {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.to_string_lossy()
+                    .ends_with(&format!("-{job_id}_{task}.out"))
+            })
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    };
+    let task0 = out_of(0);
+    assert!(
+        task0.contains(&format!("pid {pid} gone on this host"))
+            && task0.contains("taken over from"),
+        "{task0}"
+    );
+    let task1 = out_of(1);
+    assert!(task1.contains("batch interrupted during job"), "{task1}");
     drop(cluster);
 }

@@ -355,10 +355,12 @@ fn link_claim(dir: &Path, info: &ClaimInfo, token: &str) -> Result<bool> {
     // The link count decides, not link()'s answer: over NFS a lost reply can report a failure
     // for a link that was made.
     let links = std::fs::metadata(&mine).map(|m| m.nlink()).unwrap_or(1);
+    // (A finishing worker may have swept our file away: then the claim itself says whose it is.)
+    let ours = links >= 2 || matches!(read(dir), Some(Ok(c)) if c.token.as_deref() == Some(token));
     let _ = std::fs::remove_file(&mine);
     match linked {
         Err(e)
-            if links < 2
+            if !ours
                 && !matches!(
                     e.kind(),
                     std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound
@@ -369,7 +371,7 @@ fn link_claim(dir: &Path, info: &ClaimInfo, token: &str) -> Result<bool> {
                 dir.display()
             )
         }
-        _ => Ok(links >= 2),
+        _ => Ok(ours),
     }
 }
 
@@ -400,8 +402,9 @@ pub fn try_claim(
                 return Ok(None);
             }
             let _ = std::fs::remove_file(&aside);
-            if let Some(beat) = holder.info.as_ref().and_then(|c| c.beat_file()) {
-                let _ = std::fs::remove_file(dir.join(beat));
+            if let Some(t) = holder.info.as_ref().and_then(|c| c.token.as_ref()) {
+                let _ = std::fs::remove_file(dir.join(format!("{BEAT}{t}")));
+                let _ = std::fs::remove_file(dir.join(format!("{FILE}.new-{t}")));
             }
             took_over = Some(format!("{} ({why})", holder.who));
         }
@@ -507,6 +510,21 @@ impl Claim {
         }
         if let Some(beat) = self.info.beat_file() {
             let _ = std::fs::remove_file(self.dir.join(beat));
+        }
+        // What workers killed mid-claim left (a counter, a file not yet linked), once the job
+        // has no holder.
+        if !self.dir.join(FILE).exists()
+            && let Ok(entries) = std::fs::read_dir(&self.dir)
+        {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(BEAT)
+                    || name.starts_with(&format!("{FILE}.new-"))
+                    || name.starts_with(&format!("{FILE}.stale-"))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
     }
 }
