@@ -730,3 +730,33 @@ fn three_shards_killed_at_random_and_restarted_finish_every_job_once() {
         .unwrap();
     ok(&o);
 }
+
+#[test]
+fn sigterm_while_waiting_for_a_held_job_exits_130() {
+    let dir = tmp_dir("termwait");
+    let file = dir.join("jobs.txt");
+    std::fs::write(&file, "a red apple\n").unwrap();
+    let root = dir.join("root");
+    let common = ["--drawer", "fast_pixel", "--clip", CLIP, "--size", "48x32"];
+    let job = only_job_dir(&file, &root, &common);
+    foreign_claim(&job, "tok", 0, "1/1");
+    let c = spawn(&file, &root, &common);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("no heartbeat seen yet: waiting; taken over in 300 s unless it beats")
+            && err.contains("interrupted while waiting for 1 job(s) of shard 1/1"),
+        "{err}"
+    );
+    // the holder's claim is untouched
+    assert!(job.join("claim.json").is_file() && !job.join("final.png").exists());
+}
