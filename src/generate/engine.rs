@@ -271,6 +271,25 @@ impl Generator {
     }
 
     /// The current image, [1,3,H,W] in [0,1].
+    /// The drawing as SVG (vector drawers), in palette colours as [`Generator::image`].
+    pub fn svg(&self) -> Result<Option<drawers::vector::svg::Svg>> {
+        let snap = |c: [f32; 3]| -> [f32; 3] {
+            match &self.palette {
+                Some(p) => {
+                    let t = Tensor::from_slice(&c)
+                        .view([1, 3, 1, 1])
+                        .to_device(p.device());
+                    let n = crate::palette::nearest(&t, p).reshape([3]);
+                    let v =
+                        Vec::<f32>::try_from(n.to_device(tch::Device::Cpu)).unwrap_or(c.to_vec());
+                    [v[0], v[1], v[2]]
+                }
+                None => c,
+            }
+        };
+        self.drawer.svg(&snap)
+    }
+
     pub fn image(&self) -> Tensor {
         tch::no_grad(|| {
             let img = self.drawer.image();

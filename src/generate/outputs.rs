@@ -42,6 +42,21 @@ pub fn save_image(generator: &Generator, path: &Path) -> Result<()> {
         ],
     )?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    // Vector drawers: the same picture as SVG beside it, with the same text.
+    if let Some(svg) = generator.svg()? {
+        let doc = svg.finish(&[
+            (KEY_SOFTWARE, &software),
+            (KEY_PROMPT, &prompt),
+            (KEY_SEED, &seed),
+            (KEY_STEP, &step),
+            (KEY_SETTINGS, &settings_toml),
+        ]);
+        let svg_path = path.with_extension("svg");
+        let tmp = path.with_extension("svg.tmp");
+        std::fs::write(&tmp, doc).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &svg_path)
+            .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    }
     Ok(())
 }
 

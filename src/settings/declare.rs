@@ -13,7 +13,7 @@
 //!     resolve: expr,                          // instead of default: reads `p` (the layer) itself
 //!     check: |v| bool => "message",           // optional: "--flag: invalid value V: message"
 //!     resume: fixed | may_change,
-//!     drawer: (any) | (only Kind) | (uses Kind),  // only: refused with another drawer; uses: ignored
+//!     drawer: (any) | (only Kind, ...) | (uses Kind), // only: refused with another drawer; uses: ignored
 //!     record: |v| bool,                       // optional: false keeps it out of run.toml
 //! }
 //! ```
@@ -32,8 +32,8 @@ macro_rules! owner {
     (any) => {
         $crate::settings::Owner::Any
     };
-    (only $d:ident) => {
-        $crate::settings::Owner::Only($crate::settings::DrawerKind::$d)
+    (only $($d:ident),+) => {
+        $crate::settings::Owner::Only(&[$($crate::settings::DrawerKind::$d),+])
     };
     (uses $d:ident) => {
         $crate::settings::Owner::Uses($crate::settings::DrawerKind::$d)

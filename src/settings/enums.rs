@@ -157,7 +157,18 @@ setting_enum!(
 );
 setting_enum!(
     /// What the loop optimizes: the image parameterization (pixray's drawers).
-    DrawerKind, "--drawer" { Vqgan = "vqgan", FastPixel = "fast-pixel" | "fast_pixel", Fft = "fft" }
+    DrawerKind, "--drawer" { Vqgan = "vqgan", FastPixel = "fast-pixel" | "fast_pixel", Fft = "fft", Pixel = "pixel" }
+);
+setting_enum!(
+    /// The pixel drawer's cell shape (pixray's `--pixel_type`).
+    PixelType, "--pixel-type" {
+        Rect = "rect",
+        RectShift = "rectshift",
+        Hex = "hex",
+        Tri = "tri",
+        Diamond = "diamond",
+        Knit = "knit",
+    }
 );
 setting_enum!(
     /// Starting point when there is no init image.

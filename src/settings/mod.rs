@@ -16,16 +16,16 @@ mod table;
 mod values;
 
 pub use enums::{
-    Augment, CutMethod, DrawerKind, EnumParser, InitKind, LossKind, OptimizerKind, Precision,
-    SettingEnum, enum_parser,
+    Augment, CutMethod, DrawerKind, EnumParser, InitKind, LossKind, OptimizerKind, PixelType,
+    Precision, SettingEnum, enum_parser,
 };
 pub use layers::{read_config, resolve_layers};
 pub use prompts::{ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt};
 pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;
 pub use values::{
-    Move, NumberList, Palette, PromptList, SeedValue, Size, StringList, pixel_grid, seed_from_text,
-    slug,
+    Move, NumberList, Palette, PromptList, SeedValue, Size, StringList, pixel_grid, pixel_grid_for,
+    seed_from_text, slug,
 };
 
 use anyhow::Result;
@@ -35,9 +35,9 @@ use anyhow::Result;
 pub enum Owner {
     /// Every drawer reads it.
     Any,
-    /// Only this drawer reads it; set with another drawer, it is refused (a typo'd drawer never
+    /// Only these drawers read it; set with another drawer, it is refused (a typo'd drawer never
     /// silently ignores what was asked).
-    Only(DrawerKind),
+    Only(&'static [DrawerKind]),
     /// Only this drawer reads it; with another it is ignored and not recorded (a preset's VQGAN).
     Uses(DrawerKind),
 }
@@ -47,7 +47,8 @@ impl Owner {
     pub fn records(self, drawer: DrawerKind) -> bool {
         match self {
             Owner::Any => true,
-            Owner::Only(d) | Owner::Uses(d) => d == drawer,
+            Owner::Only(ds) => ds.contains(&drawer),
+            Owner::Uses(d) => d == drawer,
         }
     }
 }

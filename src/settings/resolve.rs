@@ -43,12 +43,14 @@ impl Settings {
             )));
         }
         for d in layer.set_declarations() {
-            if let Owner::Only(owner) = d.owner
-                && owner != self.drawer
+            if let Owner::Only(owners) = d.owner
+                && !owners.contains(&self.drawer)
             {
+                let names: Vec<&str> = owners.iter().map(|o| o.as_str()).collect();
                 return Err(usage(format!(
-                    "{} applies to --drawer {owner}, not to --drawer {}",
+                    "{} applies to --drawer {}, not to --drawer {}",
                     d.flag(),
+                    names.join(" or "),
                     self.drawer
                 )));
             }

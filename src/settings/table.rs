@@ -17,6 +17,8 @@ pub const DEFAULT_CUTOUTS: i64 = 32;
 pub const DEFAULT_LR: f64 = 0.1;
 /// pixray's `learning_rate` default, which its fast_pixel drawer uses.
 pub const DEFAULT_LR_FAST_PIXEL: f64 = 0.2;
+/// pixray's PixelDrawer: Adam at 0.03 on the cell colours.
+pub const DEFAULT_LR_PIXEL: f64 = 0.03;
 /// aphantasia's `--lrate` default.
 pub const DEFAULT_LR_FFT: f64 = 0.05;
 pub const DEFAULT_FFT_DECAY: f64 = 1.5;
@@ -40,7 +42,8 @@ declare_settings! {
     layer: p;
 
     /// What is optimized: vqgan (latent codes through a VQGAN decoder; default), fast-pixel (a grid
-    /// of colour cells, pixel art) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
+    /// of colour cells, pixel art), pixel (pixray's polygon pixel art: rect, hex, tri, diamond, knit
+    /// cells, written as SVG too) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
     drawer: DrawerKind {
         flag: Option<DrawerKind> [long, value_name = "NAME", value_parser = enum_parser::<DrawerKind>()],
         raw: DrawerKind,
@@ -48,22 +51,34 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
-    /// fast-pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45 landscape).
+    /// fast-pixel and pixel: the grid, COLSxROWS (default 40x40 square, 40x50 portrait, 80x45
+    /// landscape; the pixel drawer's --pixel-iso-check and --pixel-edge-check adjust it).
     pixel_size: (i64, i64) {
         flag: Option<String> [long, value_name = "COLSxROWS"],
         raw: String,
-        resolve: pixel_grid(p.pixel_size.as_deref(), p.pixel_scale, layer_size(p)?)?,
+        resolve: pixel_grid_for(
+            p.pixel_size.as_deref(),
+            p.pixel_scale,
+            layer_size(p)?,
+            (drawer == DrawerKind::Pixel).then(|| {
+                (
+                    p.pixel_type.unwrap_or(PixelType::Rect),
+                    p.pixel_iso_check.unwrap_or(true),
+                    p.pixel_edge_check.unwrap_or(true),
+                )
+            }),
+        )?,
         resume: fixed,
-        drawer: (only FastPixel),
+        drawer: (only FastPixel, Pixel),
     }
-    /// fast-pixel: divide the grid's columns and rows by S (2 gives cells twice as big; checked
-    /// with pixel-size).
+    /// fast-pixel and pixel: divide the grid's columns and rows by S (2 gives cells twice as big;
+    /// checked with pixel-size).
     pixel_scale: Option<f64> {
         flag: Option<f64> [long, value_name = "S"],
         raw: f64,
         default: None,
         resume: fixed,
-        drawer: (only FastPixel),
+        drawer: (only FastPixel, Pixel),
         // Folded into pixel-size, which run.toml records as the grid itself.
         record: |_| false,
     }
@@ -173,6 +188,7 @@ declare_settings! {
             DrawerKind::Vqgan => DEFAULT_LR,
             DrawerKind::FastPixel => DEFAULT_LR_FAST_PIXEL,
             DrawerKind::Fft => DEFAULT_LR_FFT,
+            DrawerKind::Pixel => DEFAULT_LR_PIXEL,
         },
         check: |v| v.is_finite() && *v > 0.0 => "must be a number > 0",
         resume: fixed,
@@ -395,5 +411,31 @@ declare_settings! {
         drawer: (any),
         // Written only when on: runs without it keep their run.toml (and batch jobs their names).
         record: |v| *v,
+    }
+    /// pixel: the cell shape, rect (default), rectshift, hex, tri, diamond or knit (pixray's).
+    pixel_type: PixelType {
+        flag: Option<PixelType> [long, value_name = "TYPE", value_parser = enum_parser::<PixelType>()],
+        raw: PixelType,
+        default: PixelType::Rect,
+        resume: fixed,
+        drawer: (only Pixel),
+    }
+    /// pixel: keep the grid symmetric (odd columns and rows for hex, rectshift and diamond; odd
+    /// columns and even rows for tri), as pixray (default true).
+    pixel_edge_check: bool {
+        flag: Option<bool> [long, value_name = "BOOL", action = clap::ArgAction::Set],
+        raw: bool,
+        default: true,
+        resume: fixed,
+        drawer: (only Pixel),
+    }
+    /// pixel: without --pixel-size, scale the default grid so cells are about square (1.414 x the
+    /// columns for tri, x the rows for hex, 2 x the rows for diamond), as pixray (default true).
+    pixel_iso_check: bool {
+        flag: Option<bool> [long, value_name = "BOOL", action = clap::ArgAction::Set],
+        raw: bool,
+        default: true,
+        resume: fixed,
+        drawer: (only Pixel),
     }
 }

@@ -122,6 +122,20 @@ pub fn seed_from_text(s: &str) -> Result<u64> {
 /// landscape; `--pixel-scale S` divides both (truncating); never more cells than pixels (an
 /// explicit size larger than the image is refused, a default one is reduced, as pixray does).
 pub fn pixel_grid(spec: Option<&str>, scale: Option<f64>, size: Size) -> Result<(i64, i64)> {
+    pixel_grid_for(spec, scale, size, None)
+}
+
+/// The grid of the pixel drawer: pixray's PixelDrawer rules, in its order. Without --pixel-size
+/// and with `iso`, the default grid is made about isotropic for the cell shape; then the scale,
+/// the cap at the image size, and with `edge` the parities that keep shifted rows symmetric.
+/// `pixel`: the cell type and the two checks (None: the fast-pixel grid).
+pub fn pixel_grid_for(
+    spec: Option<&str>,
+    scale: Option<f64>,
+    size: Size,
+    pixel: Option<(super::PixelType, bool, bool)>,
+) -> Result<(i64, i64)> {
+    use super::PixelType;
     let (w, h) = (size.width, size.height);
     let (mut cols, mut rows) = match spec {
         Some(s) => {
@@ -142,6 +156,14 @@ pub fn pixel_grid(spec: Option<&str>, scale: Option<f64>, size: Size) -> Result<
         None if w < h => (40, 50),
         None => (80, 45),
     };
+    if let (Some((ty, true, _)), None) = (pixel, spec) {
+        match ty {
+            PixelType::Tri => cols = (1.414 * cols as f64) as i64,
+            PixelType::Hex => rows = (1.414 * rows as f64) as i64,
+            PixelType::Diamond => rows *= 2,
+            _ => {}
+        }
+    }
     if let Some(sc) = scale {
         if !(sc.is_finite() && sc > 0.0 && sc <= 1000.0) {
             return Err(usage(format!(
@@ -151,7 +173,21 @@ pub fn pixel_grid(spec: Option<&str>, scale: Option<f64>, size: Size) -> Result<
         cols = ((cols as f64 / sc) as i64).max(1);
         rows = ((rows as f64 / sc) as i64).max(1);
     }
-    Ok((cols.min(w), rows.min(h)))
+    let (mut cols, mut rows) = (cols.min(w), rows.min(h));
+    if let Some((ty, _, true)) = pixel {
+        match ty {
+            PixelType::Hex | PixelType::RectShift | PixelType::Diamond => {
+                cols += 1 - cols % 2;
+                rows += 1 - rows % 2;
+            }
+            PixelType::Tri => {
+                cols += 1 - cols % 2;
+                rows += rows % 2;
+            }
+            _ => {}
+        }
+    }
+    Ok((cols, rows))
 }
 
 pub(super) fn parse_augments(items: &[String]) -> Result<Vec<Augment>> {

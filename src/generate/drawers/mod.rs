@@ -6,8 +6,11 @@
 //! - [`vqgan::VqganDrawer`]: latent codes, straight-through quantized, through the VQGAN decoder.
 //! - [`fast_pixel::FastPixel`]: pixray's FastPixelDrawer, a grid of colour cells.
 //! - [`fft::Fft`]: aphantasia's Fourier-space image (pixray's FftDrawer).
+//! - [`pixel::Pixel`]: pixray's PixelDrawer, polygon cells with fixed coverage (also as SVG).
 pub mod fast_pixel;
 pub mod fft;
+pub mod pixel;
+pub mod vector;
 pub mod vqgan;
 
 use crate::models::vqgan::Vqgan;
@@ -32,6 +35,10 @@ pub trait Drawer {
     fn after_step(&mut self) {}
     /// Parameters that draw `img` (`[1, 3, H, W]` in [0, 1]): the zoom move's re-application.
     fn params_for(&self, img: &Tensor) -> Result<Tensor>;
+    /// The drawing as SVG (vector drawers), its colours passed through `map` (the palette).
+    fn svg(&self, _map: &dyn Fn([f32; 3]) -> [f32; 3]) -> Result<Option<vector::svg::Svg>> {
+        Ok(None)
+    }
 }
 
 /// Builds the drawer of `settings` with its starting parameters: from `--init-image` or an init
@@ -65,6 +72,14 @@ pub fn build(settings: &Settings, vqgan: Option<Vqgan>, device: Device) -> Resul
             &mut rng,
             device,
         )),
+        DrawerKind::Pixel => Box::new(pixel::Pixel::new(
+            settings.pixel_type,
+            settings.pixel_size,
+            (h, w),
+            start,
+            &mut rng,
+            device,
+        )?),
         DrawerKind::Fft => Box::new(fft::Fft::new(
             fft::FftSettings {
                 decay: settings.fft_decay,

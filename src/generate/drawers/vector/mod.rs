@@ -1,0 +1,5 @@
+//! Vector drawing without diffvg: pixray's pixel drawer cells ([`grid`]), their coverage
+//! ([`coverage`]) and the SVG a vector run writes beside its PNGs ([`svg`]).
+pub mod coverage;
+pub mod grid;
+pub mod svg;
