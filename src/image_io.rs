@@ -117,6 +117,25 @@ pub fn save_png(path: &Path, img: &RgbImage, text: &[(&str, &str)]) -> Result<()
     Ok(())
 }
 
+/// The text a vqclip image carries: a PNG's text chunks, or a vqclip SVG's metadata.
+pub fn read_image_text(path: &Path) -> Result<Vec<(String, String)>> {
+    let mut head = [0u8; 512];
+    let n = {
+        use std::io::Read;
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        f.read(&mut head)
+            .with_context(|| format!("cannot read {}", path.display()))?
+    };
+    if crate::generate::drawers::vector::svg::is_svg(&head[..n]) {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return crate::generate::drawers::vector::svg::read_text(&bytes)
+            .with_context(|| format!("{}: unreadable SVG", path.display()));
+    }
+    read_png_text(path)
+}
+
 /// Reads the text chunks (tEXt, zTXt, iTXt) of a PNG.
 pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>> {
     let file =

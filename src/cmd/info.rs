@@ -1,7 +1,7 @@
-//! `vqclip info IMAGE|RUN_DIR`: the prompt, seed and settings stored in a vqclip PNG, or the
+//! `vqclip info IMAGE|RUN_DIR`: the prompt, seed and settings stored in a vqclip PNG or SVG, or the
 //! state of a run directory (finished or where it stopped, last loss, how to continue).
 use crate::cli::InfoArgs;
-use crate::image_io::read_png_text;
+use crate::image_io::read_image_text;
 use crate::rundir::{KEY_PROMPT, KEY_SEED, KEY_SETTINGS, KEY_SOFTWARE, KEY_STEP, RunDir};
 use anyhow::{Context, Result, bail};
 
@@ -9,7 +9,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if args.image.is_dir() {
         return run_dir_info(&args.image);
     }
-    let chunks = read_png_text(&args.image)?;
+    let chunks = read_image_text(&args.image)?;
     let get = |k: &str| {
         chunks
             .iter()

@@ -66,8 +66,9 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
 pub fn read_config(path: &Path) -> Result<PartialSettings> {
     let bytes = std::fs::read(path)
         .map_err(|e| usage(format!("--config {}: cannot read: {e}", path.display())))?;
-    let text = if bytes.starts_with(b"\x89PNG") {
-        let chunks = crate::image_io::read_png_text(path)?;
+    let svg = crate::generate::drawers::vector::svg::is_svg(&bytes);
+    let text = if bytes.starts_with(b"\x89PNG") || svg {
+        let chunks = crate::image_io::read_image_text(path)?;
         match chunks
             .into_iter()
             .find(|(k, _)| k == crate::rundir::KEY_SETTINGS)
@@ -75,7 +76,7 @@ pub fn read_config(path: &Path) -> Result<PartialSettings> {
             Some((_, v)) => v,
             None => {
                 return Err(usage(format!(
-                    "--config {}: this PNG has no vqclip settings",
+                    "--config {}: this image has no vqclip settings",
                     path.display()
                 )));
             }

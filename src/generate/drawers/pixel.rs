@@ -40,7 +40,7 @@ impl Pixel {
             None => Tensor::from_slice(&super::uniform(rng, 3 * cells.len())).view([-1, 3]),
         };
         let polys: Vec<Vec<grid::Pt>> = cells.iter().map(|c| c.poly.clone()).collect();
-        let w = coverage::painter_weights(&polys, (hw.1, hw.0));
+        let w = coverage::painter_weights(&polys, &[], (hw.1, hw.0));
         Ok(Pixel {
             colours: super::leaf(colours.to_device(device)),
             cells,

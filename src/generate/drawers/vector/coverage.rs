@@ -81,8 +81,9 @@ pub fn inside(poly: &[Pt], p: Pt) -> bool {
     c
 }
 
-/// The painter's-order weights of `polys` (later over earlier) on a `width` x `height` canvas.
-pub fn painter_weights(polys: &[Vec<Pt>], (width, height): (i64, i64)) -> Weights {
+/// The painter's-order weights of `polys` (later over earlier) on a `width` x `height` canvas,
+/// each shape with its opacity (`alphas`, 1 when empty).
+pub fn painter_weights(polys: &[Vec<Pt>], alphas: &[f64], (width, height): (i64, i64)) -> Weights {
     // (pixel, shape, area) for every pixel a shape touches, shapes in order.
     let mut touch: Vec<(i64, u32, f64)> = Vec::new();
     for (i, poly) in polys.iter().enumerate() {
@@ -99,7 +100,8 @@ pub fn painter_weights(polys: &[Vec<Pt>], (width, height): (i64, i64)) -> Weight
             for x in xs.clone() {
                 let a = pixel_area(poly, x as f64, y as f64);
                 if a > 1e-9 {
-                    touch.push((y * width + x, i as u32, a.min(1.0)));
+                    let alpha = alphas.get(i).copied().unwrap_or(1.0);
+                    touch.push((y * width + x, i as u32, a.min(1.0) * alpha));
                 }
             }
         }
@@ -166,7 +168,7 @@ mod tests {
                 polys.push(vec![[x, y], [x + cw, y], [x + cw, y + ch], [x, y + ch]]);
             }
         }
-        let w = painter_weights(&polys, (7, 5));
+        let w = painter_weights(&polys, &[], (7, 5));
         let mut sum = [0f32; 35];
         for (p, v) in w.pixel.iter().zip(&w.weight) {
             sum[*p as usize] += v;
