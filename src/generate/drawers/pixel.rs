@@ -2,10 +2,11 @@
 //! diamond, knit; [`super::vector::grid`]) whose fill colours are optimized (Adam at 0.03 by
 //! default; clamped to [0, 1] after each step, pixray's `clip_z`). The cells never move, so their
 //! painter's-order coverage is computed once ([`super::vector::coverage`]) and a render is a
-//! gather of the colours and a scatter-add into the image: exact box-filtered edges, the same on
+//! gather of the colours and a sum per pixel: exact box-filtered edges, the same on
 //! every step (diffvg draws 2x2 random samples per pixel, a new pattern each step). Where no cell
 //! covers (the ends of shifted rows) the picture is black, as diffvg's transparent background is.
 use super::Drawer;
+use super::vector::raster::Layout;
 use super::vector::{coverage, grid, svg::Svg};
 use crate::settings::{DrawerKind, PixelType};
 use anyhow::Result;
@@ -18,7 +19,7 @@ pub struct Pixel {
     cells: Vec<grid::Cell>,
     grid: (i64, i64),
     hw: (i64, i64),
-    pixel: Tensor,
+    layout: Layout,
     shape: Tensor,
     weight: Tensor,
 }
@@ -41,25 +42,21 @@ impl Pixel {
         };
         let polys: Vec<Vec<grid::Pt>> = cells.iter().map(|c| c.poly.clone()).collect();
         let w = coverage::painter_weights(&polys, &[], (hw.1, hw.0));
+        let shape = Tensor::from_slice(&w.shape).to_device(device);
         Ok(Pixel {
             colours: super::leaf(colours.to_device(device)),
             cells,
             grid,
             hw,
-            pixel: Tensor::from_slice(&w.pixel).to_device(device),
-            shape: Tensor::from_slice(&w.shape).to_device(device),
+            layout: Layout::new(w.pixel, w.shape),
+            shape,
             weight: Tensor::from_slice(&w.weight).unsqueeze(1).to_device(device),
         })
     }
 
     fn draw(&self, colours: &Tensor) -> Tensor {
-        let (h, w) = self.hw;
         let contrib = colours.index_select(0, &self.shape) * &self.weight;
-        Tensor::zeros([h * w, 3], (Kind::Float, colours.device()))
-            .index_add(0, &self.pixel, &contrib)
-            .view([h, w, 3])
-            .permute([2, 0, 1])
-            .unsqueeze(0)
+        self.layout.sum(&contrib, self.hw)
     }
 }
 
