@@ -157,7 +157,7 @@ setting_enum!(
 );
 setting_enum!(
     /// What the loop optimizes: the image parameterization (pixray's drawers).
-    DrawerKind, "--drawer" { Vqgan = "vqgan", FastPixel = "fast-pixel" | "fast_pixel", Fft = "fft", Pixel = "pixel" }
+    DrawerKind, "--drawer" { Vqgan = "vqgan", FastPixel = "fast-pixel" | "fast_pixel", Fft = "fft", Pixel = "pixel", Clipdraw = "clipdraw", LineSketch = "line-sketch" | "line_sketch" }
 );
 setting_enum!(
     /// The pixel drawer's cell shape (pixray's `--pixel_type`).

@@ -42,6 +42,27 @@ impl Settings {
                 self.drawer
             )));
         }
+        if matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch) {
+            if self.min_stroke_width > self.max_stroke_width {
+                return Err(usage(format!(
+                    "--min-stroke-width {} is wider than --max-stroke-width {}",
+                    self.min_stroke_width, self.max_stroke_width
+                )));
+            }
+            if self.zoom_every > 0 {
+                return Err(usage(format!(
+                    "--zoom-every: --drawer {} cannot zoom (its strokes are not an image to enlarge); use pixel, fast-pixel, fft or vqgan",
+                    self.drawer
+                )));
+            }
+        }
+        if self.drawer == DrawerKind::LineSketch
+            && (self.init_image.is_some() || self.init != InitKind::Random)
+        {
+            return Err(usage(
+                "--drawer line-sketch draws black strokes on paper from pixray's random start: it takes no --init-image or --init (clipdraw colours its strokes from an init image)",
+            ));
+        }
         for d in layer.set_declarations() {
             if let Owner::Only(owners) = d.owner
                 && !owners.contains(&self.drawer)

@@ -19,6 +19,9 @@ pub const DEFAULT_LR: f64 = 0.1;
 pub const DEFAULT_LR_FAST_PIXEL: f64 = 0.2;
 /// pixray's PixelDrawer: Adam at 0.03 on the cell colours.
 pub const DEFAULT_LR_PIXEL: f64 = 0.03;
+/// pixray's ClipDrawer and LineDrawer: Adam at 1.0 on points (0.1 on widths, 0.01 on colours:
+/// the stroke drawers scale those parameters so one learning rate moves each at its pace).
+pub const DEFAULT_LR_STROKES: f64 = 1.0;
 /// aphantasia's `--lrate` default.
 pub const DEFAULT_LR_FFT: f64 = 0.05;
 pub const DEFAULT_FFT_DECAY: f64 = 1.5;
@@ -43,7 +46,8 @@ declare_settings! {
 
     /// What is optimized: vqgan (latent codes through a VQGAN decoder; default), fast-pixel (a grid
     /// of colour cells, pixel art), pixel (pixray's polygon pixel art: rect, hex, tri, diamond, knit
-    /// cells, written as SVG too) or fft (a Fourier-space image, soft and painterly; no VQGAN needed).
+    /// cells), clipdraw (coloured Bezier strokes), line-sketch (black strokes on paper), or fft (a
+    /// Fourier-space image, soft and painterly). pixel, clipdraw and line-sketch also write SVG.
     drawer: DrawerKind {
         flag: Option<DrawerKind> [long, value_name = "NAME", value_parser = enum_parser::<DrawerKind>()],
         raw: DrawerKind,
@@ -189,6 +193,7 @@ declare_settings! {
             DrawerKind::FastPixel => DEFAULT_LR_FAST_PIXEL,
             DrawerKind::Fft => DEFAULT_LR_FFT,
             DrawerKind::Pixel => DEFAULT_LR_PIXEL,
+            DrawerKind::Clipdraw | DrawerKind::LineSketch => DEFAULT_LR_STROKES,
         },
         check: |v| v.is_finite() && *v > 0.0 => "must be a number > 0",
         resume: fixed,
@@ -437,5 +442,61 @@ declare_settings! {
         default: true,
         resume: fixed,
         drawer: (only Pixel),
+    }
+    /// clipdraw and line-sketch: the number of strokes (default 1024 for clipdraw, 24 for
+    /// line-sketch).
+    strokes: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: match drawer {
+            DrawerKind::LineSketch => 24,
+            _ => 1024,
+        },
+        check: |v| (1..=100_000).contains(v) => "must be from 1 to 100000",
+        resume: fixed,
+        drawer: (only Clipdraw, LineSketch),
+    }
+    /// clipdraw and line-sketch: the thinnest stroke, in percent of the image height (default 1
+    /// for clipdraw, 0.5 for line-sketch, whose strokes stay at least 1 pixel wide as pixray's).
+    min_stroke_width: f64 {
+        flag: Option<f64> [long, value_name = "PCT", allow_negative_numbers = true],
+        raw: f64,
+        default: match drawer {
+            DrawerKind::LineSketch => 0.5,
+            _ => 1.0,
+        },
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 100.0 => "must be a percent of the height, > 0 and at most 100",
+        resume: fixed,
+        drawer: (only Clipdraw, LineSketch),
+    }
+    /// clipdraw and line-sketch: the widest stroke, in percent of the image height (default 5 for
+    /// clipdraw, 2 for line-sketch).
+    max_stroke_width: f64 {
+        flag: Option<f64> [long, value_name = "PCT", allow_negative_numbers = true],
+        raw: f64,
+        default: match drawer {
+            DrawerKind::LineSketch => 2.0,
+            _ => 5.0,
+        },
+        check: |v| v.is_finite() && *v > 0.0 && *v <= 100.0 => "must be a percent of the height, > 0 and at most 100",
+        resume: fixed,
+        drawer: (only Clipdraw, LineSketch),
+    }
+    /// line-sketch: cubic segments per stroke (default 8).
+    stroke_length: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 8,
+        check: |v| (1..=1000).contains(v) => "must be from 1 to 1000",
+        resume: fixed,
+        drawer: (only LineSketch),
+    }
+    /// line-sketch: let the paper colour (#f2eecb) change too (default false).
+    allow_paper_color: bool {
+        flag: Option<bool> [long, value_name = "BOOL", action = clap::ArgAction::Set],
+        raw: bool,
+        default: false,
+        resume: fixed,
+        drawer: (only LineSketch),
     }
 }

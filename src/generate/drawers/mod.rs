@@ -7,9 +7,12 @@
 //! - [`fast_pixel::FastPixel`]: pixray's FastPixelDrawer, a grid of colour cells.
 //! - [`fft::Fft`]: aphantasia's Fourier-space image (pixray's FftDrawer).
 //! - [`pixel::Pixel`]: pixray's PixelDrawer, polygon cells with fixed coverage (also as SVG).
+//! - [`strokes::StrokeDrawer`]: pixray's ClipDrawer and LineDrawer, Bézier strokes through a
+//!   differentiable rasterizer (also as SVG).
 pub mod fast_pixel;
 pub mod fft;
 pub mod pixel;
+pub mod strokes;
 pub mod vector;
 pub mod vqgan;
 
@@ -79,6 +82,9 @@ pub fn build(settings: &Settings, vqgan: Option<Vqgan>, device: Device) -> Resul
             start,
             &mut rng,
             device,
+        )?),
+        DrawerKind::Clipdraw | DrawerKind::LineSketch => Box::new(strokes::StrokeDrawer::new(
+            settings, start, &mut rng, device,
         )?),
         DrawerKind::Fft => Box::new(fft::Fft::new(
             fft::FftSettings {

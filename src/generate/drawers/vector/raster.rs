@@ -8,7 +8,10 @@
 //!   the unit direction from it, the stroke is locally the band `|n.(u - q)| <= w/2`, and its
 //!   coverage of the unit square is `F(w/2 - d) - F(-w/2 - d)`, where `F` is the exact area of the
 //!   square under a half-plane of normal `n` (a piecewise quadratic). Exact for straight pieces
-//!   (round caps and joins come from the distance); deterministic: no random samples.
+//!   (round caps and joins come from the distance). Where a pixel holds an end cap, or parts of
+//!   the stroke far apart along it or turning within reach (a fold, a loop, a bend), the value is taken from
+//!   16x16 fixed point samples of the same flattened stroke and the gradient from the band.
+//!   Deterministic: no random samples.
 //! - **Bounded memory**: which pixels a stroke touches, and the nearest piece for each, are found
 //!   on the host per stroke within its bounding box (no strokes x pixels tensor); the tensors hold
 //!   one row per (pixel, stroke) pair in the stroke's band.
@@ -20,7 +23,9 @@ use anyhow::{Result, ensure};
 use tch::{Device, Kind, Tensor};
 
 /// Straight pieces per cubic segment.
-pub const PIECES: i64 = 10;
+pub const PIECES: i64 = 32;
+/// Point samples per pixel side where the band model does not hold (caps, folds).
+pub const SAMPLES: usize = 16;
 
 /// Rows of a sparse picture: one per (pixel, shape) pair, sorted by pixel then shape, with each
 /// row's place in a padded `[pixels touched, depth]` layout.
@@ -96,16 +101,18 @@ impl Layout {
 
     /// Composites rows "over" in painter's order: `alpha` `[rows]`, `rgb` `[rows, 3]` (straight
     /// colours), on `background` `[3]` over a `h x w` canvas; returns `[1, 3, h, w]`.
-    pub fn composite(&self, alpha: &Tensor, rgb: &Tensor, background: &Tensor, (h, w): (i64, i64)) -> Tensor {
+    pub fn composite(
+        &self,
+        alpha: &Tensor,
+        rgb: &Tensor,
+        background: &Tensor,
+        (h, w): (i64, i64),
+    ) -> Tensor {
         let device = alpha.device();
         let (g, r, touched) = self.indices(device);
         let n = self.touched.len() as i64;
         let opts = (Kind::Float, device);
-        let a = Tensor::zeros([n, self.depth], opts).index_put(
-            &[Some(&g), Some(&r)],
-            alpha,
-            false,
-        );
+        let a = Tensor::zeros([n, self.depth], opts).index_put(&[Some(&g), Some(&r)], alpha, false);
         // Transmittance above each row: the product of (1 - alpha) of the rows after it.
         let keep = a.neg().g_add_scalar(1.0).flip([1]).cumprod(1, Kind::Float);
         let all = keep.select(1, self.depth - 1);
@@ -142,7 +149,10 @@ pub fn half_plane_area(s: &Tensor, hi: &Tensor, lo: &Tensor) -> Tensor {
     let ramp = s / hi + 0.5;
     let low = (s + &outer).square() / (&lo * hi * 2.0);
     let high = 1.0 - (&outer - s).square() / (&lo * hi * 2.0);
-    let mid = ramp.where_self(&s.abs().lt_tensor(&inner), &low.where_self(&s.lt(0.0), &high));
+    let mid = ramp.where_self(
+        &s.abs().lt_tensor(&inner),
+        &low.where_self(&s.lt(0.0), &high),
+    );
     let zero = s.zeros_like();
     let one = s.ones_like();
     mid.where_self(&s.gt_tensor(&-&outer), &zero)
@@ -185,6 +195,8 @@ struct Row {
     stroke: i64,
     /// Index of the piece's first sample in the flattened samples.
     sample: i64,
+    /// The coverage by point samples, where the band model does not hold.
+    sampled: Option<f32>,
 }
 
 /// Renders `strokes` over their background: `[1, 3, h, w]`, differentiable w.r.t. the control
@@ -226,7 +238,8 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
             .expand([1, 3, h, w], false)
             .contiguous());
     }
-    let ia = Tensor::from_slice(&rows.iter().map(|r| r.sample).collect::<Vec<_>>()).to_device(device);
+    let ia =
+        Tensor::from_slice(&rows.iter().map(|r| r.sample).collect::<Vec<_>>()).to_device(device);
     let shape = Tensor::from_slice(&layout.shape).to_device(device);
     let centres: Vec<f32> = rows
         .iter()
@@ -243,7 +256,9 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
         .clamp(0.0, 1.0);
     let q = &a + &ab * t;
     let diff = &p - q;
-    let d2 = diff.square().sum_dim_intlist(&[1i64][..], true, Kind::Float);
+    let d2 = diff
+        .square()
+        .sum_dim_intlist(&[1i64][..], true, Kind::Float);
     let d = (&d2 + 1e-12).sqrt();
     // The band's normal: towards the pixel, or across the piece when the centre is on the line.
     let across = Tensor::stack(&[-ab.select(1, 1), ab.select(1, 0)], 1) / (len2.sqrt() + 1e-12);
@@ -252,16 +267,28 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     let (hi, lo) = (nx.maximum(&ny), nx.minimum(&ny));
     let half = strokes.widths.index_select(0, &shape) * 0.5;
     let d = d.squeeze_dim(1);
-    let cover = (half_plane_area(&(&half - &d), &hi, &lo)
+    let band = (half_plane_area(&(&half - &d), &hi, &lo)
         - half_plane_area(&(-&half - &d), &hi, &lo))
     .clamp(0.0, 1.0);
+    // Caps and folds: the sampled value, with the band's gradient.
+    let mask: Vec<bool> = rows.iter().map(|r| r.sampled.is_some()).collect();
+    let cover = if mask.iter().any(|&m| m) {
+        let value: Vec<f32> = rows.iter().map(|r| r.sampled.unwrap_or(0.0)).collect();
+        let value = Tensor::from_slice(&value).to_device(device);
+        let mask = Tensor::from_slice(&mask).to_device(device);
+        (value + &band - band.detach()).where_self(&mask, &band)
+    } else {
+        band
+    };
     let colour = strokes.colours.index_select(0, &shape);
     let alpha = cover * colour.select(1, 3);
     Ok(layout.composite(&alpha, &colour.narrow(1, 0, 3), strokes.background, (h, w)))
 }
 
 /// The pixels of one stroke (segments `segs`) within reach of its band, each with its nearest
-/// piece: a distance field over the stroke's bounding box, piece by piece.
+/// piece: a distance field over the stroke's bounding box, piece by piece. Where the band model
+/// does not hold (an end cap, or pieces far apart along the stroke both within reach: a fold, a
+/// loop, a sharp turn), the row also gets the coverage by 16x16 point samples.
 fn stroke_rows(
     host: &[f32],
     segs: std::ops::Range<usize>,
@@ -293,41 +320,109 @@ fn stroke_rows(
     if bx0 >= bx1 || by0 >= by1 {
         return;
     }
-    let (bw, bh) = ((bx1 - bx0) as usize, (by1 - by0) as usize);
-    let mut best = vec![(f32::MAX, 0i64); bw * bh];
+    // The stroke's pieces in order: first sample index, and arc length at its start.
+    let mut pieces: Vec<(usize, f32)> = Vec::new();
+    let (mut arc, mut longest) = (0.0f32, 0.0f32);
     for s in segs {
         for k in 0..per - 1 {
             let i = s * per + k;
-            let ((ax, ay), (bxp, byp)) = (pt(i), pt(i + 1));
-            let px0 = ((ax.min(bxp) - reach).floor() as i64).max(bx0);
-            let px1 = ((ax.max(bxp) + reach).ceil() as i64).min(bx1);
-            let py0 = ((ay.min(byp) - reach).floor() as i64).max(by0);
-            let py1 = ((ay.max(byp) + reach).ceil() as i64).min(by1);
-            let (dx, dy) = (bxp - ax, byp - ay);
-            let len2 = dx * dx + dy * dy + 1e-12;
-            for y in py0..py1 {
-                for x in px0..px1 {
-                    let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
-                    let t = (((cx - ax) * dx + (cy - ay) * dy) / len2).clamp(0.0, 1.0);
-                    let (ex, ey) = (cx - ax - t * dx, cy - ay - t * dy);
-                    let d2 = ex * ex + ey * ey;
-                    let cell = &mut best[(y - by0) as usize * bw + (x - bx0) as usize];
-                    if d2 < cell.0 {
-                        *cell = (d2, i as i64);
+            pieces.push((i, arc));
+            let ((ax, ay), (bx, by)) = (pt(i), pt(i + 1));
+            let len = ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt();
+            arc += len;
+            longest = longest.max(len);
+        }
+    }
+    // A straight passage through a pixel's reach spans at most 2 reach + one piece of arc.
+    let fold_span = 2.0 * reach + longest + 0.05;
+    let (first, last) = (pieces[0].0, pieces[pieces.len() - 1].0);
+    let (bw, bh) = ((bx1 - bx0) as usize, (by1 - by0) as usize);
+    // per pixel: nearest distance^2, its piece, its t, the arc span of the pieces within reach
+    // and the sum of their unit directions (a bend shows as a short sum)
+    let mut best = vec![(f32::MAX, 0usize, 0f32, f32::MAX, f32::MIN); bw * bh];
+    let mut dirs = vec![(0f32, 0f32, 0u32); bw * bh];
+    let dist2 = |i: usize, cx: f32, cy: f32| -> (f32, f32) {
+        let ((ax, ay), (bx, by)) = (pt(i), pt(i + 1));
+        let (dx, dy) = (bx - ax, by - ay);
+        let t = (((cx - ax) * dx + (cy - ay) * dy) / (dx * dx + dy * dy + 1e-12)).clamp(0.0, 1.0);
+        let (ex, ey) = (cx - ax - t * dx, cy - ay - t * dy);
+        (ex * ex + ey * ey, t)
+    };
+    for &(i, arc) in &pieces {
+        let ((ax, ay), (bxp, byp)) = (pt(i), pt(i + 1));
+        let len = ((bxp - ax).powi(2) + (byp - ay).powi(2)).sqrt();
+        let (ux, uy) = if len > 1e-6 {
+            ((bxp - ax) / len, (byp - ay) / len)
+        } else {
+            (0.0, 0.0)
+        };
+        let px0 = ((ax.min(bxp) - reach).floor() as i64).max(bx0);
+        let px1 = ((ax.max(bxp) + reach).ceil() as i64).min(bx1);
+        let py0 = ((ay.min(byp) - reach).floor() as i64).max(by0);
+        let py1 = ((ay.max(byp) + reach).ceil() as i64).min(by1);
+        for y in py0..py1 {
+            for x in px0..px1 {
+                let (d2, t) = dist2(i, x as f32 + 0.5, y as f32 + 0.5);
+                let at = (y - by0) as usize * bw + (x - bx0) as usize;
+                let cell = &mut best[at];
+                if d2 < reach * reach {
+                    cell.3 = cell.3.min(arc);
+                    cell.4 = cell.4.max(arc);
+                    if len > 1e-6 {
+                        let dsum = &mut dirs[at];
+                        (dsum.0, dsum.1, dsum.2) = (dsum.0 + ux, dsum.1 + uy, dsum.2 + 1);
                     }
+                }
+                if d2 < cell.0 {
+                    (cell.0, cell.1, cell.2) = (d2, i, t);
                 }
             }
         }
     }
-    for (j, (d2, i)) in best.iter().enumerate() {
-        if *d2 < reach * reach {
-            let (x, y) = (bx0 + (j % bw) as i64, by0 + (j / bw) as i64);
-            rows.push(Row {
-                pixel: y * w + x,
-                stroke,
-                sample: *i,
-            });
+    let r2 = half * half;
+    for (j, &(d2, i, t, lo, hi)) in best.iter().enumerate() {
+        if d2 >= reach * reach {
+            continue;
         }
+        let (x, y) = (bx0 + (j % bw) as i64, by0 + (j / bw) as i64);
+        let cap = (i == first && t <= 0.0) || (i == last && t >= 1.0);
+        let (sx, sy, n) = dirs[j];
+        // pieces within reach turning by more than about 20 degrees: a bend
+        let bent = n > 1 && (sx * sx + sy * sy).sqrt() < 0.985 * n as f32;
+        let fold = hi - lo > fold_span || bent;
+        let sampled = (cap || fold).then(|| {
+            // point samples against the pieces that come near this pixel
+            let near: Vec<usize> = pieces
+                .iter()
+                .map(|p| p.0)
+                .filter(|&k| {
+                    let ((ax, ay), (bx, by)) = (pt(k), pt(k + 1));
+                    ax.min(bx) - half <= (x + 1) as f32
+                        && ax.max(bx) + half >= x as f32
+                        && ay.min(by) - half <= (y + 1) as f32
+                        && ay.max(by) + half >= y as f32
+                })
+                .collect();
+            let mut hits = 0;
+            for sy in 0..SAMPLES {
+                for sx in 0..SAMPLES {
+                    let (cx, cy) = (
+                        x as f32 + (sx as f32 + 0.5) / SAMPLES as f32,
+                        y as f32 + (sy as f32 + 0.5) / SAMPLES as f32,
+                    );
+                    if near.iter().any(|&k| dist2(k, cx, cy).0 <= r2) {
+                        hits += 1;
+                    }
+                }
+            }
+            hits as f32 / (SAMPLES * SAMPLES) as f32
+        });
+        rows.push(Row {
+            pixel: y * w + x,
+            stroke,
+            sample: i as i64,
+            sampled,
+        });
     }
 }
 
@@ -348,7 +443,10 @@ mod tests {
         let mut k = 0;
         for i in 0..n {
             for j in 0..n {
-                let (x, y) = ((i as f64 + 0.5) / n as f64 - 0.5, (j as f64 + 0.5) / n as f64 - 0.5);
+                let (x, y) = (
+                    (i as f64 + 0.5) / n as f64 - 0.5,
+                    (j as f64 + 0.5) / n as f64 - 0.5,
+                );
                 if nx * x + ny * y <= s {
                     k += 1;
                 }
@@ -359,7 +457,7 @@ mod tests {
 
     #[test]
     fn half_plane_area_is_exact() {
-        for angle in [0.0, 0.3, 0.7854, 1.2, 2.0] {
+        for angle in [0.0, 0.3, std::f64::consts::FRAC_PI_4, 1.2, 2.0] {
             for s in [-0.8, -0.6, -0.4, -0.2, 0.0, 0.1, 0.3, 0.55, 0.7, 0.9] {
                 let (a, b) = (area(s, angle), sampled(s, angle));
                 assert!((a - b).abs() < 4e-3, "angle {angle} s {s}: {a} vs {b}");

@@ -74,6 +74,35 @@ impl Svg {
         self.body.push_str("/>\n");
     }
 
+    /// An open path of cubic segments (each `[p0, p1, p2, p3]`, consecutive), stroked with round
+    /// caps and joins as the rasterizer draws it.
+    pub fn stroke(&mut self, cubics: &[[[f64; 2]; 4]], width: f64, colour: [f32; 3], opacity: f32) {
+        let Some(first) = cubics.first() else { return };
+        let mut d = format!("M{},{}", num(first[0][0]), num(first[0][1]));
+        for c in cubics {
+            let _ = write!(
+                d,
+                " C{},{} {},{} {},{}",
+                num(c[1][0]),
+                num(c[1][1]),
+                num(c[2][0]),
+                num(c[2][1]),
+                num(c[3][0]),
+                num(c[3][1])
+            );
+        }
+        let _ = write!(
+            self.body,
+            r#"<path d="{d}" fill="none" stroke="{}" stroke-width="{}" stroke-linecap="round" stroke-linejoin="round""#,
+            hex(colour),
+            num(width)
+        );
+        if opacity < 1.0 {
+            let _ = write!(self.body, r#" stroke-opacity="{}""#, num(opacity as f64));
+        }
+        self.body.push_str("/>\n");
+    }
+
     /// The document, with `meta` (key, text) pairs in its metadata.
     pub fn finish(&self, meta: &[(&str, &str)]) -> String {
         let mut out = format!(
