@@ -10,7 +10,8 @@
 //!   square under a half-plane of normal `n` (a piecewise quadratic). Exact for straight pieces
 //!   (round caps and joins come from the distance). Where a pixel holds an end cap, or parts of
 //!   the stroke far apart along it or turning within reach (a fold, a loop, a bend), the value is taken from
-//!   16x16 fixed point samples of the same flattened stroke and the gradient from the band.
+//!   16x16 fixed point samples of the same flattened stroke, and the gradient from 8x8 soft samples
+//!   (a sigmoid of each point's distance to the edge).
 //!   Deterministic: no random samples.
 //! - **Bounded memory**: which pixels a stroke touches, and the nearest piece for each, are found
 //!   on the host per stroke within its bounding box (no strokes x pixels tensor); the tensors hold
@@ -24,8 +25,13 @@ use tch::{Device, Kind, Tensor};
 
 /// Straight pieces per cubic segment.
 pub const PIECES: i64 = 32;
-/// Point samples per pixel side where the band model does not hold (caps, folds).
+/// Point samples per pixel side where the band model does not hold (caps, folds, bends).
 pub const SAMPLES: usize = 16;
+/// Soft samples per pixel side that carry the gradient there.
+pub const GRAD_SAMPLES: usize = 8;
+/// Their sigmoid's scale in pixels (two thirds of a sample spacing: the smallest before the
+/// samples' grid shows; tests/vector.rs checks the gradients against finite differences).
+const SOFTNESS: f64 = 0.08;
 
 /// Rows of a sparse picture: one per (pixel, shape) pair, sorted by pixel then shape, with each
 /// row's place in a padded `[pixels touched, depth]` layout.
@@ -195,8 +201,9 @@ struct Row {
     stroke: i64,
     /// Index of the piece's first sample in the flattened samples.
     sample: i64,
-    /// The coverage by point samples, where the band model does not hold.
-    sampled: Option<f32>,
+    /// Where the band model does not hold: the coverage by point samples, and the nearest piece
+    /// of each of the 8x8 points that carry the gradient.
+    sampled: Option<(f32, Vec<i64>)>,
 }
 
 /// Renders `strokes` over their background: `[1, 3, h, w]`, differentiable w.r.t. the control
@@ -270,15 +277,55 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     let band = (half_plane_area(&(&half - &d), &hi, &lo)
         - half_plane_area(&(-&half - &d), &hi, &lo))
     .clamp(0.0, 1.0);
-    // Caps and folds: the sampled value, with the band's gradient.
-    let mask: Vec<bool> = rows.iter().map(|r| r.sampled.is_some()).collect();
-    let cover = if mask.iter().any(|&m| m) {
-        let value: Vec<f32> = rows.iter().map(|r| r.sampled.unwrap_or(0.0)).collect();
-        let value = Tensor::from_slice(&value).to_device(device);
-        let mask = Tensor::from_slice(&mask).to_device(device);
-        (value + &band - band.detach()).where_self(&mask, &band)
-    } else {
+    // Caps, folds and bends: the sampled value; the gradient of 8x8 soft samples (a sigmoid of
+    // each point's signed distance to the stroke's edge, whose mean moves as the area does).
+    let which: Vec<i64> = (0..rows.len() as i64)
+        .filter(|&k| rows[k as usize].sampled.is_some())
+        .collect();
+    let cover = if which.is_empty() {
         band
+    } else {
+        let (mut value, mut pieces, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        for &k in &which {
+            let r = &rows[k as usize];
+            if let Some((v, nearest)) = &r.sampled {
+                value.push(*v);
+                pieces.extend_from_slice(nearest);
+                let (px, py) = ((r.pixel % w) as f32, (r.pixel / w) as f32);
+                for j in 0..GRAD_SAMPLES * GRAD_SAMPLES {
+                    let (sx, sy) = (j % GRAD_SAMPLES, j / GRAD_SAMPLES);
+                    at.push(px + (sx as f32 + 0.5) / GRAD_SAMPLES as f32);
+                    at.push(py + (sy as f32 + 0.5) / GRAD_SAMPLES as f32);
+                }
+            }
+        }
+        let which = Tensor::from_slice(&which).to_device(device);
+        let per = (GRAD_SAMPLES * GRAD_SAMPLES) as i64;
+        let ia = Tensor::from_slice(&pieces).to_device(device);
+        let at = Tensor::from_slice(&at).view([-1, 2]).to_device(device);
+        let (a, b) = (flat.index_select(0, &ia), flat.index_select(0, &(&ia + 1)));
+        let ab = &b - &a;
+        let t = ((&at - &a) * &ab)
+            .sum_dim_intlist(&[1i64][..], true, Kind::Float)
+            .divide(&(ab.square().sum_dim_intlist(&[1i64][..], true, Kind::Float) + 1e-12))
+            .clamp(0.0, 1.0);
+        let ds = ((&at - (&a + &ab * t))
+            .square()
+            .sum_dim_intlist(&[1i64][..], false, Kind::Float)
+            + 1e-12)
+            .sqrt();
+        let half_s = half
+            .index_select(0, &which)
+            .unsqueeze(1)
+            .expand([-1, per], false)
+            .reshape([-1]);
+        let soft = ((half_s - ds) / SOFTNESS)
+            .sigmoid()
+            .view([-1, per])
+            .mean_dim(&[1i64][..], false, Kind::Float);
+        let value = Tensor::from_slice(&value).to_device(device);
+        let sampled = value + &soft - soft.detach();
+        band.index_put(&[Some(&which)], &sampled, false)
     };
     let colour = strokes.colours.index_select(0, &shape);
     let alpha = cover * colour.select(1, 3);
@@ -390,7 +437,7 @@ fn stroke_rows(
         // pieces within reach turning by more than about 20 degrees: a bend
         let bent = n > 1 && (sx * sx + sy * sy).sqrt() < 0.985 * n as f32;
         let fold = hi - lo > fold_span || bent;
-        let sampled = (cap || fold).then(|| {
+        let sampled = (cap || fold).then(|| -> (f32, Vec<i64>) {
             // point samples against the pieces that come near this pixel
             let near: Vec<usize> = pieces
                 .iter()
@@ -415,7 +462,19 @@ fn stroke_rows(
                     }
                 }
             }
-            hits as f32 / (SAMPLES * SAMPLES) as f32
+            let nearest: Vec<i64> = (0..GRAD_SAMPLES * GRAD_SAMPLES)
+                .map(|j| {
+                    let (cx, cy) = (
+                        x as f32 + ((j % GRAD_SAMPLES) as f32 + 0.5) / GRAD_SAMPLES as f32,
+                        y as f32 + ((j / GRAD_SAMPLES) as f32 + 0.5) / GRAD_SAMPLES as f32,
+                    );
+                    near.iter()
+                        .copied()
+                        .min_by(|&p, &q| dist2(p, cx, cy).0.total_cmp(&dist2(q, cx, cy).0))
+                        .unwrap_or(i) as i64
+                })
+                .collect();
+            (hits as f32 / (SAMPLES * SAMPLES) as f32, nearest)
         });
         rows.push(Row {
             pixel: y * w + x,
