@@ -560,7 +560,7 @@ fn drawer_errors_exit_2() {
         ),
         (
             &["--pixel-size", "10x10"],
-            "--pixel-size applies to --drawer fast-pixel, not to --drawer vqgan",
+            "--pixel-size applies to --drawer fast-pixel or pixel, not to --drawer vqgan",
         ),
         (
             &["--drawer", "fft", "--pixel-scale", "2"],
