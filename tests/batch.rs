@@ -9,6 +9,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Generate flags for a 3-step job on the tiny CLIP.
+const TINY_JOB: &[&str] = &[
+    "--drawer",
+    "fast_pixel",
+    "--clip",
+    CLIP,
+    "--size",
+    "48x32",
+    "--cutouts",
+    "4",
+    "--steps",
+    "3",
+];
+
 /// 4 prompts x 2 seeds = 8 jobs.
 fn job_file(dir: &Path, steps: i64) -> PathBuf {
     let f = dir.join("jobs.toml");
@@ -261,20 +275,7 @@ fn only_job_dir(file: &Path, root: &Path, common: &[&str]) -> PathBuf {
 #[test]
 fn claims_of_other_hosts_are_judged_by_their_counter_not_their_clock() {
     let dir = tmp_dir("skew");
-    let common = [
-        "--drawer",
-        "fast_pixel",
-        "--clip",
-        CLIP,
-        "--size",
-        "48x32",
-        "--cutouts",
-        "4",
-        "--steps",
-        "3",
-        "--stale-after",
-        "2",
-    ];
+    let common = [TINY_JOB, &["--stale-after", "2"]].concat();
     // Four holders at once: clocks an hour behind and ahead, beating (then letting go after 6 s)
     // or stopping after two beats.
     std::thread::scope(|sc| {
@@ -367,19 +368,8 @@ fn a_reused_pid_is_taken_over_at_once_a_live_one_is_waited_for() {
     let file = dir.join("jobs.txt");
     std::fs::write(&file, "a red apple\na blue sky\n").unwrap();
     let root = dir.join("root");
-    let common = [
-        "--drawer",
-        "fast_pixel",
-        "--clip",
-        CLIP,
-        "--size",
-        "48x32",
-        "--cutouts",
-        "4",
-        "--steps",
-        "3",
-    ];
-    let o = batch_cmd(&file, &root, &[&common[..], &["--dry-run"]].concat())
+    let common = TINY_JOB;
+    let o = batch_cmd(&file, &root, &[common, &["--dry-run"]].concat())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -410,7 +400,7 @@ fn a_reused_pid_is_taken_over_at_once_a_live_one_is_waited_for() {
             "proc_start": start, "boot_id": boot, "pid_ns": ns});
         std::fs::write(d.join("claim.json"), claim.to_string()).unwrap();
     }
-    let child = batch_cmd(&file, &root, &common)
+    let child = batch_cmd(&file, &root, common)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -517,20 +507,7 @@ fn corrupt_claims_wait_until_stale_failures_are_reported() {
     let not_png = dir.join("not.png");
     std::fs::write(&not_png, "this is not an image").unwrap();
     let root = dir.join("root");
-    let common = [
-        "--drawer",
-        "fast_pixel",
-        "--clip",
-        CLIP,
-        "--size",
-        "48x32",
-        "--cutouts",
-        "4",
-        "--steps",
-        "3",
-        "--stale-after",
-        "2",
-    ];
+    let common = [TINY_JOB, &["--stale-after", "2"]].concat();
     // dry run: the ids and directories, nothing written
     let o = batch_cmd(&file, &root, &[&common[..], &["--dry-run"]].concat())
         .output()

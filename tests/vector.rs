@@ -237,8 +237,9 @@ fn differences(a: &image::RgbImage, b: &image::RgbImage) -> (f64, f64) {
     (total / (w * h) as f64, worst)
 }
 
-#[test]
-fn the_svg_is_the_png_for_an_independent_renderer() {
+/// Whether rsvg-convert is here; without it (and without VQCLIP_REQUIRE_RSVG) the caller's check
+/// says it checked nothing.
+fn have_rsvg(what: &str) -> bool {
     let have = std::process::Command::new("rsvg-convert")
         .arg("--version")
         .output()
@@ -249,8 +250,45 @@ fn the_svg_is_the_png_for_an_independent_renderer() {
             "VQCLIP_REQUIRE_RSVG is set but rsvg-convert (librsvg2-bin) is missing"
         );
         eprintln!(
-            "vector: no rsvg-convert here (Debian's librsvg2-bin): the SVG check checked NOTHING"
+            "vector: no rsvg-convert here (Debian's librsvg2-bin): the {what} SVG check checked NOTHING"
         );
+    }
+    have
+}
+
+/// A run's final.svg drawn by rsvg-convert against its final.png: (mean, worst 8x8 block) in 1/255.
+fn rsvg_differences(run: &Path) -> (f64, f64) {
+    let png = run.join("rsvg.png");
+    let o = std::process::Command::new("rsvg-convert")
+        .arg(run.join("final.svg"))
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    differences(&pixels(&run.join("final.png")), &pixels(&png))
+}
+
+/// `part` resumed to 6 steps ends with the same final.png and final.svg bytes as `straight`.
+fn resume_matches(straight: &Path, part: &Path, what: &str) {
+    ok(&vqclip()
+        .args([
+            "generate", "--quiet", "--device", "cpu", "--steps", "6", "--resume",
+        ])
+        .arg(part)
+        .output()
+        .unwrap());
+    for f in ["final.png", "final.svg"] {
+        assert!(
+            std::fs::read(straight.join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(),
+            "{what}: {f} after resume"
+        );
+    }
+}
+
+#[test]
+fn the_svg_is_the_png_for_an_independent_renderer() {
+    if !have_rsvg("pixel") {
         return;
     }
     let dir = tmp_dir("rsvg");
@@ -269,15 +307,7 @@ fn the_svg_is_the_png_for_an_independent_renderer() {
             extra.extend(["--pixel-size", size]);
         }
         pixel_run(&out, &extra);
-        let png = out.join("rsvg.png");
-        let o = std::process::Command::new("rsvg-convert")
-            .arg(out.join("final.svg"))
-            .arg("-o")
-            .arg(&png)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (mean, block) = differences(&pixels(&out.join("final.png")), &pixels(&png));
+        let (mean, block) = rsvg_differences(&out);
         eprintln!("rsvg {ty} {size}: mean {mean:.2}/255, worst 8x8 block {block:.2}/255");
         assert!(mean <= 2.0 && block <= 8.0, "{ty} {size}: {mean} {block}");
     }
@@ -297,19 +327,7 @@ fn pixel_runs_resume_exactly_and_repeat_from_their_svg() {
         &part,
         &["--pixel-type", "hex", "--steps", "3", "--save-every", "3"],
     );
-    ok(&vqclip()
-        .args([
-            "generate", "--quiet", "--device", "cpu", "--steps", "6", "--resume",
-        ])
-        .arg(&part)
-        .output()
-        .unwrap());
-    for f in ["final.png", "final.svg"] {
-        assert!(
-            std::fs::read(straight.join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(),
-            "{f} after resume"
-        );
-    }
+    resume_matches(&straight, &part, "pixel");
     // info reads the SVG; --config final.svg repeats the run
     let o = vqclip()
         .arg("info")
@@ -706,10 +724,7 @@ fn stroke_run(out: &Path, drawer: &str, extra: &[&str]) -> std::process::Output 
 #[test]
 fn stroke_runs_resume_exactly_and_their_svg_is_their_png() {
     let dir = tmp_dir("stroke-runs");
-    let rsvg = std::process::Command::new("rsvg-convert")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let rsvg = have_rsvg("stroke");
     for (drawer, extra) in [
         ("clipdraw", vec!["--strokes", "64"]),
         ("line-sketch", vec!["--allow-paper-color", "true"]),
@@ -723,37 +738,11 @@ fn stroke_runs_resume_exactly_and_their_svg_is_their_png() {
         let mut a = extra.clone();
         a.extend(["--steps", "3", "--save-every", "3"]);
         ok(&stroke_run(&part, drawer, &a));
-        ok(&vqclip()
-            .args([
-                "generate", "--quiet", "--device", "cpu", "--steps", "6", "--resume",
-            ])
-            .arg(&part)
-            .output()
-            .unwrap());
-        for f in ["final.png", "final.svg"] {
-            assert!(
-                std::fs::read(straight.join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(),
-                "{drawer}: {f} after resume"
-            );
-        }
+        resume_matches(&straight, &part, drawer);
         if rsvg {
-            let png = straight.join("rsvg.png");
-            let o = std::process::Command::new("rsvg-convert")
-                .arg(straight.join("final.svg"))
-                .arg("-o")
-                .arg(&png)
-                .output()
-                .unwrap();
-            assert!(o.status.success());
-            let (mean, block) = differences(&pixels(&straight.join("final.png")), &pixels(&png));
+            let (mean, block) = rsvg_differences(&straight);
             eprintln!("rsvg {drawer}: mean {mean:.2}/255, worst 8x8 block {block:.2}/255");
             assert!(mean <= 2.0 && block <= 8.0, "{drawer}: {mean} {block}");
-        } else {
-            assert!(
-                std::env::var("VQCLIP_REQUIRE_RSVG").is_err(),
-                "rsvg-convert is missing"
-            );
-            eprintln!("vector: no rsvg-convert here: the {drawer} SVG check checked NOTHING");
         }
     }
     // clipdraw colours its strokes from an init image: a pure red picture gives red strokes

@@ -48,7 +48,7 @@ impl Pixel {
             cells,
             grid,
             hw,
-            layout: Layout::new(w.pixel, w.shape),
+            layout: Layout::new(w.pixel, w.shape, device),
             shape,
             weight: Tensor::from_slice(&w.weight).unsqueeze(1).to_device(device),
         })

@@ -37,6 +37,15 @@ pub struct StrokeDrawer {
     hw: (i64, i64),
 }
 
+/// A cubic's three new points from the last one: each x and y moved by radius * (U - 0.5), in
+/// pixray's draw order (both drawers start their strokes this way).
+fn walk(p0: [f64; 2], rx: f64, ry: f64, rand: &mut impl FnMut() -> f64) -> [[f64; 2]; 3] {
+    let p1 = [p0[0] + rx * (rand() - 0.5), p0[1] + ry * (rand() - 0.5)];
+    let p2 = [p1[0] + rx * (rand() - 0.5), p1[1] + ry * (rand() - 0.5)];
+    let p3 = [p2[0] + rx * (rand() - 0.5), p2[1] + ry * (rand() - 0.5)];
+    [p1, p2, p3]
+}
+
 impl StrokeDrawer {
     pub fn new(
         settings: &Settings,
@@ -69,20 +78,8 @@ impl StrokeDrawer {
                     let mut p0 = [0.5 + 0.5 * (rand() - 0.5), 0.5 + 0.5 * (rand() - 0.5)];
                     points.push(p0);
                     let radius = 1.0 / (segments as f64 + 2.0);
-                    let radius_x = radius * hf / wf;
                     for _ in 0..segments {
-                        let p1 = [
-                            p0[0] + radius_x * (rand() - 0.5),
-                            p0[1] + radius * (rand() - 0.5),
-                        ];
-                        let p2 = [
-                            p1[0] + radius_x * (rand() - 0.5),
-                            p1[1] + radius * (rand() - 0.5),
-                        ];
-                        let p3 = [
-                            p2[0] + radius_x * (rand() - 0.5),
-                            p2[1] + radius * (rand() - 0.5),
-                        ];
+                        let [p1, p2, p3] = walk(p0, radius * hf / wf, radius, &mut rand);
                         points.extend([p1, p2, p3]);
                         p0 = [p3[0].clamp(0.0, 1.0), p3[1].clamp(0.0, 1.0)];
                     }
@@ -92,20 +89,8 @@ impl StrokeDrawer {
                     // clipdrawer.py: 1-3 segments from a random start, radius 0.1.
                     let mut p0 = [rand(), rand()];
                     points.push(p0);
-                    let radius = 0.1;
                     for _ in 0..segments {
-                        let p1 = [
-                            p0[0] + radius * (rand() - 0.5),
-                            p0[1] + radius * (rand() - 0.5),
-                        ];
-                        let p2 = [
-                            p1[0] + radius * (rand() - 0.5),
-                            p1[1] + radius * (rand() - 0.5),
-                        ];
-                        let p3 = [
-                            p2[0] + radius * (rand() - 0.5),
-                            p2[1] + radius * (rand() - 0.5),
-                        ];
+                        let [p1, p2, p3] = walk(p0, 0.1, 0.1, &mut rand);
                         points.extend([p1, p2, p3]);
                         p0 = p3;
                     }
@@ -122,7 +107,7 @@ impl StrokeDrawer {
             p[0] *= wf;
             p[1] *= hf;
         }
-        // Beyond pixray (its TODO): clipdraw strokes take the colour of the init picture under
+        // Beyond pixray (which leaves it undone): clipdraw strokes take the colour of the init picture under
         // their first point.
         if let (DrawerKind::Clipdraw, Some(img)) = (kind, &start) {
             let img = img.to_kind(Kind::Float).to_device(Device::Cpu);

@@ -35,7 +35,7 @@ const SOFTNESS: f64 = 0.08;
 
 /// Rows of a sparse picture: one per (pixel, shape) pair, sorted by pixel then shape, with each
 /// row's place in a padded `[pixels touched, depth]` layout.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Layout {
     /// Row-major pixel index of each row.
     pub pixel: Vec<i64>,
@@ -47,11 +47,14 @@ pub struct Layout {
     /// The distinct touched pixels, in group order.
     pub touched: Vec<i64>,
     pub depth: i64,
+    /// (group, rank, touched) as tensors on the device, made once: the pixel drawer's layout
+    /// serves every step.
+    index: (Tensor, Tensor, Tensor),
 }
 
 impl Layout {
-    /// From rows already sorted by (pixel, shape).
-    pub fn new(pixel: Vec<i64>, shape: Vec<i64>) -> Layout {
+    /// From rows already sorted by (pixel, shape); its index tensors on `device`.
+    pub fn new(pixel: Vec<i64>, shape: Vec<i64>, device: Device) -> Layout {
         let (mut group, mut rank, mut touched) = (
             Vec::with_capacity(pixel.len()),
             Vec::with_capacity(pixel.len()),
@@ -69,6 +72,11 @@ impl Layout {
             }
             group.push(touched.len() as i64 - 1);
         }
+        let index = (
+            Tensor::from_slice(&group).to_device(device),
+            Tensor::from_slice(&rank).to_device(device),
+            Tensor::from_slice(&touched).to_device(device),
+        );
         Layout {
             pixel,
             shape,
@@ -76,30 +84,22 @@ impl Layout {
             rank,
             touched,
             depth,
+            index,
         }
-    }
-
-    /// Index tensors on `device`: (group, rank, touched pixels).
-    fn indices(&self, device: Device) -> (Tensor, Tensor, Tensor) {
-        (
-            Tensor::from_slice(&self.group).to_device(device),
-            Tensor::from_slice(&self.rank).to_device(device),
-            Tensor::from_slice(&self.touched).to_device(device),
-        )
     }
 
     /// Sums the rows `[rows, 3]` per pixel onto a zero canvas: `[1, 3, h, w]` (the same bits on
     /// every device: no atomic adds).
     pub fn sum(&self, values: &Tensor, (h, w): (i64, i64)) -> Tensor {
         let device = values.device();
-        let (g, r, touched) = self.indices(device);
+        let (g, r, touched) = &self.index;
         let n = self.touched.len() as i64;
         let opts = (Kind::Float, device);
         let per_pixel = Tensor::zeros([n, self.depth, 3], opts)
-            .index_put(&[Some(&g), Some(&r)], values, false)
+            .index_put(&[Some(g), Some(r)], values, false)
             .sum_dim_intlist(&[1i64][..], false, Kind::Float);
         Tensor::zeros([h * w, 3], opts)
-            .index_put(&[Some(&touched)], &per_pixel, false)
+            .index_put(&[Some(touched)], &per_pixel, false)
             .view([h, w, 3])
             .permute([2, 0, 1])
             .unsqueeze(0)
@@ -115,10 +115,10 @@ impl Layout {
         (h, w): (i64, i64),
     ) -> Tensor {
         let device = alpha.device();
-        let (g, r, touched) = self.indices(device);
+        let (g, r, touched) = &self.index;
         let n = self.touched.len() as i64;
         let opts = (Kind::Float, device);
-        let a = Tensor::zeros([n, self.depth], opts).index_put(&[Some(&g), Some(&r)], alpha, false);
+        let a = Tensor::zeros([n, self.depth], opts).index_put(&[Some(g), Some(r)], alpha, false);
         // Transmittance above each row: the product of (1 - alpha) of the rows after it.
         let keep = a.neg().g_add_scalar(1.0).flip([1]).cumprod(1, Kind::Float);
         let all = keep.select(1, self.depth - 1);
@@ -130,15 +130,15 @@ impl Layout {
             1,
         )
         .flip([1]);
-        let weight = (&a * above).index(&[Some(&g), Some(&r)]); // [rows]
+        let weight = (&a * above).index(&[Some(g), Some(r)]); // [rows]
         let colour = Tensor::zeros([n, self.depth, 3], opts)
-            .index_put(&[Some(&g), Some(&r)], &(rgb * weight.unsqueeze(1)), false)
+            .index_put(&[Some(g), Some(r)], &(rgb * weight.unsqueeze(1)), false)
             .sum_dim_intlist(&[1i64][..], false, Kind::Float); // [n, 3]
         let colour = colour + all.unsqueeze(1) * background.unsqueeze(0);
         background
             .view([1, 3])
             .expand([h * w, 3], false)
-            .index_put(&[Some(&touched)], &colour, false)
+            .index_put(&[Some(touched)], &colour, false)
             .view([h, w, 3])
             .permute([2, 0, 1])
             .unsqueeze(0)
@@ -234,10 +234,6 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     }
     rows.sort_by_key(|r| r.pixel); // stable: strokes stay in painter's order within a pixel
     let device = strokes.cubics.device();
-    let layout = Layout::new(
-        rows.iter().map(|r| r.pixel).collect(),
-        rows.iter().map(|r| r.stroke).collect(),
-    );
     if rows.is_empty() {
         return Ok(strokes
             .background
@@ -245,6 +241,11 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
             .expand([1, 3, h, w], false)
             .contiguous());
     }
+    let layout = Layout::new(
+        rows.iter().map(|r| r.pixel).collect(),
+        rows.iter().map(|r| r.stroke).collect(),
+        device,
+    );
     let ia =
         Tensor::from_slice(&rows.iter().map(|r| r.sample).collect::<Vec<_>>()).to_device(device);
     let shape = Tensor::from_slice(&layout.shape).to_device(device);
@@ -526,13 +527,13 @@ mod tests {
 
     #[test]
     fn layout_groups_rows_by_pixel() {
-        let l = Layout::new(vec![3, 3, 5, 9, 9, 9], vec![0, 2, 1, 0, 1, 2]);
+        let l = Layout::new(vec![3, 3, 5, 9, 9, 9], vec![0, 2, 1, 0, 1, 2], Device::Cpu);
         assert_eq!(l.touched, vec![3, 5, 9]);
         assert_eq!(l.group, vec![0, 0, 1, 2, 2, 2]);
         assert_eq!(l.rank, vec![0, 1, 0, 0, 1, 2]);
         assert_eq!(l.depth, 3);
         // two rows over one pixel: red at 0.5 under blue at 0.5 on white
-        let l = Layout::new(vec![0, 0], vec![0, 1]);
+        let l = Layout::new(vec![0, 0], vec![0, 1], Device::Cpu);
         let img = l.composite(
             &Tensor::from_slice(&[0.5f32, 0.5]),
             &Tensor::from_slice(&[1f32, 0., 0., 0., 0., 1.]).view([2, 3]),
