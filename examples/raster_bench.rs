@@ -29,6 +29,7 @@ fn main() -> Result<()> {
             settings.pixel_size,
             (settings.size.height, settings.size.width),
             None,
+            false,
             &mut rng,
             Device::Cpu,
         )?),

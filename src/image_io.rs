@@ -35,6 +35,28 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
+/// Reads an image as 8-bit RGB with any alpha composited over white, as a viewer shows it (a
+/// `--transparent` run's frames in a video). [`load_rgb`] drops alpha instead, as PIL's
+/// `convert("RGB")` does for the anchors' init images and CLIP inputs.
+pub fn load_rgb_on_white(path: &Path) -> Result<RgbImage> {
+    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    if !img.color().has_alpha() {
+        return load_rgb(path);
+    }
+    let rgba = img.to_rgba8();
+    let (w, h) = rgba.dimensions();
+    check_image_size(path, w, h)?;
+    let mut out = RgbImage::new(w, h);
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u32::from(p[3]);
+        for c in 0..3 {
+            // rounded a/255 * v + (1 - a/255) * 255
+            o[c] = ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    Ok(out)
+}
+
 /// Largest image read, in pixels (8192x8192; its RGBA decode is 256 MiB).
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
 
@@ -93,12 +115,54 @@ pub fn tensor_to_rgb(t: &Tensor) -> Result<RgbImage> {
     RgbImage::from_raw(w as u32, h as u32, buf).context("image buffer size mismatch")
 }
 
-/// Writes a PNG with `tEXt` chunks (key, value) so settings travel with the image.
-pub fn save_png(path: &Path, img: &RgbImage, text: &[(&str, &str)]) -> Result<()> {
+/// From `[1, 4, H, W]` in [0, 1] (straight alpha) to 8-bit RGBA by rounding.
+pub fn tensor_to_rgba(t: &Tensor) -> Result<image::RgbaImage> {
+    let t = if t.dim() == 4 {
+        t.get(0)
+    } else {
+        t.shallow_clone()
+    };
+    let (c, h, w) = t.size3().context("image tensor must be [4, H, W]")?;
+    if c != 4 {
+        bail!("image tensor has {c} channels, expected 4");
+    }
+    let bytes = (t
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(0.0, 1.0)
+        * 255.0)
+        .round()
+        .to_kind(Kind::Uint8)
+        .permute([1, 2, 0])
+        .contiguous();
+    let mut buf = vec![0u8; (h * w * 4) as usize];
+    let n = buf.len();
+    bytes.copy_data(&mut buf, n);
+    image::RgbaImage::from_raw(w as u32, h as u32, buf).context("image buffer size mismatch")
+}
+
+/// A tensor image `[1, 3 or 4, H, W]` as 8-bit RGB or RGBA.
+pub fn tensor_to_image(t: &Tensor) -> Result<image::DynamicImage> {
+    let channels = t.size().get(t.dim().saturating_sub(3)).copied();
+    Ok(if channels == Some(4) {
+        image::DynamicImage::ImageRgba8(tensor_to_rgba(t)?)
+    } else {
+        image::DynamicImage::ImageRgb8(tensor_to_rgb(t)?)
+    })
+}
+
+/// Writes a PNG (8-bit RGB or RGBA) with `iTXt` chunks (key, value) so settings travel with the
+/// image.
+pub fn save_png(path: &Path, img: &image::DynamicImage, text: &[(&str, &str)]) -> Result<()> {
+    let (color, raw) = match img {
+        image::DynamicImage::ImageRgb8(i) => (png::ColorType::Rgb, i.as_raw()),
+        image::DynamicImage::ImageRgba8(i) => (png::ColorType::Rgba, i.as_raw()),
+        _ => bail!("cannot write {}: not 8-bit RGB or RGBA", path.display()),
+    };
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut enc = png::Encoder::new(BufWriter::new(file), img.width(), img.height());
-    enc.set_color(png::ColorType::Rgb);
+    enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
     for (k, v) in text {
         // iTXt keeps UTF-8 prompts intact (tEXt is Latin-1 only).
@@ -109,7 +173,7 @@ pub fn save_png(path: &Path, img: &RgbImage, text: &[(&str, &str)]) -> Result<()
         .write_header()
         .with_context(|| format!("cannot write {}", path.display()))?;
     writer
-        .write_image_data(img.as_raw())
+        .write_image_data(raw)
         .with_context(|| format!("cannot write {}", path.display()))?;
     writer
         .finish()

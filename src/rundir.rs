@@ -64,10 +64,18 @@ pub struct StepRecord {
     /// The palette pull term (0 without `--palette`).
     #[serde(default)]
     pub palette: f64,
+    /// The alpha term (`--transparent-weight`): written only when not 0, so other runs' logs
+    /// keep their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub transparent: f64,
     #[serde(default)]
     pub lr: f64,
     #[serde(default)]
     pub seconds: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// A step written as `3` or `3.0`: the run page read steps as floats, so a whole float is taken.

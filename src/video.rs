@@ -97,7 +97,8 @@ pub fn ffmpeg_available() -> bool {
 fn load_frames(frames: &[PathBuf]) -> Result<Vec<RgbImage>> {
     let mut out: Vec<RgbImage> = Vec::with_capacity(frames.len());
     for p in frames {
-        let img = crate::image_io::load_rgb(p)?;
+        // A --transparent run's frames: over white, as a viewer shows them.
+        let img = crate::image_io::load_rgb_on_white(p)?;
         if let Some(first) = out.first()
             && first.dimensions() != img.dimensions()
         {

@@ -76,6 +76,7 @@ fn record(step: i64) -> StepRecord {
         noise_prompts: vec![0.125],
         extra: vec![],
         palette: 0.0,
+        transparent: 0.0,
         lr: 0.1,
         seconds: 0.75,
     }

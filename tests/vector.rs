@@ -158,6 +158,7 @@ fn init_image_colours_are_pixrays_cell_averages() {
             grid,
             (h, w),
             Some(img.shallow_clone()),
+            false,
             &mut rng,
             tch::Device::Cpu,
         )
@@ -452,7 +453,7 @@ fn render_strokes(
             segment_stroke: &seg_stroke,
             widths: &widths,
             colours: &colours,
-            background: &Tensor::from_slice(&background),
+            background: Some(&Tensor::from_slice(&background)),
         },
         size,
     )
@@ -634,7 +635,7 @@ fn strokes_fitted_to_a_target_by_mse_reach_25_db() {
                 segment_stroke: &seg,
                 widths: &widths,
                 colours: &colours,
-                background: &Tensor::from_slice(&[1f32, 1.0, 1.0]),
+                background: Some(&Tensor::from_slice(&[1f32, 1.0, 1.0])),
             },
             (h, w),
         )
@@ -786,6 +787,219 @@ fn stroke_runs_resume_exactly_and_their_svg_is_their_png() {
             "pixel",
             vec!["--strokes", "5"],
             "--strokes applies to --drawer clipdraw or line-sketch",
+        ),
+    ] {
+        let o = stroke_run(&dir.join("refused"), drawer, &args);
+        assert_eq!(o.status.code(), Some(2), "{drawer} {args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+fn rgba(png: &Path) -> image::RgbaImage {
+    let img = image::open(png).unwrap();
+    assert!(img.color().has_alpha(), "{} has no alpha", png.display());
+    img.to_rgba8()
+}
+
+/// Premultiplied RGBA differences (colour under alpha 0 is nobody's): mean and worst 8x8 block
+/// mean over the four channels, in 1/255.
+fn rgba_differences(a: &image::RgbaImage, b: &image::RgbaImage) -> (f64, f64) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (w, h) = a.dimensions();
+    let d = |x: u32, y: u32| -> f64 {
+        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+        let pre = |v: &image::Rgba<u8>, c: usize| {
+            if c == 3 {
+                v[3] as f64
+            } else {
+                v[c] as f64 * v[3] as f64 / 255.0
+            }
+        };
+        (0..4).map(|c| (pre(p, c) - pre(q, c)).abs()).sum::<f64>() / 4.0
+    };
+    let mut total = 0.0;
+    let mut worst = 0.0f64;
+    for by in 0..h / 8 {
+        for bx in 0..w / 8 {
+            let mut s = 0.0;
+            for y in 0..8 {
+                for x in 0..8 {
+                    s += d(bx * 8 + x, by * 8 + y);
+                }
+            }
+            worst = worst.max(s / 64.0);
+            total += s;
+        }
+    }
+    (total / ((w / 8) * (h / 8) * 64) as f64, worst)
+}
+
+fn mean_alpha(img: &image::RgbaImage) -> f64 {
+    img.pixels().map(|p| p[3] as f64 / 255.0).sum::<f64>() / img.pixels().len() as f64
+}
+
+#[test]
+fn transparent_runs_keep_their_alpha_in_png_svg_log_and_resume() {
+    let dir = tmp_dir("transparent");
+    let rsvg = have_rsvg("transparent");
+    // pixel: cells start opaque (pixray's alpha 1; 4x4-pixel cells cover every pixel whole), the
+    // alpha term is W x the mean alpha, and steers: with W = 10 the picture empties at about the
+    // learning rate per step
+    let heavy = dir.join("pixel-heavy");
+    pixel_run(
+        &heavy,
+        &[
+            "--transparent",
+            "--transparent-weight",
+            "10",
+            "--pixel-size",
+            "24x16",
+            "--steps",
+            "6",
+            "--save-every",
+            "3",
+        ],
+    );
+    let log = common::log(&heavy);
+    let term = |i: usize| log[i]["transparent"].as_f64().unwrap();
+    assert!(
+        (term(0) - 10.0).abs() < 1e-5,
+        "step 1 alpha term {}",
+        term(0)
+    );
+    assert!((1..6).all(|i| term(i) < term(i - 1)), "{log:?}");
+    let img = rgba(&heavy.join("final.png"));
+    let frame = rgba(&heavy.join("frames/000003.png"));
+    let (a_final, a_frame) = (mean_alpha(&img), mean_alpha(&frame));
+    eprintln!("transparent pixel, W 10: mean alpha {a_frame:.3} at step 3, {a_final:.3} at step 6");
+    assert!(a_final < 0.9 && a_final < a_frame, "{a_frame} {a_final}");
+    // W = 0: no alpha term in the log; the PNG still has alpha
+    let free = dir.join("pixel-free");
+    pixel_run(
+        &free,
+        &["--transparent", "--pixel-size", "24x16", "--steps", "2"],
+    );
+    assert!(
+        common::log(&free)
+            .iter()
+            .all(|r| r.get("transparent").is_none())
+    );
+    let a_free = mean_alpha(&rgba(&free.join("final.png")));
+    assert!(a_free > 0.9, "{a_free}");
+    // the SVG has no background, and an independent renderer draws the same RGBA
+    for run in [&heavy, &free] {
+        let svg = std::fs::read_to_string(run.join("final.svg")).unwrap();
+        assert!(
+            !svg.contains("<rect"),
+            "a transparent SVG has no background"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(heavy.join("final.svg"))
+            .unwrap()
+            .contains("fill-opacity")
+    );
+    // clipdraw and line-sketch: strokes on nothing, resumed byte for byte
+    for (drawer, extra) in [
+        ("clipdraw", vec!["--strokes", "48"]),
+        ("line-sketch", vec![]),
+    ] {
+        let straight = dir.join(format!("{drawer}-straight"));
+        let mut a = extra.clone();
+        a.extend([
+            "--transparent",
+            "--transparent-weight",
+            "0.5",
+            "--steps",
+            "6",
+            "--save-every",
+            "3",
+        ]);
+        ok(&stroke_run(&straight, drawer, &a));
+        let part = dir.join(format!("{drawer}-part"));
+        let mut a = extra.clone();
+        a.extend([
+            "--transparent",
+            "--transparent-weight",
+            "0.5",
+            "--steps",
+            "3",
+            "--save-every",
+            "3",
+        ]);
+        ok(&stroke_run(&part, drawer, &a));
+        resume_matches(&straight, &part, drawer);
+        let img = rgba(&straight.join("final.png"));
+        let a = mean_alpha(&img);
+        eprintln!("transparent {drawer}: mean alpha {a:.3}");
+        assert!(a > 0.01 && a < 0.9, "{drawer}: mean alpha {a}");
+        let corners_empty = img.pixels().filter(|p| p[3] == 0).count();
+        assert!(corners_empty > 0, "{drawer}: no empty pixel");
+        let svg = std::fs::read_to_string(straight.join("final.svg")).unwrap();
+        assert!(
+            !svg.contains("<rect"),
+            "{drawer}: a transparent SVG has no background"
+        );
+    }
+    if rsvg {
+        for run in ["pixel-heavy", "clipdraw-straight", "line-sketch-straight"] {
+            let run = dir.join(run);
+            let png = run.join("rsvg.png");
+            let o = std::process::Command::new("rsvg-convert")
+                .arg(run.join("final.svg"))
+                .arg("-o")
+                .arg(&png)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let (mean, block) = rgba_differences(&rgba(&run.join("final.png")), &rgba(&png));
+            eprintln!(
+                "rsvg transparent {}: mean {mean:.2}/255, worst 8x8 block {block:.2}/255",
+                run.display()
+            );
+            assert!(
+                mean <= 2.0 && block <= 8.0,
+                "{}: {mean} {block}",
+                run.display()
+            );
+        }
+    }
+    // a video shows the frames over white, as a viewer does
+    let on_white = vqclip::image_io::load_rgb_on_white(&heavy.join("final.png")).unwrap();
+    for (p, q) in img.pixels().zip(on_white.pixels()).take(500) {
+        let a = p[3] as f64 / 255.0;
+        for c in 0..3 {
+            let want = p[c] as f64 * a + 255.0 * (1.0 - a);
+            assert!((q[c] as f64 - want).abs() <= 0.5 + 1e-9, "{p:?} -> {q:?}");
+        }
+    }
+    // refusals
+    for (drawer, args, needle) in [
+        (
+            "vqgan",
+            vec!["--transparent"],
+            "--transparent applies to --drawer pixel or clipdraw or line-sketch",
+        ),
+        (
+            "clipdraw",
+            vec!["--transparent-weight", "1"],
+            "add --transparent",
+        ),
+        (
+            "pixel",
+            vec!["--transparent", "--zoom-every", "3"],
+            "cannot enlarge a transparent drawing",
+        ),
+        (
+            "line-sketch",
+            vec!["--transparent", "--allow-paper-color", "true"],
+            "has no paper",
+        ),
+        (
+            "pixel",
+            vec!["--transparent-weight", "-1"],
+            "must be a number >= 0",
         ),
     ] {
         let o = stroke_run(&dir.join("refused"), drawer, &args);

@@ -41,7 +41,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
         Ok((y.to_device(tch::Device::Cpu), indices))
     })?;
     let out = tensor_to_rgb(&y)?;
-    save_png(&args.out, &out, &[])?;
+    save_png(&args.out, &image::DynamicImage::ImageRgb8(out.clone()), &[])?;
 
     let used = indices.unique_dim(0, false, false, false).0.size()[0];
     let n = vqgan.n_embed();

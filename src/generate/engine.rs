@@ -60,10 +60,15 @@ struct Frame {
     x: Tensor,
     /// `x` clamped to [0, 1] as a detached leaf: stage 1's gradient is taken w.r.t. it.
     img: Tensor,
-    /// What the cutouts are cut from: `img` in palette colours, tile-shifted.
+    /// What the cutouts are cut from: `img` in palette colours (flattened over the step's
+    /// background with `--transparent`), tile-shifted.
     seen: Tensor,
+    /// What the `--loss` terms judge: `img`'s colours, flattened like `seen`.
+    base: Tensor,
     /// The palette pull term (`--palette`), until `extra_losses` takes it.
     palette_pull: Option<Tensor>,
+    /// `--transparent-weight` x the mean alpha, until `extra_losses` takes it.
+    alpha_term: Option<Tensor>,
 }
 
 /// One batch's cutouts at one CLIP input side: of the image, and of each image prompt (same draws).
@@ -85,6 +90,7 @@ struct ClipTerms {
 struct ExtraTerms {
     losses: Vec<Tensor>,
     palette: Option<Tensor>,
+    transparent: Option<Tensor>,
     total: Tensor,
     grad: Option<Tensor>,
 }
@@ -172,7 +178,8 @@ impl Generator {
         }
         let drawer = drawers::build(&settings, vqgan, device)?;
         let z0 = drawer.params().detach().copy();
-        let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params());
+        let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params())
+            .with_groups(drawer.lr_groups());
         let drop_steps = settings.lr_drop_steps();
         let settings_auto_stop = settings.auto_stop;
         let palette = settings
@@ -185,6 +192,7 @@ impl Generator {
             noise_prompts: settings.noise_prompts.len(),
             extra: settings.loss.len(),
             palette: palette.is_some(),
+            transparent: settings.transparent && settings.transparent_weight > 0.0,
         };
         Ok(Generator {
             settings,
@@ -270,7 +278,6 @@ impl Generator {
         self.drawer.params()
     }
 
-    /// The current image, [1,3,H,W] in [0,1].
     /// The drawing as SVG (vector drawers), in palette colours as [`Generator::image`].
     pub fn svg(&self) -> Result<Option<drawers::vector::svg::Svg>> {
         let snap = |c: [f32; 3]| -> [f32; 3] {
@@ -290,10 +297,19 @@ impl Generator {
         self.drawer.svg(&snap)
     }
 
+    /// The current image, `[1, 3, H, W]` in [0, 1] (`[1, 4, H, W]` with `--transparent`), in
+    /// palette colours with `--palette` (alpha kept).
     pub fn image(&self) -> Tensor {
         tch::no_grad(|| {
             let img = self.drawer.image();
             match &self.palette {
+                Some(p) if img.size()[1] == 4 => Tensor::cat(
+                    &[
+                        crate::palette::nearest(&img.narrow(1, 0, 3), p),
+                        img.narrow(1, 3, 1),
+                    ],
+                    1,
+                ),
                 Some(p) => crate::palette::nearest(&img, p),
                 None => img,
             }
@@ -308,7 +324,8 @@ impl Generator {
         let z = self.drawer.params_for(&moved)?;
         self.z0 = z.copy();
         self.drawer.set_params(drawers::leaf(z));
-        self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, self.drawer.params());
+        self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, self.drawer.params())
+            .with_groups(self.drawer.lr_groups());
         Ok(())
     }
 
@@ -319,7 +336,12 @@ impl Generator {
         let step = self.step + 1;
         let mut frame = self.prepare(step);
         let clip = self.clip_terms(step, &mut frame)?;
-        let extra = self.extra_losses(&frame.img, frame.palette_pull.take())?;
+        let extra = self.extra_losses(
+            &frame.base,
+            &frame.img,
+            frame.palette_pull.take(),
+            frame.alpha_term.take(),
+        )?;
         let grad = accumulate(clip.grad, extra.grad);
         let image_total = clip
             .prompts
@@ -337,6 +359,7 @@ impl Generator {
             noise_prompts: clip.noise_prompts,
             extra: extra.losses,
             palette: extra.palette,
+            transparent: extra.transparent,
         };
         self.log_step(step, started, row)?;
         if let (Some(watch), Some(loss)) = (&mut self.auto_stop, loss) {
@@ -366,15 +389,34 @@ impl Generator {
         });
         let x = self.drawer.render();
         let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
+        let (rgb, alpha) = if img.size()[1] == 4 {
+            (img.narrow(1, 0, 3), Some(img.narrow(1, 3, 1)))
+        } else {
+            (img.shallow_clone(), None)
+        };
         // Palette: CLIP sees the image in palette colours (straight through: the gradient passes
         // as if unquantized), and each pixel is pulled toward its nearest colour (pixray's lookup).
         let (looked_up, palette_pull) = match &self.palette {
             Some(p) => {
-                let q = crate::palette::nearest(&img, p);
-                let pull = (&img - &q).square().mean(Kind::Float) * self.settings.palette_weight;
-                (&img + (q - &img).detach(), Some(pull))
+                let q = crate::palette::nearest(&rgb, p);
+                let pull = (&rgb - &q).square().mean(Kind::Float) * self.settings.palette_weight;
+                (&rgb + (q - &rgb).detach(), Some(pull))
             }
-            None => (img.shallow_clone(), None),
+            None => (rgb.shallow_clone(), None),
+        };
+        let (looked_up, base, alpha_term) = match &alpha {
+            Some(a) => {
+                let (h, w) = (self.settings.size.height, self.settings.size.width);
+                let bg = super::transparent::background(&mut rng, (h, w), self.device);
+                let weight = self.settings.transparent_weight;
+                let term = (weight > 0.0).then(|| a.mean(Kind::Float) * weight);
+                (
+                    super::transparent::flatten(&looked_up, a, &bg),
+                    super::transparent::flatten(&rgb, a, &bg),
+                    term,
+                )
+            }
+            None => (looked_up, rgb, None),
         };
         let seen = match shift {
             Some((dy, dx)) => looked_up.roll([dy, dx], [2, 3]),
@@ -385,7 +427,9 @@ impl Generator {
             x,
             img,
             seen,
+            base,
             palette_pull,
+            alpha_term,
         }
     }
 
@@ -500,16 +544,26 @@ impl Generator {
         }
     }
 
-    /// The `--loss` terms and the palette pull on the image, their sum and its image gradient.
-    fn extra_losses(&self, img: &Tensor, palette: Option<Tensor>) -> Result<ExtraTerms> {
+    /// The `--loss` terms on `base`, the palette pull and the alpha term, their sum and its
+    /// gradient w.r.t. the image leaf `img`.
+    fn extra_losses(
+        &self,
+        base: &Tensor,
+        img: &Tensor,
+        palette: Option<Tensor>,
+        transparent: Option<Tensor>,
+    ) -> Result<ExtraTerms> {
         let losses: Vec<Tensor> = self
             .settings
             .loss
             .iter()
-            .map(|(kind, weight)| losses::extra_loss(*kind, img) * *weight)
+            .map(|(kind, weight)| losses::extra_loss(*kind, base) * *weight)
             .collect();
-        // The palette pull comes after the --loss terms (see `StepRecord::palette`).
-        let total = sum_terms(losses.iter().chain(&palette), self.device);
+        // The palette pull and the alpha term come after the --loss terms (the row's order).
+        let total = sum_terms(
+            losses.iter().chain(&palette).chain(&transparent),
+            self.device,
+        );
         let grad = if total.requires_grad() {
             Some(image_grad(&total, img)?)
         } else {
@@ -518,6 +572,7 @@ impl Generator {
         Ok(ExtraTerms {
             losses,
             palette,
+            transparent,
             total,
             grad,
         })

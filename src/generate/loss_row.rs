@@ -1,7 +1,7 @@
 //! One step's loss terms by section, and their packing: a step packs its row into one small device
 //! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
 //! one sync and unpacks each into a log record. The section order is the packed order:
-//! `[total, prompts..., image prompts..., noise prompts..., extra losses..., palette]`.
+//! `[total, prompts..., image prompts..., noise prompts..., extra losses..., palette, alpha]`.
 use crate::rundir::StepRecord;
 use anyhow::{Result, bail};
 use tch::Tensor;
@@ -16,6 +16,8 @@ pub struct Layout {
     pub extra: usize,
     /// Whether there is a palette pull term (`--palette`).
     pub palette: bool,
+    /// Whether there is an alpha term (`--transparent-weight`).
+    pub transparent: bool,
 }
 
 impl Layout {
@@ -26,6 +28,7 @@ impl Layout {
             + self.noise_prompts
             + self.extra
             + usize::from(self.palette)
+            + usize::from(self.transparent)
     }
 }
 
@@ -38,6 +41,7 @@ pub struct LossRow<T> {
     pub noise_prompts: Vec<T>,
     pub extra: Vec<T>,
     pub palette: Option<T>,
+    pub transparent: Option<T>,
 }
 
 impl<T> LossRow<T> {
@@ -48,6 +52,7 @@ impl<T> LossRow<T> {
             noise_prompts: self.noise_prompts.len(),
             extra: self.extra.len(),
             palette: self.palette.is_some(),
+            transparent: self.transparent.is_some(),
         }
     }
 
@@ -59,6 +64,7 @@ impl<T> LossRow<T> {
             .chain(&self.noise_prompts)
             .chain(&self.extra)
             .chain(&self.palette)
+            .chain(&self.transparent)
     }
 }
 
@@ -85,7 +91,8 @@ impl LossRow<f64> {
         let (prompts, rest) = rest.split_at(layout.prompts);
         let (image_prompts, rest) = rest.split_at(layout.image_prompts);
         let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
-        let (extra, palette) = rest.split_at(layout.extra);
+        let (extra, rest) = rest.split_at(layout.extra);
+        let (palette, transparent) = rest.split_at(usize::from(layout.palette));
         Ok(LossRow {
             total: total[0],
             prompts: prompts.to_vec(),
@@ -93,6 +100,7 @@ impl LossRow<f64> {
             noise_prompts: noise_prompts.to_vec(),
             extra: extra.to_vec(),
             palette: palette.first().copied(),
+            transparent: transparent.first().copied(),
         })
     }
 
@@ -111,6 +119,7 @@ impl LossRow<f64> {
             noise_prompts: self.noise_prompts,
             extra: self.extra,
             palette: self.palette.unwrap_or(0.0),
+            transparent: self.transparent.unwrap_or(0.0),
             lr,
             seconds,
         }
@@ -140,6 +149,7 @@ mod tests {
             noise_prompts: take(layout.noise_prompts),
             extra: take(layout.extra),
             palette: take(usize::from(layout.palette)).first().copied(),
+            transparent: take(usize::from(layout.transparent)).first().copied(),
         }
     }
 
@@ -153,6 +163,7 @@ mod tests {
             noise_prompts: ts(&r.noise_prompts),
             extra: ts(&r.extra),
             palette: r.palette.as_ref().map(t),
+            transparent: r.transparent.as_ref().map(t),
         }
     }
 
@@ -160,7 +171,7 @@ mod tests {
     fn pack_then_unpack_gives_the_row_back() {
         // Every section empty and non-empty, alone and together.
         let mut layouts = Vec::new();
-        for mask in 0..32u32 {
+        for mask in 0..64u32 {
             let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
             layouts.push(Layout {
                 prompts: n(0, 3),
@@ -168,6 +179,7 @@ mod tests {
                 noise_prompts: n(2, 1),
                 extra: n(3, 2),
                 palette: mask & (1 << 4) != 0,
+                transparent: mask & (1 << 5) != 0,
             });
         }
         for layout in layouts {
@@ -201,6 +213,7 @@ mod tests {
             noise_prompts: 0,
             extra: 1,
             palette: true,
+            transparent: false,
         };
         assert!(LossRow::unpack(layout, &[1.0; 5]).is_ok());
         for n in [0, 4, 6] {
@@ -216,12 +229,20 @@ mod tests {
             noise_prompts: 1,
             extra: 1,
             palette: false,
+            transparent: true,
         });
         assert!(r.is_finite());
         let rec = r.clone().record(7, 0.05, 1.5);
         assert_eq!(
-            (rec.step, rec.loss, rec.lr, rec.seconds, rec.palette),
-            (7, 1.0, 0.05, 1.5, 0.0)
+            (
+                rec.step,
+                rec.loss,
+                rec.lr,
+                rec.seconds,
+                rec.palette,
+                rec.transparent
+            ),
+            (7, 1.0, 0.05, 1.5, 0.0, 6.0)
         );
         assert_eq!(
             (rec.prompts, rec.image_prompts, rec.noise_prompts, rec.extra),

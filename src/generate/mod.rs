@@ -17,4 +17,5 @@ pub mod outputs;
 pub mod pixray_cuts;
 pub mod rng;
 pub mod session;
+pub mod transparent;
 pub mod zoom;

@@ -35,6 +35,9 @@ pub struct Optimizer {
     vmax: Option<Tensor>,
     /// Steps taken (bias correction).
     t: i64,
+    /// Parameter groups with their own learning rate, as torch's: (length along dim 0, factor
+    /// of the lr). Pixray's stroke drawers step points, widths and colours at 1, 0.1 and 0.01.
+    groups: Option<Vec<(i64, f64)>>,
 }
 
 /// An optimizer's resumable state: what `checkpoint::State` stores (`adam_m`, `adam_v`,
@@ -57,7 +60,61 @@ impl Optimizer {
             v: like.zeros_like().detach(),
             vmax: (kind == OptimizerKind::AdamWAmsgrad).then(|| like.zeros_like().detach()),
             t: 0,
+            groups: None,
         }
+    }
+
+    /// Splits the parameter (along dim 0) into groups with their own learning rate: `(length,
+    /// factor)`, the lengths summing to the parameter's.
+    pub fn with_groups(mut self, groups: Option<Vec<(i64, f64)>>) -> Optimizer {
+        self.groups = groups;
+        self
+    }
+
+    /// `f(group lr, slice)` for each group (the whole parameter at lr when there are none).
+    fn per_group(&self, mut f: impl FnMut(f64, i64, i64)) {
+        match &self.groups {
+            None => f(self.lr, 0, -1),
+            Some(groups) => {
+                let mut at = 0;
+                for &(len, factor) in groups {
+                    f(self.lr * factor, at, len);
+                    at += len;
+                }
+            }
+        }
+    }
+
+    /// `param += value(lr) * numer / denom`, per group, in torch's order of operations.
+    fn update(
+        &self,
+        param: &mut Tensor,
+        numer: &Tensor,
+        denom: &Tensor,
+        value: impl Fn(f64) -> f64,
+    ) {
+        self.per_group(|lr, at, len| {
+            let slice = |t: &Tensor| {
+                if len < 0 {
+                    t.shallow_clone()
+                } else {
+                    t.narrow(0, at, len)
+                }
+            };
+            let _ = slice(param).addcdiv_(&(slice(numer) * value(lr)), &slice(denom));
+        });
+    }
+
+    /// AdamW's decay `p *= 1 - lr * wd`, per group.
+    fn decay(&self, param: &mut Tensor) {
+        self.per_group(|lr, at, len| {
+            let mut p = if len < 0 {
+                param.shallow_clone()
+            } else {
+                param.narrow(0, at, len)
+            };
+            let _ = p.g_mul_scalar_(1.0 - lr * ADAMW_WEIGHT_DECAY);
+        });
     }
 
     /// The state now (the tensors shared, not copied: the next step changes them in place).
@@ -115,17 +172,17 @@ impl Optimizer {
             match self.kind {
                 OptimizerKind::Adam | OptimizerKind::AdamW => {
                     if self.kind == OptimizerKind::AdamW {
-                        let _ = param.g_mul_scalar_(1.0 - self.lr * ADAMW_WEIGHT_DECAY);
+                        self.decay(param);
                     }
                     self.first_moment(grad);
                     let _ = self.v.g_mul_scalar_(BETA2);
                     let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
                     let bc2 = 1.0 - BETA2.powi(self.t as i32);
                     let denom = self.v.sqrt() / bc2.sqrt() + EPS;
-                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+                    self.update(param, &self.m, &denom, |lr| -lr / bc1);
                 }
                 OptimizerKind::AdamWAmsgrad => {
-                    let _ = param.g_mul_scalar_(1.0 - self.lr * ADAMW_WEIGHT_DECAY);
+                    self.decay(param);
                     let _ = self.m.g_mul_scalar_(AMSGRAD_BETA1);
                     let _ = self.m.g_add_(&(grad * (1.0 - AMSGRAD_BETA1)));
                     let _ = self.v.g_mul_scalar_(BETA2);
@@ -137,24 +194,24 @@ impl Optimizer {
                     let bc1 = 1.0 - AMSGRAD_BETA1.powi(self.t as i32);
                     let bc2 = 1.0 - BETA2.powi(self.t as i32);
                     let denom = vmax.sqrt() / bc2.sqrt() + EPS;
-                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &denom);
+                    self.update(param, &self.m, &denom, |lr| -lr / bc1);
                     self.vmax = Some(vmax);
                 }
                 OptimizerKind::Adamax => {
                     self.first_moment(grad);
                     self.v = (&self.v * BETA2).maximum(&(grad.abs() + EPS));
-                    let _ = param.addcdiv_(&(&self.m * (-self.lr / bc1)), &self.v);
+                    self.update(param, &self.m, &self.v, |lr| -lr / bc1);
                 }
                 OptimizerKind::Adagrad => {
                     let _ = self.v.addcmul_(grad, grad);
                     let denom = self.v.sqrt() + ADAGRAD_EPS;
-                    let _ = param.addcdiv_(&(grad * -self.lr), &denom);
+                    self.update(param, grad, &denom, |lr| -lr);
                 }
                 OptimizerKind::RmsProp => {
                     let _ = self.v.g_mul_scalar_(RMSPROP_ALPHA);
                     let _ = self.v.addcmul_(grad, &(grad * (1.0 - RMSPROP_ALPHA)));
                     let denom = self.v.sqrt() + EPS;
-                    let _ = param.addcdiv_(&(grad * -self.lr), &denom);
+                    self.update(param, grad, &denom, |lr| -lr);
                 }
             }
         });

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// `--tile`: the final image repeated 2x2, to check the seams by eye.
 pub fn save_tiled_preview(final_png: &Path, out: &Path) -> Result<()> {
-    let img = crate::image_io::load_rgb(final_png)?;
+    let img = crate::image_io::load_rgb_on_white(final_png)?;
     let (w, h) = img.dimensions();
     let mut tiled = image::RgbImage::new(w * 2, h * 2);
     for (x, y) in [(0, 0), (w, 0), (0, h), (w, h)] {
@@ -22,7 +22,7 @@ pub fn save_tiled_preview(final_png: &Path, out: &Path) -> Result<()> {
 }
 
 pub fn save_image(generator: &Generator, path: &Path) -> Result<()> {
-    let img = crate::image_io::tensor_to_rgb(&generator.image())?;
+    let img = crate::image_io::tensor_to_image(&generator.image())?;
     let s = &generator.settings;
     let settings_toml = s.to_toml()?;
     let prompt = s.prompt_line();

@@ -118,6 +118,12 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
             points: col(&|l| Some(l.palette)),
         });
     }
+    if log.iter().any(|l| l.transparent != 0.0) {
+        out.push(Series {
+            label: "alpha (--transparent-weight)".into(),
+            points: col(&|l| Some(l.transparent)),
+        });
+    }
     out
 }
 

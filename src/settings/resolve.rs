@@ -56,6 +56,21 @@ impl Settings {
                 )));
             }
         }
+        if self.transparent_weight > 0.0 && !self.transparent {
+            return Err(usage(
+                "--transparent-weight penalizes alpha, which only --transparent draws: add --transparent",
+            ));
+        }
+        if self.transparent && self.zoom_every > 0 {
+            return Err(usage(
+                "--zoom-every cannot enlarge a transparent drawing (zoom works on the flat image): drop --transparent or --zoom-every",
+            ));
+        }
+        if self.transparent && self.allow_paper_color {
+            return Err(usage(
+                "--allow-paper-color: a --transparent line-sketch has no paper; drop one of the two",
+            ));
+        }
         if self.drawer == DrawerKind::LineSketch
             && (self.init_image.is_some() || self.init != InitKind::Random)
         {

@@ -499,4 +499,27 @@ declare_settings! {
         resume: fixed,
         drawer: (only LineSketch),
     }
+    /// pixel, clipdraw and line-sketch: draw with alpha (pixray's --transparent). While
+    /// optimizing, CLIP sees the drawing over a new random background each step; the saved PNG
+    /// keeps its alpha and the SVG has no background.
+    transparent: bool {
+        flag: bool [long],
+        raw: bool,
+        default: false,
+        resume: fixed,
+        drawer: (only Pixel, Clipdraw, LineSketch),
+        // Written only when on: other runs keep their run.toml (and batch jobs their names).
+        record: |v| *v,
+    }
+    /// With --transparent: adds W x the mean alpha to the loss (pixray's --transparent_weight;
+    /// default 0). Higher values leave more of the picture empty.
+    transparent_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (only Pixel, Clipdraw, LineSketch),
+        record: |v| *v != 0.0,
+    }
 }

@@ -29,11 +29,17 @@ pub trait Drawer {
     fn params(&self) -> &Tensor;
     /// Replaces the parameters (resume, zoom); the shape must stay.
     fn set_params(&mut self, params: Tensor);
-    /// The image before the [0, 1] clamp, `[1, 3, H, W]`, differentiable w.r.t. the parameters.
-    /// The engine clamps it with the anchors' ClampWithGrad rule.
+    /// The image before the [0, 1] clamp, `[1, 3, H, W]`, differentiable w.r.t. the parameters
+    /// (`[1, 4, H, W]` straight RGBA with `--transparent`). The engine clamps it with the
+    /// anchors' ClampWithGrad rule.
     fn render(&self) -> Tensor;
-    /// The image as saved: `[1, 3, H, W]` in [0, 1], no graph.
+    /// The image as saved: `[1, 3, H, W]` (or `[1, 4, H, W]`) in [0, 1], no graph.
     fn image(&self) -> Tensor;
+    /// Parameter groups with their own learning rate, as torch's: (length along dim 0, factor of
+    /// `--lr`). None: one group.
+    fn lr_groups(&self) -> Option<Vec<(i64, f64)>> {
+        None
+    }
     /// Keeps the parameters in their valid range after an optimizer step.
     fn after_step(&mut self) {}
     /// Parameters that draw `img` (`[1, 3, H, W]` in [0, 1]): the zoom move's re-application.
@@ -80,6 +86,7 @@ pub fn build(settings: &Settings, vqgan: Option<Vqgan>, device: Device) -> Resul
             settings.pixel_size,
             (h, w),
             start,
+            settings.transparent,
             &mut rng,
             device,
         )?),

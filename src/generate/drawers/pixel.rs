@@ -5,8 +5,10 @@
 //! gather of the colours and a sum per pixel: exact box-filtered edges, the same on
 //! every step (diffvg draws 2x2 random samples per pixel, a new pattern each step). Where no cell
 //! covers (the ends of shifted rows) the picture is black, as diffvg's transparent background is.
+//! With `--transparent` each cell also has an alpha (pixray's fill colour's fourth value, from 1,
+//! clamped to [0, 1]) and the render is straight RGBA.
 use super::Drawer;
-use super::vector::raster::Layout;
+use super::vector::raster::{self, Layout};
 use super::vector::{coverage, grid, svg::Svg};
 use crate::settings::{DrawerKind, PixelType};
 use anyhow::Result;
@@ -14,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 pub struct Pixel {
-    /// `[cells, 3]`, the colours.
+    /// `[cells, 3]`, the colours (`[cells, 4]` with alpha, `--transparent`).
     colours: Tensor,
     cells: Vec<grid::Cell>,
     grid: (i64, i64),
@@ -32,6 +34,7 @@ impl Pixel {
         grid: (i64, i64),
         hw: (i64, i64),
         start: Option<Tensor>,
+        transparent: bool,
         rng: &mut ChaCha8Rng,
         device: Device,
     ) -> Result<Pixel> {
@@ -40,6 +43,7 @@ impl Pixel {
             Some(img) => colours_of(&cells, grid, &img)?,
             None => Tensor::from_slice(&super::uniform(rng, 3 * cells.len())).view([-1, 3]),
         };
+        let colours = with_alpha(colours, transparent);
         let polys: Vec<Vec<grid::Pt>> = cells.iter().map(|c| c.poly.clone()).collect();
         let w = coverage::painter_weights(&polys, &[], (hw.1, hw.0));
         let shape = Tensor::from_slice(&w.shape).to_device(device);
@@ -54,9 +58,36 @@ impl Pixel {
         })
     }
 
+    fn transparent(&self) -> bool {
+        self.colours.size()[1] == 4
+    }
+
     fn draw(&self, colours: &Tensor) -> Tensor {
-        let contrib = colours.index_select(0, &self.shape) * &self.weight;
-        self.layout.sum(&contrib, self.hw)
+        let per_row = colours.index_select(0, &self.shape);
+        if !self.transparent() {
+            return self.layout.sum(&(per_row * &self.weight), self.hw);
+        }
+        // Premultiplied sums, then divided out: straight RGBA.
+        let a = per_row.narrow(1, 3, 1);
+        let rows = Tensor::cat(&[per_row.narrow(1, 0, 3) * &a, a], 1) * &self.weight;
+        let (h, w) = self.hw;
+        let sum = self.layout.sum(&rows, self.hw); // [1, 4, h, w]
+        let flat = sum.squeeze_dim(0).permute([1, 2, 0]).reshape([h * w, 4]);
+        raster::straight_rgba(&flat.narrow(1, 0, 3), &flat.narrow(1, 3, 1))
+            .view([h, w, 4])
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+    }
+}
+
+/// Colours `[cells, 3]` with an alpha column of ones when `transparent` (pixray starts every cell
+/// opaque).
+fn with_alpha(colours: Tensor, transparent: bool) -> Tensor {
+    if transparent {
+        let ones = Tensor::ones([colours.size()[0], 1], (Kind::Float, colours.device()));
+        Tensor::cat(&[colours, ones], 1)
+    } else {
+        colours
     }
 }
 
@@ -108,7 +139,8 @@ impl Drawer for Pixel {
     }
 
     fn params_for(&self, img: &Tensor) -> Result<Tensor> {
-        Ok(colours_of(&self.cells, self.grid, img)?.to_device(self.colours.device()))
+        let colours = colours_of(&self.cells, self.grid, img)?;
+        Ok(with_alpha(colours, self.transparent()).to_device(self.colours.device()))
     }
 
     fn svg(&self, map: &dyn Fn([f32; 3]) -> [f32; 3]) -> Result<Option<Svg>> {
@@ -120,9 +152,13 @@ impl Drawer for Pixel {
                 .reshape([-1]),
         )?;
         let mut s = Svg::new(self.hw.1, self.hw.0);
-        s.background([0.0, 0.0, 0.0]);
-        for (cell, c) in self.cells.iter().zip(colours.chunks(3)) {
-            s.polygon(&cell.poly, map([c[0], c[1], c[2]]), 1.0);
+        let channels = if self.transparent() { 4 } else { 3 };
+        if channels == 3 {
+            s.background([0.0, 0.0, 0.0]);
+        }
+        for (cell, c) in self.cells.iter().zip(colours.chunks(channels)) {
+            let opacity = if channels == 4 { c[3] } else { 1.0 };
+            s.polygon(&cell.poly, map([c[0], c[1], c[2]]), opacity);
         }
         Ok(Some(s))
     }

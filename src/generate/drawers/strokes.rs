@@ -3,10 +3,11 @@
 //! [`super::vector::raster`] instead of diffvg.
 //!
 //! Pixray steps three Adams: points at lr 1.0, widths at 0.1, colours at 0.01. The engine has one
-//! parameter tensor and one learning rate, so the widths and colours are stored divided by 0.1 and
-//! 0.01: Adam's step is scale-free in its gradient, so each moves at pixray's pace for lr 1.0
-//! (and `--lr` scales all three, like pixray's decay divisor). After each step the widths are
-//! clamped to [min, max] (line-sketch: [1 px, max]) and the colours to [0, 1], as pixray's clip_z.
+//! parameter tensor `[points | widths | colours]` and one optimizer, with per-element learning-rate
+//! factors 1, 0.1 and 0.01 ([`Drawer::lr_groups`]): torch's Adam per parameter group, to the
+//! bit (`--lr` scales all three, like pixray's decay divisor; tests/vector_loop.rs checks it
+//! against three torch Adams). After each step the widths are clamped to [min, max] (line-sketch:
+//! [1 px, max]) and the colours to [0, 1], as pixray's clip_z.
 use super::Drawer;
 use super::vector::raster::{self, Strokes};
 use super::vector::svg::Svg;
@@ -16,14 +17,15 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-const WIDTH_SCALE: f64 = 0.1;
-const COLOUR_SCALE: f64 = 0.01;
+/// Pixray's learning rates for widths and colours, relative to the points' (ClipDrawer.get_opts).
+const WIDTH_LR: f64 = 0.1;
+const COLOUR_LR: f64 = 0.01;
 /// Pixray's LineDrawer paper, #f2eecb.
 pub const PAPER: [f32; 3] = [242.0 / 255.0, 238.0 / 255.0, 203.0 / 255.0];
 
 pub struct StrokeDrawer {
     kind: DrawerKind,
-    /// `[points x 2 | widths / 0.1 | colours / 0.01]`, flat.
+    /// `[points x 2 | widths (pixels) | colours]`, flat.
     params: Tensor,
     n_points: i64,
     n_strokes: i64,
@@ -35,6 +37,8 @@ pub struct StrokeDrawer {
     cubic_index: Tensor,
     widths: (f64, f64),
     hw: (i64, i64),
+    /// `--transparent`: no white background or paper; the render is straight RGBA.
+    transparent: bool,
 }
 
 /// A cubic's three new points from the last one: each x and y moved by radius * (U - 0.5), in
@@ -133,8 +137,8 @@ impl StrokeDrawer {
             _ => 4 * n as i64,
         };
         let mut flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
-        flat.extend(widths.iter().map(|&v| (v / WIDTH_SCALE) as f32));
-        flat.extend(colours.iter().map(|&v| (v / COLOUR_SCALE) as f32));
+        flat.extend(widths.iter().map(|&v| v as f32));
+        flat.extend(colours.iter().map(|&v| v as f32));
         let width_range = match kind {
             DrawerKind::LineSketch => (1.0, max_w.max(1.0)),
             _ => (min_w, max_w),
@@ -149,16 +153,18 @@ impl StrokeDrawer {
             cubic_index: Tensor::from_slice(&cubic_index).to_device(device),
             widths: width_range,
             hw: (h, w),
+            transparent: settings.transparent,
         })
     }
 
-    /// (points `[P, 2]`, widths `[S]`, colours `[S, 4]`, background `[3]`) from parameters.
-    fn unpack(&self, params: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+    /// (points `[P, 2]`, widths `[S]`, colours `[S, 4]`, background `[3]`) from parameters; no
+    /// background with `--transparent`.
+    fn unpack(&self, params: &Tensor) -> (Tensor, Tensor, Tensor, Option<Tensor>) {
         let device = params.device();
         let p2 = self.n_points * 2;
         let points = params.narrow(0, 0, p2).view([-1, 2]);
-        let widths = params.narrow(0, p2, self.n_strokes) * WIDTH_SCALE;
-        let rest = params.narrow(0, p2 + self.n_strokes, self.colour_params) * COLOUR_SCALE;
+        let widths = params.narrow(0, p2, self.n_strokes);
+        let rest = params.narrow(0, p2 + self.n_strokes, self.colour_params);
         let (colours, background) = match self.kind {
             DrawerKind::LineSketch => {
                 let black = Tensor::from_slice(&[0f32, 0.0, 0.0, 1.0])
@@ -174,7 +180,12 @@ impl StrokeDrawer {
             }
             _ => (rest.view([-1, 4]), Tensor::ones([3], (Kind::Float, device))),
         };
-        (points, widths, colours, background)
+        (
+            points,
+            widths,
+            colours,
+            (!self.transparent).then_some(background),
+        )
     }
 
     fn draw(&self, params: &Tensor) -> Result<Tensor> {
@@ -186,7 +197,7 @@ impl StrokeDrawer {
                 segment_stroke: &self.segment_stroke,
                 widths: &widths,
                 colours: &colours,
-                background: &background,
+                background: background.as_ref(),
             },
             self.hw,
         )
@@ -223,18 +234,23 @@ impl Drawer for StrokeDrawer {
         })
     }
 
+    fn lr_groups(&self) -> Option<Vec<(i64, f64)>> {
+        Some(vec![
+            (self.n_points * 2, 1.0),
+            (self.n_strokes, WIDTH_LR),
+            (self.colour_params, COLOUR_LR),
+        ])
+    }
+
     fn after_step(&mut self) {
         tch::no_grad(|| {
             let p2 = self.n_points * 2;
             let (lo, hi) = self.widths;
-            let _ = self
-                .params
-                .narrow(0, p2, self.n_strokes)
-                .clamp_(lo / WIDTH_SCALE, hi / WIDTH_SCALE);
+            let _ = self.params.narrow(0, p2, self.n_strokes).clamp_(lo, hi);
             let _ = self
                 .params
                 .narrow(0, p2 + self.n_strokes, self.colour_params)
-                .clamp_(0.0, 1.0 / COLOUR_SCALE);
+                .clamp_(0.0, 1.0);
         });
     }
 
@@ -257,11 +273,13 @@ impl Drawer for StrokeDrawer {
             cpu(points)?,
             cpu(widths)?,
             cpu(colours.clamp(0.0, 1.0))?,
-            cpu(background.clamp(0.0, 1.0))?,
+            background.map(|b| cpu(b.clamp(0.0, 1.0))).transpose()?,
         );
         let index = Vec::<i64>::try_from(self.cubic_index.to_device(Device::Cpu))?;
         let mut s = Svg::new(self.hw.1, self.hw.0);
-        s.background(map([background[0], background[1], background[2]]));
+        if let Some(b) = background {
+            s.background(map([b[0], b[1], b[2]]));
+        }
         let pt = |i: i64| {
             [
                 points[2 * i as usize] as f64,

@@ -88,30 +88,32 @@ impl Layout {
         }
     }
 
-    /// Sums the rows `[rows, 3]` per pixel onto a zero canvas: `[1, 3, h, w]` (the same bits on
+    /// Sums the rows `[rows, C]` per pixel onto a zero canvas: `[1, C, h, w]` (the same bits on
     /// every device: no atomic adds).
     pub fn sum(&self, values: &Tensor, (h, w): (i64, i64)) -> Tensor {
         let device = values.device();
         let (g, r, touched) = &self.index;
         let n = self.touched.len() as i64;
+        let c = values.size()[1];
         let opts = (Kind::Float, device);
-        let per_pixel = Tensor::zeros([n, self.depth, 3], opts)
+        let per_pixel = Tensor::zeros([n, self.depth, c], opts)
             .index_put(&[Some(g), Some(r)], values, false)
             .sum_dim_intlist(&[1i64][..], false, Kind::Float);
-        Tensor::zeros([h * w, 3], opts)
+        Tensor::zeros([h * w, c], opts)
             .index_put(&[Some(touched)], &per_pixel, false)
-            .view([h, w, 3])
+            .view([h, w, c])
             .permute([2, 0, 1])
             .unsqueeze(0)
     }
 
     /// Composites rows "over" in painter's order: `alpha` `[rows]`, `rgb` `[rows, 3]` (straight
-    /// colours), on `background` `[3]` over a `h x w` canvas; returns `[1, 3, h, w]`.
+    /// colours), on `background` `[3]` over a `h x w` canvas; returns `[1, 3, h, w]`. Without a
+    /// background (`--transparent`): `[1, 4, h, w]`, straight RGBA (see [`straight_rgba`]).
     pub fn composite(
         &self,
         alpha: &Tensor,
         rgb: &Tensor,
-        background: &Tensor,
+        background: Option<&Tensor>,
         (h, w): (i64, i64),
     ) -> Tensor {
         let device = alpha.device();
@@ -133,17 +135,36 @@ impl Layout {
         let weight = (&a * above).index(&[Some(g), Some(r)]); // [rows]
         let colour = Tensor::zeros([n, self.depth, 3], opts)
             .index_put(&[Some(g), Some(r)], &(rgb * weight.unsqueeze(1)), false)
-            .sum_dim_intlist(&[1i64][..], false, Kind::Float); // [n, 3]
-        let colour = colour + all.unsqueeze(1) * background.unsqueeze(0);
-        background
-            .view([1, 3])
-            .expand([h * w, 3], false)
-            .index_put(&[Some(touched)], &colour, false)
-            .view([h, w, 3])
+            .sum_dim_intlist(&[1i64][..], false, Kind::Float); // [n, 3], premultiplied
+        let (canvas, values) = match background {
+            Some(bg) => (
+                bg.view([1, 3]).expand([h * w, 3], false),
+                colour + all.unsqueeze(1) * bg.unsqueeze(0),
+            ),
+            None => (
+                Tensor::zeros([h * w, 4], opts),
+                straight_rgba(&colour, &(all.neg() + 1.0).unsqueeze(1)),
+            ),
+        };
+        let c = values.size()[1];
+        canvas
+            .index_put(&[Some(touched)], &values, false)
+            .view([h, w, c])
             .permute([2, 0, 1])
             .unsqueeze(0)
     }
 }
+
+/// Straight RGBA `[n, 4]` from premultiplied colour `[n, 3]` and coverage `[n, 1]`: the colour
+/// divided by the coverage, black where nothing covers. The engine flattens it again as
+/// `alpha * rgb + (1 - alpha) * background`, so the division cancels in the gradient.
+pub fn straight_rgba(premultiplied: &Tensor, alpha: &Tensor) -> Tensor {
+    let rgb = premultiplied / alpha.clamp_min(ALPHA_FLOOR);
+    Tensor::cat(&[rgb, alpha.shallow_clone()], 1)
+}
+
+/// Below this coverage a pixel's colour is not divided out (it is a thousandth of a byte).
+const ALPHA_FLOOR: f64 = 1e-6;
 
 /// The area of the unit square (centred at 0) where `n . v <= s`, for a unit normal with
 /// `hi = max(|nx|, |ny|)` and `lo = min(...)`: a ramp over `|s| < (hi - lo)/2` between two
@@ -191,8 +212,8 @@ pub struct Strokes<'a> {
     pub widths: &'a Tensor,
     /// `[strokes, 4]` straight RGBA.
     pub colours: &'a Tensor,
-    /// `[3]`.
-    pub background: &'a Tensor,
+    /// `[3]`; None: a transparent canvas (`[1, 4, h, w]` straight RGBA out).
+    pub background: Option<&'a Tensor>,
 }
 
 /// One stroke pixel: which piece of the centre line is nearest.
@@ -235,11 +256,13 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     rows.sort_by_key(|r| r.pixel); // stable: strokes stay in painter's order within a pixel
     let device = strokes.cubics.device();
     if rows.is_empty() {
-        return Ok(strokes
-            .background
-            .view([1, 3, 1, 1])
-            .expand([1, 3, h, w], false)
-            .contiguous());
+        return Ok(match strokes.background {
+            Some(bg) => bg
+                .view([1, 3, 1, 1])
+                .expand([1, 3, h, w], false)
+                .contiguous(),
+            None => Tensor::zeros([1, 4, h, w], (Kind::Float, device)),
+        });
     }
     let layout = Layout::new(
         rows.iter().map(|r| r.pixel).collect(),
@@ -537,11 +560,23 @@ mod tests {
         let img = l.composite(
             &Tensor::from_slice(&[0.5f32, 0.5]),
             &Tensor::from_slice(&[1f32, 0., 0., 0., 0., 1.]).view([2, 3]),
-            &Tensor::from_slice(&[1f32, 1., 1.]),
+            Some(&Tensor::from_slice(&[1f32, 1., 1.])),
             (1, 2),
         );
         let v = Vec::<f32>::try_from(img.reshape([-1])).unwrap();
         // pixel 0: 0.5 blue + 0.25 red + 0.25 white; pixel 1: white (channels first)
         assert_eq!(v, vec![0.5, 1.0, 0.25, 1.0, 0.75, 1.0]);
+        // transparent: alpha 0.75, colour (0.25 red + 0.5 blue) / 0.75; pixel 1 empty
+        let img = l.composite(
+            &Tensor::from_slice(&[0.5f32, 0.5]),
+            &Tensor::from_slice(&[1f32, 0., 0., 0., 0., 1.]).view([2, 3]),
+            None,
+            (1, 2),
+        );
+        let v = Vec::<f32>::try_from(img.reshape([-1])).unwrap();
+        let want = [1.0 / 3.0, 0.0, 0.0, 0.0, 2.0 / 3.0, 0.0, 0.75, 0.0];
+        for (a, b) in v.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{v:?}");
+        }
     }
 }
