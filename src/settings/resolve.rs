@@ -36,6 +36,17 @@ impl Settings {
                  (e.g. \"a forest ^ a city\")",
             ));
         }
+        if self.drawer == DrawerKind::Vqgan
+            && (self.size.width % 16 != 0 || self.size.height % 16 != 0)
+        {
+            return Err(usage(format!(
+                "--size {}: the vqgan drawer needs both sides multiples of 16 (its latent grid); \
+                 e.g. --size {}x{}, or another --drawer",
+                self.size,
+                (self.size.width + 8) / 16 * 16,
+                (self.size.height + 8) / 16 * 16
+            )));
+        }
         if self.init == InitKind::Codes && self.drawer != DrawerKind::Vqgan {
             return Err(usage(format!(
                 "--init codes picks random VQGAN codebook entries; with --drawer {} use random (the default), perlin, gradient or snow",
@@ -257,7 +268,8 @@ mod tests {
                 height: 240
             }
         );
-        for bad in ["250x256", "0x16", "8192x16", "abc", "256"] {
+        assert_eq!(Size::parse("250x90").unwrap().width, 250); // the vector drawers' sizes
+        for bad in ["8x256", "0x16", "8192x16", "abc", "256"] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }
     }

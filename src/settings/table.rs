@@ -123,7 +123,8 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
-    /// Output size WxH, both multiples of 16 (default 256x256).
+    /// Output size WxH, sides from 16 to 4096 (default 256x256); the vqgan drawer needs multiples
+    /// of its VQGAN's downsampling factor (16).
     size: Size {
         flag: Option<String> [long, value_name = "WxH"],
         raw: String,

@@ -21,14 +21,15 @@ impl Size {
     pub fn parse(s: &str) -> Result<Size> {
         let bad = || {
             usage(format!(
-                "--size: invalid value '{s}': expected WxH with both sides multiples of 16 from 16 to 4096 (e.g. 256x256)"
+                "--size: invalid value '{s}': expected WxH with both sides from 16 to 4096 (e.g. 256x256)"
             ))
         };
         let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
         let width: i64 = w.trim().parse().map_err(|_| bad())?;
         let height: i64 = h.trim().parse().map_err(|_| bad())?;
         for v in [width, height] {
-            if !(16..=4096).contains(&v) || v % 16 != 0 {
+            // Multiples of 16 for the vqgan drawer: Settings::check_together.
+            if !(16..=4096).contains(&v) {
                 return Err(bad());
             }
         }
