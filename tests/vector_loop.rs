@@ -144,7 +144,7 @@ fn reference(s: &Settings, groups: &[Group]) -> (Vec<f64>, Tensor) {
     (losses, Tensor::cat(&leaves, 0).detach())
 }
 
-/// Engine against reference: losses to 1e-6, final parameters to a tenth of one step.
+/// Engine against reference: losses to 1e-6, final parameters to a thousandth of one step.
 fn compare(what: &str, s: &Settings, groups: &[Group]) {
     let (got, got_params) = engine(s);
     let (want, want_params) = reference(s, groups);
@@ -163,11 +163,12 @@ fn compare(what: &str, s: &Settings, groups: &[Group]) {
             "{what}: group of {} at lr {}: largest parameter difference {d:.2e}, {moved} above 1e-4",
             g.len, g.lr
         );
-        // Adam at lr 1 on points in pixels takes near-sign steps, so a 1-ulp difference (an FMA in
-        // libtorch's Adam, pow vs powi in the bias correction) in a near-zero gradient moves a point
-        // by a part of a step: a tenth of one step is the bar (measured: 6 % in line-sketch).
+        // A thousandth of one Adam step (lr): libtorch's Adam rounds differently (an FMA in its
+        // moment update, pow vs powi), and at lr 1 pixel a near-zero gradient's step shows it.
+        // Strokes 1 px wide are all point-sampled coverage and turn that into chaos within 4 steps,
+        // so line-sketch runs with wider strokes here.
         assert!(
-            d < 0.1 * g.lr,
+            d < 1e-3 * g.lr,
             "{what}: parameters at lr {} differ by {d}",
             g.lr
         );
@@ -252,7 +253,8 @@ fn transparent_clipdraw_loop_matches_the_reference() {
 
 #[test]
 fn line_sketch_loop_matches_the_reference() {
-    let s = settings("drawer = \"line-sketch\"\nstrokes = 6");
+    let s =
+        settings("drawer = \"line-sketch\"\nstrokes = 6\nstroke-length = 3\nmax-stroke-width = 10");
     compare("line-sketch", &s, &stroke_groups(&s, packed_len(&s)));
 }
 

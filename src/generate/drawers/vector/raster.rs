@@ -241,7 +241,10 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     let host: Vec<f32> = Vec::<f32>::try_from(flat.detach().to_device(Device::Cpu).reshape([-1]))?;
     let widths: Vec<f32> = Vec::<f32>::try_from(strokes.widths.detach().to_device(Device::Cpu))?;
     let per = (PIECES + 1) as usize;
-    let mut rows: Vec<Row> = Vec::new();
+    // Each stroke's segments, then their rows: strokes are independent, so the host work is split
+    // over threads in contiguous runs of strokes and joined in stroke order (the same rows, in the
+    // same order, whatever the thread count).
+    let mut spans: Vec<(std::ops::Range<usize>, i64)> = Vec::new();
     let mut s0 = 0usize;
     while s0 < n_seg as usize {
         let stroke = strokes.segment_stroke[s0];
@@ -249,10 +252,41 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
         while s1 < n_seg as usize && strokes.segment_stroke[s1] == stroke {
             s1 += 1;
         }
-        let half = widths.get(stroke as usize).copied().unwrap_or(1.0).max(0.0) / 2.0;
-        stroke_rows(&host, s0..s1, per, half, stroke, (h, w), &mut rows);
+        spans.push((s0..s1, stroke));
         s0 = s1;
     }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(spans.len().div_ceil(64).max(1));
+    let rows_of = |part: &[(std::ops::Range<usize>, i64)]| {
+        let mut rows = Vec::new();
+        for (segs, stroke) in part {
+            let half = widths
+                .get(*stroke as usize)
+                .copied()
+                .unwrap_or(1.0)
+                .max(0.0)
+                / 2.0;
+            stroke_rows(&host, segs.clone(), per, half, *stroke, (h, w), &mut rows);
+        }
+        rows
+    };
+    let mut rows: Vec<Row> = if threads <= 1 {
+        rows_of(&spans)
+    } else {
+        let chunk = spans.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = spans
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || rows_of(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
     rows.sort_by_key(|r| r.pixel); // stable: strokes stay in painter's order within a pixel
     let device = strokes.cubics.device();
     if rows.is_empty() {
@@ -309,43 +343,49 @@ pub fn render(strokes: &Strokes, (h, w): (i64, i64)) -> Result<Tensor> {
     let cover = if which.is_empty() {
         band
     } else {
-        let (mut value, mut pieces, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut value, mut pieces, mut corner) = (Vec::new(), Vec::new(), Vec::new());
         for &k in &which {
             let r = &rows[k as usize];
             if let Some((v, nearest)) = &r.sampled {
                 value.push(*v);
                 pieces.extend_from_slice(nearest);
-                let (px, py) = ((r.pixel % w) as f32, (r.pixel / w) as f32);
-                for j in 0..GRAD_SAMPLES * GRAD_SAMPLES {
-                    let (sx, sy) = (j % GRAD_SAMPLES, j / GRAD_SAMPLES);
-                    at.push(px + (sx as f32 + 0.5) / GRAD_SAMPLES as f32);
-                    at.push(py + (sy as f32 + 0.5) / GRAD_SAMPLES as f32);
-                }
+                corner.push((r.pixel % w) as f32);
+                corner.push((r.pixel / w) as f32);
             }
         }
         let which = Tensor::from_slice(&which).to_device(device);
         let per = (GRAD_SAMPLES * GRAD_SAMPLES) as i64;
+        let n = value.len() as i64;
+        // x and y apart: elementwise over [n * per] (a reduction over a size-2 dim is slow).
+        let corner = Tensor::from_slice(&corner).view([n, 2]).to_device(device);
+        let offsets: Vec<f32> = (0..GRAD_SAMPLES)
+            .map(|s| (s as f32 + 0.5) / GRAD_SAMPLES as f32)
+            .collect();
+        let offsets = Tensor::from_slice(&offsets).to_device(device);
+        let g = GRAD_SAMPLES as i64;
+        let atx = (corner.select(1, 0).view([n, 1, 1]) + offsets.view([1, 1, g]))
+            .expand([n, g, g], false);
+        let aty = (corner.select(1, 1).view([n, 1, 1]) + offsets.view([1, g, 1]))
+            .expand([n, g, g], false);
+        let (atx, aty) = (atx.reshape([-1]), aty.reshape([-1]));
+        // Per piece once, then gathered per sample.
+        let (fx, fy) = (flat.select(1, 0), flat.select(1, 1));
+        let np = fx.size()[0] - 1;
+        let (abx, aby) = (
+            fx.narrow(0, 1, np) - fx.narrow(0, 0, np),
+            fy.narrow(0, 1, np) - fy.narrow(0, 0, np),
+        );
+        let inv = (abx.square() + aby.square() + 1e-12).reciprocal();
         let ia = Tensor::from_slice(&pieces).to_device(device);
-        let at = Tensor::from_slice(&at).view([-1, 2]).to_device(device);
-        let (a, b) = (flat.index_select(0, &ia), flat.index_select(0, &(&ia + 1)));
-        let ab = &b - &a;
-        let t = ((&at - &a) * &ab)
-            .sum_dim_intlist(&[1i64][..], true, Kind::Float)
-            .divide(&(ab.square().sum_dim_intlist(&[1i64][..], true, Kind::Float) + 1e-12))
-            .clamp(0.0, 1.0);
-        let ds = ((&at - (&a + &ab * t))
-            .square()
-            .sum_dim_intlist(&[1i64][..], false, Kind::Float)
-            + 1e-12)
-            .sqrt();
-        let half_s = half
-            .index_select(0, &which)
-            .unsqueeze(1)
-            .expand([-1, per], false)
-            .reshape([-1]);
-        let soft = ((half_s - ds) / SOFTNESS)
+        let dx = atx - fx.index_select(0, &ia);
+        let dy = aty - fy.index_select(0, &ia);
+        let (abx, aby) = (abx.index_select(0, &ia), aby.index_select(0, &ia));
+        let t = ((&dx * &abx + &dy * &aby) * inv.index_select(0, &ia)).clamp(0.0, 1.0);
+        let ex = dx - abx * &t;
+        let ey = dy - aby * t;
+        let ds = (ex.square() + ey.square() + 1e-12).sqrt().view([n, per]);
+        let soft = ((half.index_select(0, &which).unsqueeze(1) - ds) / SOFTNESS)
             .sigmoid()
-            .view([-1, per])
             .mean_dim(&[1i64][..], false, Kind::Float);
         let value = Tensor::from_slice(&value).to_device(device);
         let sampled = value + &soft - soft.detach();
