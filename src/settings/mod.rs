@@ -13,6 +13,7 @@ mod layers;
 mod prompts;
 mod resolve;
 mod table;
+pub mod units;
 mod values;
 
 pub use enums::{

@@ -3,6 +3,7 @@
 //! resolve in this order, so a default may use the settings above it. The order is also run.toml's,
 //! which names a batch job (a hash of it): new settings go at the end.
 use super::enums::*;
+use super::units::{Count, parse_save_every};
 use super::values::*;
 use super::{Declaration, ImagePrompt, NoisePrompt, Prompt};
 use std::path::PathBuf;
@@ -212,19 +213,21 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
-    /// Comma list of percents of the run where the learning rate is divided by 10 (e.g. 75).
+    /// Comma list of points of the run where the learning rate is divided by 10: percents (75,
+    /// 75%, 75 percent) or steps (300i, 300 iterations), pixray's units.
     lr_drops: Vec<f64> {
         flag: Option<String> [long, value_name = "LIST", allow_negative_numbers = true],
         raw: NumberList,
-        default: Vec::new(),
+        resolve: parse_lr_drops(p.lr_drops.as_ref(), steps)?,
         resume: fixed,
         drawer: (any),
     }
-    /// Save a frame every N steps (0 = only the final image; default 50).
+    /// Save a frame every N steps (0 = only the final image; default 50); also 25i, '25
+    /// iterations', 10% or '10 percent' of --steps (pixray's units).
     save_every: i64 {
-        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
-        raw: i64,
-        default: DEFAULT_SAVE_EVERY,
+        flag: Option<String> [long, value_name = "N", allow_negative_numbers = true],
+        raw: Count,
+        resolve: parse_save_every(p.save_every.as_ref(), steps)?,
         check: |v| *v >= 0 => "must be 0 (final image only) or more",
         resume: may_change,
         drawer: (any),

@@ -249,19 +249,22 @@ impl ToRaw<NumberList> for (f64, f64) {
     }
 }
 
-pub(super) fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
+/// `--lr-drops` as percents of a run of `steps`: numbers are percents; text items may carry a
+/// unit (`50%`, `300i`: pixray's units, [`super::units`]).
+pub(super) fn parse_lr_drops(l: Option<&NumberList>, steps: i64) -> Result<Vec<f64>> {
+    use super::units::{Amount, parse_unit};
     let v = match l {
-        NumberList::One(x) => vec![*x],
-        NumberList::Many(v) => v.clone(),
-        NumberList::Text(s) => s
+        None => Vec::new(),
+        Some(NumberList::One(x)) => vec![*x],
+        Some(NumberList::Many(v)) => v.clone(),
+        Some(NumberList::Text(s)) => s
             .split(',')
-            .map(|x| x.trim().trim_end_matches('%'))
+            .map(str::trim)
             .filter(|x| !x.is_empty())
             .map(|x| {
-                x.parse::<f64>().map_err(|_| {
-                    usage(format!(
-                        "--lr-drops: invalid value '{s}': expected percents like 50,75"
-                    ))
+                Ok(match parse_unit(x, Amount::Percent, "--lr-drops")? {
+                    Amount::Percent(p) => p,
+                    Amount::Steps(n) => n * 100.0 / steps as f64,
                 })
             })
             .collect::<Result<Vec<_>>>()?,
@@ -269,7 +272,7 @@ pub(super) fn parse_lr_drops(l: &NumberList) -> Result<Vec<f64>> {
     for x in &v {
         if !(x.is_finite() && *x > 0.0 && *x < 100.0) {
             return Err(usage(format!(
-                "--lr-drops: invalid value {x}: each drop must be a percent between 0 and 100"
+                "--lr-drops: invalid value {x}: each drop must be after the start and before the end (a percent between 0 and 100, or a step before --steps)"
             )));
         }
     }
@@ -437,11 +440,6 @@ impl FromRaw<StringList> for Vec<(LossKind, f64)> {
 impl ToRaw<NumberList> for Vec<f64> {
     fn to_raw(&self) -> Option<NumberList> {
         Some(NumberList::Many(self.clone()))
-    }
-}
-impl FromRaw<NumberList> for Vec<f64> {
-    fn from_raw(raw: &NumberList) -> Result<Self> {
-        parse_lr_drops(raw)
     }
 }
 
