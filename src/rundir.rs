@@ -57,6 +57,9 @@ pub struct StepRecord {
     pub prompts: Vec<f64>,
     #[serde(default)]
     pub image_prompts: Vec<f64>,
+    /// `--target-image` terms: written only when there are some, so other logs keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_images: Vec<f64>,
     #[serde(default)]
     pub noise_prompts: Vec<f64>,
     #[serde(default)]

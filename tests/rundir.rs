@@ -73,6 +73,7 @@ fn record(step: i64) -> StepRecord {
         loss: 1.5,
         prompts: vec![0.25, -0.5],
         image_prompts: vec![],
+        target_images: vec![],
         noise_prompts: vec![0.125],
         extra: vec![],
         palette: 0.0,

@@ -41,6 +41,8 @@ struct Perceptor {
     text: Tensor,
     /// Normalized noise-prompt directions, one row per noise prompt.
     noise: Tensor,
+    /// Per `--target-image`: its files' normalized embeddings, one row per file.
+    targets: Vec<Tensor>,
 }
 
 /// One step's loss terms, kept on the device until flushed (no host sync inside a step).
@@ -82,6 +84,7 @@ struct Cutouts {
 struct ClipTerms {
     prompts: Vec<Tensor>,
     image_prompts: Vec<Tensor>,
+    target_images: Vec<Tensor>,
     noise_prompts: Vec<Tensor>,
     grad: Option<Tensor>,
 }
@@ -148,7 +151,13 @@ impl Generator {
                 }
                 Tensor::cat(&parts, 0)
             };
-            // Text targets are computed once in f32; only the per-step image path runs in low precision.
+            let targets = settings
+                .target_images
+                .iter()
+                .map(|t| target_embeddings(&clip, t, device))
+                .collect::<Result<Vec<_>>>()?;
+            // Text and image targets are computed once in f32; only the per-step image path runs
+            // in low precision.
             let kind =
                 device::model_kind(settings.precision, device, ModelRole::clip(clip.config()));
             if kind != Kind::Float {
@@ -163,7 +172,12 @@ impl Generator {
             let noise = Tensor::from_slice(&rows)
                 .view([settings.noise_prompts.len() as i64, dim])
                 .to_device(device);
-            perceptors.push(Perceptor { clip, text, noise });
+            perceptors.push(Perceptor {
+                clip,
+                text,
+                noise,
+                targets,
+            });
         }
         let (h, w) = (settings.size.height, settings.size.width);
         let mut image_prompts = Vec::new();
@@ -189,6 +203,7 @@ impl Generator {
         let layout = Layout {
             prompts: settings.prompts.len(),
             image_prompts: image_prompts.len(),
+            target_images: settings.target_images.len(),
             noise_prompts: settings.noise_prompts.len(),
             extra: settings.loss.len(),
             palette: palette.is_some(),
@@ -347,6 +362,7 @@ impl Generator {
             .prompts
             .iter()
             .chain(&clip.image_prompts)
+            .chain(&clip.target_images)
             .chain(&clip.noise_prompts)
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
@@ -356,6 +372,7 @@ impl Generator {
             total,
             prompts: clip.prompts,
             image_prompts: clip.image_prompts,
+            target_images: clip.target_images,
             noise_prompts: clip.noise_prompts,
             extra: extra.losses,
             palette: extra.palette,
@@ -446,6 +463,7 @@ impl Generator {
         let mut terms = ClipTerms {
             prompts: zeros(self.settings.prompts.len()),
             image_prompts: zeros(self.image_prompts.len()),
+            target_images: zeros(self.settings.target_images.len()),
             noise_prompts: zeros(self.settings.noise_prompts.len()),
             grad: None,
         };
@@ -536,6 +554,16 @@ impl Generator {
             });
             let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
             take_share(term, batches, &mut terms.image_prompts[i], batch_terms);
+        }
+        for (i, (t, target)) in self
+            .settings
+            .target_images
+            .iter()
+            .zip(&p.targets)
+            .enumerate()
+        {
+            let term = losses::prompt_loss(&emb, target, t.weight, t.stop);
+            take_share(term, batches, &mut terms.target_images[i], batch_terms);
         }
         for (i, np) in self.settings.noise_prompts.iter().enumerate() {
             let target = p.noise.narrow(0, i as i64, 1);
@@ -657,6 +685,27 @@ impl Generator {
         }
         Ok(out)
     }
+}
+
+/// A `--target-image`'s files through CLIP's own preprocessing (shorter side resized to the input
+/// resolution, centre-cropped; pixray's `-ti`), encoded once: `[files, d]`, rows normalized.
+fn target_embeddings(
+    clip: &Clip,
+    target: &crate::settings::TargetImage,
+    device: Device,
+) -> Result<Tensor> {
+    let res = clip.input_resolution();
+    let mut rows = Vec::new();
+    for path in target.files()? {
+        let img = crate::image_io::load_rgb(&path)
+            .with_context(|| format!("--target-image {}", path.display()))?;
+        rows.push(crate::models::clip::preprocess::preprocess_image(&img, res));
+    }
+    let e = tch::no_grad(|| {
+        clip.encode_image(&Tensor::cat(&rows, 0).to_device(device))
+            .to_kind(Kind::Float)
+    });
+    Ok(&e / e.norm_scalaropt_dim(2.0, [-1], true))
 }
 
 /// `a + b`, where either may be absent.

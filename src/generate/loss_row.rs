@@ -1,7 +1,8 @@
 //! One step's loss terms by section, and their packing: a step packs its row into one small device
 //! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
 //! one sync and unpacks each into a log record. The section order is the packed order:
-//! `[total, prompts..., image prompts..., noise prompts..., extra losses..., palette, alpha]`.
+//! `[total, prompts..., image prompts..., target images..., noise prompts..., extra losses...,
+//! palette, alpha]`.
 use crate::rundir::StepRecord;
 use anyhow::{Result, bail};
 use tch::Tensor;
@@ -11,6 +12,7 @@ use tch::Tensor;
 pub struct Layout {
     pub prompts: usize,
     pub image_prompts: usize,
+    pub target_images: usize,
     pub noise_prompts: usize,
     /// The `--loss` terms.
     pub extra: usize,
@@ -25,6 +27,7 @@ impl Layout {
     pub fn packed_len(&self) -> usize {
         1 + self.prompts
             + self.image_prompts
+            + self.target_images
             + self.noise_prompts
             + self.extra
             + usize::from(self.palette)
@@ -38,6 +41,7 @@ pub struct LossRow<T> {
     pub total: T,
     pub prompts: Vec<T>,
     pub image_prompts: Vec<T>,
+    pub target_images: Vec<T>,
     pub noise_prompts: Vec<T>,
     pub extra: Vec<T>,
     pub palette: Option<T>,
@@ -49,6 +53,7 @@ impl<T> LossRow<T> {
         Layout {
             prompts: self.prompts.len(),
             image_prompts: self.image_prompts.len(),
+            target_images: self.target_images.len(),
             noise_prompts: self.noise_prompts.len(),
             extra: self.extra.len(),
             palette: self.palette.is_some(),
@@ -61,6 +66,7 @@ impl<T> LossRow<T> {
         std::iter::once(&self.total)
             .chain(&self.prompts)
             .chain(&self.image_prompts)
+            .chain(&self.target_images)
             .chain(&self.noise_prompts)
             .chain(&self.extra)
             .chain(&self.palette)
@@ -90,6 +96,7 @@ impl LossRow<f64> {
         let (total, rest) = values.split_at(1);
         let (prompts, rest) = rest.split_at(layout.prompts);
         let (image_prompts, rest) = rest.split_at(layout.image_prompts);
+        let (target_images, rest) = rest.split_at(layout.target_images);
         let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
         let (extra, rest) = rest.split_at(layout.extra);
         let (palette, transparent) = rest.split_at(usize::from(layout.palette));
@@ -97,6 +104,7 @@ impl LossRow<f64> {
             total: total[0],
             prompts: prompts.to_vec(),
             image_prompts: image_prompts.to_vec(),
+            target_images: target_images.to_vec(),
             noise_prompts: noise_prompts.to_vec(),
             extra: extra.to_vec(),
             palette: palette.first().copied(),
@@ -116,6 +124,7 @@ impl LossRow<f64> {
             loss: self.total,
             prompts: self.prompts,
             image_prompts: self.image_prompts,
+            target_images: self.target_images,
             noise_prompts: self.noise_prompts,
             extra: self.extra,
             palette: self.palette.unwrap_or(0.0),
@@ -146,6 +155,7 @@ mod tests {
             total: take(1)[0],
             prompts: take(layout.prompts),
             image_prompts: take(layout.image_prompts),
+            target_images: take(layout.target_images),
             noise_prompts: take(layout.noise_prompts),
             extra: take(layout.extra),
             palette: take(usize::from(layout.palette)).first().copied(),
@@ -160,6 +170,7 @@ mod tests {
             total: t(&r.total),
             prompts: ts(&r.prompts),
             image_prompts: ts(&r.image_prompts),
+            target_images: ts(&r.target_images),
             noise_prompts: ts(&r.noise_prompts),
             extra: ts(&r.extra),
             palette: r.palette.as_ref().map(t),
@@ -171,7 +182,7 @@ mod tests {
     fn pack_then_unpack_gives_the_row_back() {
         // Every section empty and non-empty, alone and together.
         let mut layouts = Vec::new();
-        for mask in 0..64u32 {
+        for mask in 0..128u32 {
             let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
             layouts.push(Layout {
                 prompts: n(0, 3),
@@ -180,6 +191,7 @@ mod tests {
                 extra: n(3, 2),
                 palette: mask & (1 << 4) != 0,
                 transparent: mask & (1 << 5) != 0,
+                target_images: n(6, 2),
             });
         }
         for layout in layouts {
@@ -210,6 +222,7 @@ mod tests {
         let layout = Layout {
             prompts: 2,
             image_prompts: 0,
+            target_images: 0,
             noise_prompts: 0,
             extra: 1,
             palette: true,
@@ -226,6 +239,7 @@ mod tests {
         let mut r = row(Layout {
             prompts: 1,
             image_prompts: 1,
+            target_images: 0,
             noise_prompts: 1,
             extra: 1,
             palette: false,

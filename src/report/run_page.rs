@@ -94,6 +94,15 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
             points: col(&|l| l.image_prompts.get(i).copied()),
         });
     }
+    for i in 0..width(&|l| l.target_images.len()) {
+        let label = s
+            .and_then(|s| s.target_images.get(i))
+            .map(|t| format!("target {t}"));
+        out.push(Series {
+            label: name("target image", i, label),
+            points: col(&|l| l.target_images.get(i).copied()),
+        });
+    }
     for i in 0..width(&|l| l.noise_prompts.len()) {
         let label = s
             .and_then(|s| s.noise_prompts.get(i))

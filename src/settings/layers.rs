@@ -51,6 +51,9 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
             p.display()
         )));
     }
+    for t in &settings.target_images {
+        t.files()?;
+    }
     for ip in &settings.image_prompts {
         if !ip.path.is_file() {
             return Err(usage(format!(

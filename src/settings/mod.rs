@@ -21,7 +21,9 @@ pub use enums::{
     Precision, SettingEnum, enum_parser,
 };
 pub use layers::{read_config, resolve_layers};
-pub use prompts::{ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt};
+pub use prompts::{
+    ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt, TargetImage, expand_glob,
+};
 pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;
 pub use values::{

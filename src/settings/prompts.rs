@@ -158,6 +158,84 @@ impl fmt::Display for ImagePrompt {
     }
 }
 
+/// A target image `PATH|GLOB[:weight[:stop]]` (pixray's `-ti`): every file it names is encoded
+/// once, whole, with CLIP's own preprocessing (resize, centre crop), and each step's cutouts are
+/// pulled toward those embeddings. (`--image-prompt` instead cuts the image with each step's
+/// cutouts and augments.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetImage {
+    pub pattern: String,
+    pub weight: f64,
+    pub stop: f64,
+}
+
+impl TargetImage {
+    pub fn parse(spec: &str) -> Result<TargetImage> {
+        if Path::new(spec).is_file() {
+            return Ok(TargetImage {
+                pattern: spec.to_string(),
+                weight: 1.0,
+                stop: f64::NEG_INFINITY,
+            });
+        }
+        // The suffix rule of text prompts: up to two numbers peeled from the right.
+        let p = Prompt::parse(spec).map_err(|_| {
+            usage(format!(
+                "--target-image '{spec}': expected PATH, PATH:WEIGHT or PATH:WEIGHT:STOP (PATH may be a glob)"
+            ))
+        })?;
+        Ok(TargetImage {
+            pattern: p.text,
+            weight: p.weight,
+            stop: p.stop,
+        })
+    }
+
+    /// The files it names, sorted (a glob's matches; a plain path itself). A glob that matches
+    /// nothing, or a missing file, is a usage error naming it.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        expand_glob(&self.pattern, "--target-image")
+    }
+}
+
+/// `pattern`'s files: a plain path (it must exist), or a glob's matches in sorted order (at least
+/// one). `flag` names the setting in errors.
+pub fn expand_glob(pattern: &str, flag: &str) -> Result<Vec<PathBuf>> {
+    if !pattern.contains(['*', '?', '[']) || Path::new(pattern).is_file() {
+        let p = PathBuf::from(pattern);
+        if !p.is_file() {
+            return Err(usage(format!("{flag} {pattern}: file not found")));
+        }
+        return Ok(vec![p]);
+    }
+    let paths = glob::glob(pattern)
+        .map_err(|e| usage(format!("{flag} '{pattern}': not a valid glob ({e})")))?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(|p| p.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(usage(format!(
+            "{flag} '{pattern}': the glob matches no file"
+        )));
+    }
+    Ok(files)
+}
+
+impl fmt::Display for TargetImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.pattern)?;
+        if self.weight != 1.0 || self.stop.is_finite() {
+            write!(f, ":{}", self.weight)?;
+        }
+        if self.stop.is_finite() {
+            write!(f, ":{}", self.stop)?;
+        }
+        Ok(())
+    }
+}
+
 /// A noise prompt `SEED[:weight]`: a random direction in CLIP's embedding space, the same for
 /// the same seed (nerdyrodent's and pixray's `--noise_prompt_seeds/weights`). Adds variety.
 #[derive(Debug, Clone, PartialEq)]

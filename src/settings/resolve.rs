@@ -113,7 +113,7 @@ impl Settings {
         crate::device::check_device_syntax(&self.device)?;
         check_prompt_limits(
             &self.prompts,
-            self.image_prompts.len() + self.noise_prompts.len(),
+            self.image_prompts.len() + self.noise_prompts.len() + self.target_images.len(),
         )?;
         if let Some(p) = &self.init_image
             && p.to_str().is_none()
@@ -124,11 +124,14 @@ impl Settings {
                 p.display()
             )));
         }
-        if self.prompts.is_empty() && self.image_prompts.is_empty() && self.noise_prompts.is_empty()
+        if self.prompts.is_empty()
+            && self.image_prompts.is_empty()
+            && self.noise_prompts.is_empty()
+            && self.target_images.is_empty()
         {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
-                 --image-prompt, or a --config/--preset that has prompts",
+                 --image-prompt, --target-image, or a --config/--preset that has prompts",
             ));
         }
         Ok(())

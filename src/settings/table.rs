@@ -5,7 +5,7 @@
 use super::enums::*;
 use super::units::{Count, parse_save_every};
 use super::values::*;
-use super::{Declaration, ImagePrompt, NoisePrompt, Prompt};
+use super::{Declaration, ImagePrompt, NoisePrompt, Prompt, TargetImage};
 use std::path::PathBuf;
 
 /// Built-in defaults (the anchors' usual values: nerdyrodent's lr 0.1, 32 cutouts, ViT-B/32).
@@ -340,6 +340,16 @@ declare_settings! {
         default: Vec::new(),
         resume: fixed,
         drawer: (any),
+    }
+    /// Target image PATH|GLOB[:weight[:stop]] (pixray's -ti); repeatable: its files are encoded
+    /// once with CLIP's preprocessing, unlike --image-prompt's per-step cutouts.
+    target_images: Vec<TargetImage> {
+        flag: Vec<String> [long = "target-image", value_name = "PATH[:W[:STOP]]"],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
     }
     /// Noise prompt SEED[:weight]: a random CLIP-space direction (same seed, same direction);
     /// repeatable.
