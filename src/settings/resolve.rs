@@ -325,8 +325,9 @@ mod tests {
             );
             let key = d.key.replace('_', "-");
             // Not in this run.toml: pixel-scale (folded into pixel-size), init-image (unset), and
-            // auto-stop (written only when on).
-            let unset = ["pixel_scale", "init_image", "auto_stop"].contains(&d.key);
+            // auto-stop and target-images (written only when set).
+            let unset =
+                ["pixel_scale", "init_image", "auto_stop", "target_images"].contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;
             assert_eq!(
                 toml_keys.contains(&format!("{key} = ")),
