@@ -62,6 +62,11 @@ pub struct StepRecord {
     pub target_images: Vec<f64>,
     #[serde(default)]
     pub noise_prompts: Vec<f64>,
+    /// `--spot` and `--spot-off` terms, written only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spot: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spot_off: Vec<f64>,
     #[serde(default)]
     pub extra: Vec<f64>,
     /// The palette pull term (0 without `--palette`).

@@ -153,3 +153,143 @@ fn target_images_in_runs_logs_and_errors() {
         "--target-image missing.png: file not found",
     );
 }
+
+/// Share of pixels of exactly `rgb` (the demo preset's palette snaps every pixel to its world's
+/// colours) in the columns `cols` of `img`.
+fn share(img: &image::RgbImage, cols: std::ops::Range<u32>, rgb: [u8; 3]) -> f64 {
+    let mut n = 0;
+    let mut hit = 0;
+    for y in 0..img.height() {
+        for x in cols.clone() {
+            n += 1;
+            hit += usize::from(img.get_pixel(x, y).0 == rgb);
+        }
+    }
+    hit as f64 / n as f64
+}
+
+const RED: [u8; 3] = [0xdc, 0x28, 0x28];
+const BLUE: [u8; 3] = [0x28, 0x50, 0xdc];
+
+/// The demo world: the main prompt asks for blue, a spot prompt for red where the mask is black
+/// (its left half). The spot's half comes out red and the other blue; --spot-off mirrors it.
+#[test]
+fn spot_prompts_paint_their_half_of_the_demo_world() {
+    let dir = tmp_dir("spot");
+    let mask = dir.join("left-black.png");
+    image::RgbImage::from_fn(128, 128, |x, _| {
+        if x < 64 {
+            image::Rgb([0, 0, 0])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    })
+    .save(&mask)
+    .unwrap();
+    for (flag, spot_half, other_half) in
+        [("--spot", 0..64, 64..128), ("--spot-off", 64..128, 0..64)]
+    {
+        let out = dir.join(flag.trim_start_matches('-'));
+        ok(&vqclip()
+            .args([
+                "generate",
+                "a white square on a blue background",
+                "--preset",
+                "demo",
+            ])
+            .args([flag, "a white square on a red background:2", "--spot-file"])
+            .arg(&mask)
+            .args(["--seed", "1", "--steps", "60", "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap());
+        let img = common::pixels(&out.join("final.png"));
+        let (red_in, blue_in) = (
+            share(&img, spot_half.clone(), RED),
+            share(&img, spot_half, BLUE),
+        );
+        let (red_out, blue_out) = (
+            share(&img, other_half.clone(), RED),
+            share(&img, other_half, BLUE),
+        );
+        eprintln!(
+            "{flag}: spot half red {red_in:.2} blue {blue_in:.2}; other half red {red_out:.2} blue {blue_out:.2}"
+        );
+        assert!(
+            red_in >= 0.15 && red_in > 5.0 * blue_in,
+            "{flag}: {red_in} {blue_in}"
+        );
+        assert!(
+            blue_out >= 0.4 && blue_out > 5.0 * red_out,
+            "{flag}: {red_out} {blue_out}"
+        );
+        let key = if flag == "--spot" { "spot" } else { "spot_off" };
+        assert!(
+            log(&out)
+                .iter()
+                .all(|r| r[key].as_array().unwrap().len() == 1)
+        );
+    }
+}
+
+#[test]
+fn spot_masks_that_cannot_work_are_refused() {
+    let dir = tmp_dir("spot-bad");
+    let white = dir.join("white.png");
+    image::RgbImage::from_pixel(32, 32, image::Rgb([255, 255, 255]))
+        .save(&white)
+        .unwrap();
+    let wide = dir.join("wide.png");
+    image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([if x < 20 { 0 } else { 255 }; 3]))
+        .save(&wide)
+        .unwrap();
+    let text = dir.join("mask.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let spot = |file: &Path| {
+        vec![
+            "x".to_string(),
+            "--spot".into(),
+            "a red square".into(),
+            "--spot-file".into(),
+            file.display().to_string(),
+        ]
+    };
+    let args = |v: &[String]| {
+        v.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\u{1}")
+    };
+    for (a, needle) in [
+        (spot(&white), "the mask is all white"),
+        (spot(&wide), "another aspect ratio than the image"),
+        (spot(&text), "--spot-file"),
+        (
+            vec![
+                "x".into(),
+                "--spot-file".into(),
+                white.display().to_string(),
+            ],
+            "add one of them",
+        ),
+    ] {
+        let joined = args(&a);
+        let list: Vec<&str> = joined.split('\u{1}').collect();
+        fails(&run(&dir.join("out"), &list), 2, needle);
+    }
+    // without a file, pixray's disc: a run with spot and spot-off prompts works and logs both
+    let out = dir.join("disc");
+    ok(&run(
+        &out,
+        &[
+            "x",
+            "--spot",
+            "a red square",
+            "--spot-off",
+            "a blue sky:0.5",
+        ],
+    ));
+    let l = log(&out);
+    assert_eq!(l[0]["spot"].as_array().unwrap().len(), 1);
+    assert_eq!(l[0]["spot_off"].as_array().unwrap().len(), 1);
+}

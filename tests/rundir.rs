@@ -75,6 +75,8 @@ fn record(step: i64) -> StepRecord {
         image_prompts: vec![],
         target_images: vec![],
         noise_prompts: vec![0.125],
+        spot: vec![],
+        spot_off: vec![],
         extra: vec![],
         palette: 0.0,
         transparent: 0.0,

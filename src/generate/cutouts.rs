@@ -96,9 +96,46 @@ impl CutoutPlan {
     /// `image_hw`) → `[count, 3, s, s]` in `img`'s kind, differentiable w.r.t. `img`. The work is
     /// done in f32. See [`CutoutPlan::try_apply`] for the checked form.
     pub fn apply(&self, img: &Tensor) -> Tensor {
+        let cut = self.cut(&img.to_kind(Kind::Float));
+        self.augments.apply(&cut).to_kind(img.kind())
+    }
+
+    /// The cutouts of `img` with what `keep` (`[1, 3, H, W]` in {0, 1}, image space) leaves out
+    /// zeroed before the augments: `keep` is cut with the same geometry (the share of each cutout
+    /// pixel it covers, >= 1/2 kept), so the region follows every crop and warp (spot prompts).
+    pub fn apply_masked(&self, img: &Tensor, keep: &Tensor) -> Tensor {
         let s = self.size;
-        let x = img.to_kind(Kind::Float);
-        let cut = match self.method {
+        let k = keep.to_kind(Kind::Float);
+        let k = match self.method {
+            CutMethod::Pooled | CutMethod::Pixray => k
+                .adaptive_avg_pool2d([s, s])
+                .expand([self.count, 3, s, s], false),
+            CutMethod::Original => {
+                let views: Vec<Tensor> = self
+                    .crops
+                    .iter()
+                    .map(|c| {
+                        let v = k.narrow(2, c.y, c.size).narrow(3, c.x, c.size);
+                        if c.size == s {
+                            v
+                        } else {
+                            v.adaptive_avg_pool2d([s, s])
+                        }
+                    })
+                    .collect();
+                Tensor::cat(&views, 0)
+            }
+        }
+        .ge(0.5)
+        .to_kind(Kind::Float);
+        let cut = self.cut(&img.to_kind(Kind::Float)) * k;
+        self.augments.apply(&cut).to_kind(img.kind())
+    }
+
+    /// The crops (or pooled views) before the augments, `[count, 3, s, s]`.
+    fn cut(&self, x: &Tensor) -> Tensor {
+        let s = self.size;
+        match self.method {
             CutMethod::Pooled | CutMethod::Pixray => {
                 let pooled =
                     (x.adaptive_avg_pool2d([s, s]) + x.adaptive_max_pool2d([s, s]).0) / 2.0;
@@ -119,8 +156,7 @@ impl CutoutPlan {
                     .collect();
                 Tensor::cat(&views, 0)
             }
-        };
-        self.augments.apply(&cut).to_kind(img.kind())
+        }
     }
 
     /// [`CutoutPlan::apply`] after checking that `img` is `[1, 3, H, W]` with the plan's size.
@@ -147,5 +183,48 @@ impl CutoutPlan {
     /// The (H, W) the plan was drawn for.
     pub fn image_hw(&self) -> (i64, i64) {
         self.image_hw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// A spot mask is cut with each cutout's own crop: for same-size crops (no resize) the kept
+    /// columns are exactly the crop's columns inside the mask's half.
+    #[test]
+    fn masks_follow_each_crop() {
+        let cfg = CutoutConfig {
+            method: CutMethod::Original,
+            count: 6,
+            cut_pow: 1.0,
+            augments: Vec::new(),
+            size: 16,
+        };
+        let (h, w) = (16, 48);
+        let plan = CutoutPlan::sample(&cfg, (h, w), &mut ChaCha8Rng::seed_from_u64(5), Device::Cpu);
+        let img = Tensor::rand([1, 3, h, w], (Kind::Float, Device::Cpu)) + 0.1;
+        let all = Tensor::ones([1, 3, h, w], (Kind::Float, Device::Cpu));
+        assert!(plan.apply_masked(&img, &all).equal(&plan.apply(&img)));
+        let left = Tensor::arange(w, (Kind::Float, Device::Cpu))
+            .lt(20.0)
+            .to_kind(Kind::Float)
+            .view([1, 1, 1, w])
+            .expand([1, 3, h, w], false);
+        let cut = plan.apply_masked(&img, &left);
+        for (i, c) in plan.crops.iter().enumerate() {
+            assert_eq!(c.size, 16);
+            for x in 0..16 {
+                let kept = cut
+                    .get(i as i64)
+                    .select(2, x)
+                    .abs()
+                    .sum(Kind::Float)
+                    .double_value(&[])
+                    > 0.0;
+                assert_eq!(kept, c.x + x < 20, "crop {i} at x {} column {x}", c.x);
+            }
+        }
     }
 }

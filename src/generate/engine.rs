@@ -43,6 +43,9 @@ struct Perceptor {
     noise: Tensor,
     /// Per `--target-image`: its files' normalized embeddings, one row per file.
     targets: Vec<Tensor>,
+    /// Normalized `--spot` and `--spot-off` text embeddings, one row per prompt.
+    spot_text: Tensor,
+    spot_off_text: Tensor,
 }
 
 /// One step's loss terms, kept on the device until flushed (no host sync inside a step).
@@ -78,6 +81,10 @@ struct Cutouts {
     size: i64,
     image: Tensor,
     image_prompts: Vec<Tensor>,
+    /// The same cutouts with the rest of the image zeroed (`--spot`), and with the spot zeroed
+    /// (`--spot-off`).
+    spot: Option<Tensor>,
+    spot_off: Option<Tensor>,
 }
 
 /// The CLIP-side terms of a step (detached, summed over the batches) and their image gradient.
@@ -86,6 +93,8 @@ struct ClipTerms {
     image_prompts: Vec<Tensor>,
     target_images: Vec<Tensor>,
     noise_prompts: Vec<Tensor>,
+    spot: Vec<Tensor>,
+    spot_off: Vec<Tensor>,
     grad: Option<Tensor>,
 }
 
@@ -105,6 +114,8 @@ pub struct Generator {
     image_prompts: Vec<(Tensor, f64)>,
     /// `[K, 3]` palette colours in [0, 1] (`--palette`).
     palette: Option<Tensor>,
+    /// The spot prompts' image-space masks.
+    spot: Option<super::spot::SpotMasks>,
     /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
     z0: Tensor,
     opt: Optimizer,
@@ -132,25 +143,19 @@ impl Generator {
             weights,
         } = models;
         let tokenizer = Tokenizer::new()?;
-        let texts: Vec<String> = settings.prompts.iter().map(|p| p.text.clone()).collect();
+        let texts_of = |ps: &[crate::settings::Prompt]| -> Vec<String> {
+            ps.iter().map(|p| p.text.clone()).collect()
+        };
+        let (texts, spot, spot_off) = (
+            texts_of(&settings.prompts),
+            texts_of(&settings.spot),
+            texts_of(&settings.spot_off),
+        );
         let mut perceptors = Vec::new();
         for mut clip in clips {
-            let text = if texts.is_empty() {
-                Tensor::zeros([0, 1], (Kind::Float, device))
-            } else {
-                // In chunks: one batch of a thousand prompts would hold every layer's activations at once.
-                let mut parts = Vec::new();
-                for chunk in texts.chunks(TEXT_CHUNK) {
-                    let (tokens, _dropped) = tokenizer.tokenize_batch(chunk)?;
-                    parts.push(tch::no_grad(|| {
-                        let e = clip
-                            .encode_text(&tokens.to_device(device))
-                            .to_kind(Kind::Float);
-                        &e / e.norm_scalaropt_dim(2.0, [-1], true)
-                    }));
-                }
-                Tensor::cat(&parts, 0)
-            };
+            let text = encode_texts(&clip, &tokenizer, &texts, device)?;
+            let spot_text = encode_texts(&clip, &tokenizer, &spot, device)?;
+            let spot_off_text = encode_texts(&clip, &tokenizer, &spot_off, device)?;
             let targets = settings
                 .target_images
                 .iter()
@@ -177,6 +182,8 @@ impl Generator {
                 text,
                 noise,
                 targets,
+                spot_text,
+                spot_off_text,
             });
         }
         let (h, w) = (settings.size.height, settings.size.width);
@@ -200,11 +207,14 @@ impl Generator {
             .palette
             .as_ref()
             .map(|p| crate::palette::to_tensor(&p.colours, device));
+        let spot = super::spot::masks(&settings, device)?;
         let layout = Layout {
             prompts: settings.prompts.len(),
             image_prompts: image_prompts.len(),
             target_images: settings.target_images.len(),
             noise_prompts: settings.noise_prompts.len(),
+            spot: settings.spot.len(),
+            spot_off: settings.spot_off.len(),
             extra: settings.loss.len(),
             palette: palette.is_some(),
             transparent: settings.transparent && settings.transparent_weight > 0.0,
@@ -215,6 +225,7 @@ impl Generator {
             perceptors,
             image_prompts,
             palette,
+            spot,
             z0,
             opt,
             step: 0,
@@ -364,6 +375,8 @@ impl Generator {
             .chain(&clip.image_prompts)
             .chain(&clip.target_images)
             .chain(&clip.noise_prompts)
+            .chain(&clip.spot)
+            .chain(&clip.spot_off)
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
         // Auto-stop judges every step's loss: one host sync, only when it is on.
@@ -374,6 +387,8 @@ impl Generator {
             image_prompts: clip.image_prompts,
             target_images: clip.target_images,
             noise_prompts: clip.noise_prompts,
+            spot: clip.spot,
+            spot_off: clip.spot_off,
             extra: extra.losses,
             palette: extra.palette,
             transparent: extra.transparent,
@@ -465,6 +480,8 @@ impl Generator {
             image_prompts: zeros(self.image_prompts.len()),
             target_images: zeros(self.settings.target_images.len()),
             noise_prompts: zeros(self.settings.noise_prompts.len()),
+            spot: zeros(self.settings.spot.len()),
+            spot_off: zeros(self.settings.spot_off.len()),
             grad: None,
         };
         for _ in 0..self.settings.batches {
@@ -507,10 +524,22 @@ impl Generator {
                 .iter()
                 .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
                 .collect();
+            let masked = |keep: &Tensor, prompts: &[crate::settings::Prompt]| {
+                (!prompts.is_empty()).then(|| plan.apply_masked(&frame.seen, keep))
+            };
+            let (spot, spot_off) = match &self.spot {
+                Some(m) => (
+                    masked(&m.spot, &self.settings.spot),
+                    masked(&m.rest, &self.settings.spot_off),
+                ),
+                None => (None, None),
+            };
             table.push(Cutouts {
                 size,
                 image: plan.apply(&frame.seen),
                 image_prompts,
+                spot,
+                spot_off,
             });
         }
         table
@@ -569,6 +598,35 @@ impl Generator {
             let target = p.noise.narrow(0, i as i64, 1);
             let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
             take_share(term, batches, &mut terms.noise_prompts[i], batch_terms);
+        }
+        // Spot prompts: their own embeddings of the masked cutouts (pixray's second and third
+        // CLIP pass).
+        let spot_kinds = [
+            (
+                &cuts.spot,
+                &self.settings.spot,
+                &p.spot_text,
+                &mut terms.spot,
+            ),
+            (
+                &cuts.spot_off,
+                &self.settings.spot_off,
+                &p.spot_off_text,
+                &mut terms.spot_off,
+            ),
+        ];
+        for (cut, prompts, text, logged) in spot_kinds {
+            let Some(cut) = cut else { continue };
+            let emb = p
+                .clip
+                .encode_image(&Clip::normalize(cut))
+                .to_kind(Kind::Float);
+            let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
+            for (i, pr) in prompts.iter().enumerate() {
+                let target = text.narrow(0, i as i64, 1);
+                let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+                take_share(term, batches, &mut logged[i], batch_terms);
+            }
         }
     }
 
@@ -685,6 +743,30 @@ impl Generator {
         }
         Ok(out)
     }
+}
+
+/// `texts` through CLIP's text tower: `[n, d]`, rows normalized (`[0, 1]` for none). In chunks:
+/// one batch of a thousand prompts would hold every layer's activations at once.
+fn encode_texts(
+    clip: &Clip,
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    device: Device,
+) -> Result<Tensor> {
+    if texts.is_empty() {
+        return Ok(Tensor::zeros([0, 1], (Kind::Float, device)));
+    }
+    let mut parts = Vec::new();
+    for chunk in texts.chunks(TEXT_CHUNK) {
+        let (tokens, _dropped) = tokenizer.tokenize_batch(chunk)?;
+        parts.push(tch::no_grad(|| {
+            let e = clip
+                .encode_text(&tokens.to_device(device))
+                .to_kind(Kind::Float);
+            &e / e.norm_scalaropt_dim(2.0, [-1], true)
+        }));
+    }
+    Ok(Tensor::cat(&parts, 0))
 }
 
 /// A `--target-image`'s files through CLIP's own preprocessing (shorter side resized to the input

@@ -1,8 +1,8 @@
 //! One step's loss terms by section, and their packing: a step packs its row into one small device
 //! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
 //! one sync and unpacks each into a log record. The section order is the packed order:
-//! `[total, prompts..., image prompts..., target images..., noise prompts..., extra losses...,
-//! palette, alpha]`.
+//! `[total, prompts..., image prompts..., target images..., noise prompts..., spot...,
+//! spot off..., extra losses..., palette, alpha]`.
 use crate::rundir::StepRecord;
 use anyhow::{Result, bail};
 use tch::Tensor;
@@ -14,6 +14,8 @@ pub struct Layout {
     pub image_prompts: usize,
     pub target_images: usize,
     pub noise_prompts: usize,
+    pub spot: usize,
+    pub spot_off: usize,
     /// The `--loss` terms.
     pub extra: usize,
     /// Whether there is a palette pull term (`--palette`).
@@ -29,6 +31,8 @@ impl Layout {
             + self.image_prompts
             + self.target_images
             + self.noise_prompts
+            + self.spot
+            + self.spot_off
             + self.extra
             + usize::from(self.palette)
             + usize::from(self.transparent)
@@ -43,6 +47,8 @@ pub struct LossRow<T> {
     pub image_prompts: Vec<T>,
     pub target_images: Vec<T>,
     pub noise_prompts: Vec<T>,
+    pub spot: Vec<T>,
+    pub spot_off: Vec<T>,
     pub extra: Vec<T>,
     pub palette: Option<T>,
     pub transparent: Option<T>,
@@ -55,6 +61,8 @@ impl<T> LossRow<T> {
             image_prompts: self.image_prompts.len(),
             target_images: self.target_images.len(),
             noise_prompts: self.noise_prompts.len(),
+            spot: self.spot.len(),
+            spot_off: self.spot_off.len(),
             extra: self.extra.len(),
             palette: self.palette.is_some(),
             transparent: self.transparent.is_some(),
@@ -68,6 +76,8 @@ impl<T> LossRow<T> {
             .chain(&self.image_prompts)
             .chain(&self.target_images)
             .chain(&self.noise_prompts)
+            .chain(&self.spot)
+            .chain(&self.spot_off)
             .chain(&self.extra)
             .chain(&self.palette)
             .chain(&self.transparent)
@@ -98,6 +108,8 @@ impl LossRow<f64> {
         let (image_prompts, rest) = rest.split_at(layout.image_prompts);
         let (target_images, rest) = rest.split_at(layout.target_images);
         let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
+        let (spot, rest) = rest.split_at(layout.spot);
+        let (spot_off, rest) = rest.split_at(layout.spot_off);
         let (extra, rest) = rest.split_at(layout.extra);
         let (palette, transparent) = rest.split_at(usize::from(layout.palette));
         Ok(LossRow {
@@ -106,6 +118,8 @@ impl LossRow<f64> {
             image_prompts: image_prompts.to_vec(),
             target_images: target_images.to_vec(),
             noise_prompts: noise_prompts.to_vec(),
+            spot: spot.to_vec(),
+            spot_off: spot_off.to_vec(),
             extra: extra.to_vec(),
             palette: palette.first().copied(),
             transparent: transparent.first().copied(),
@@ -126,6 +140,8 @@ impl LossRow<f64> {
             image_prompts: self.image_prompts,
             target_images: self.target_images,
             noise_prompts: self.noise_prompts,
+            spot: self.spot,
+            spot_off: self.spot_off,
             extra: self.extra,
             palette: self.palette.unwrap_or(0.0),
             transparent: self.transparent.unwrap_or(0.0),
@@ -157,6 +173,8 @@ mod tests {
             image_prompts: take(layout.image_prompts),
             target_images: take(layout.target_images),
             noise_prompts: take(layout.noise_prompts),
+            spot: take(layout.spot),
+            spot_off: take(layout.spot_off),
             extra: take(layout.extra),
             palette: take(usize::from(layout.palette)).first().copied(),
             transparent: take(usize::from(layout.transparent)).first().copied(),
@@ -172,6 +190,8 @@ mod tests {
             image_prompts: ts(&r.image_prompts),
             target_images: ts(&r.target_images),
             noise_prompts: ts(&r.noise_prompts),
+            spot: ts(&r.spot),
+            spot_off: ts(&r.spot_off),
             extra: ts(&r.extra),
             palette: r.palette.as_ref().map(t),
             transparent: r.transparent.as_ref().map(t),
@@ -182,7 +202,7 @@ mod tests {
     fn pack_then_unpack_gives_the_row_back() {
         // Every section empty and non-empty, alone and together.
         let mut layouts = Vec::new();
-        for mask in 0..128u32 {
+        for mask in 0..512u32 {
             let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
             layouts.push(Layout {
                 prompts: n(0, 3),
@@ -192,6 +212,8 @@ mod tests {
                 palette: mask & (1 << 4) != 0,
                 transparent: mask & (1 << 5) != 0,
                 target_images: n(6, 2),
+                spot: n(7, 2),
+                spot_off: n(8, 1),
             });
         }
         for layout in layouts {
@@ -224,6 +246,8 @@ mod tests {
             image_prompts: 0,
             target_images: 0,
             noise_prompts: 0,
+            spot: 0,
+            spot_off: 0,
             extra: 1,
             palette: true,
             transparent: false,
@@ -241,6 +265,8 @@ mod tests {
             image_prompts: 1,
             target_images: 0,
             noise_prompts: 1,
+            spot: 0,
+            spot_off: 0,
             extra: 1,
             palette: false,
             transparent: true,

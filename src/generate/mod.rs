@@ -17,5 +17,6 @@ pub mod outputs;
 pub mod pixray_cuts;
 pub mod rng;
 pub mod session;
+pub mod spot;
 pub mod transparent;
 pub mod zoom;

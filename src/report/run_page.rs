@@ -112,6 +112,30 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
             points: col(&|l| l.noise_prompts.get(i).copied()),
         });
     }
+    for (key, kind) in [("spot", "spot"), ("spot_off", "spot-off")] {
+        let get = |l: &StepRecord| -> Vec<f64> {
+            if key == "spot" {
+                l.spot.clone()
+            } else {
+                l.spot_off.clone()
+            }
+        };
+        for i in 0..width(&|l| get(l).len()) {
+            let label = s
+                .and_then(|s| {
+                    if key == "spot" {
+                        s.spot.get(i)
+                    } else {
+                        s.spot_off.get(i)
+                    }
+                })
+                .map(|p| format!("{kind} {p}"));
+            out.push(Series {
+                label: name(kind, i, label),
+                points: col(&|l| get(l).get(i).copied()),
+            });
+        }
+    }
     for i in 0..width(&|l| l.extra.len()) {
         let label = s
             .and_then(|s| s.loss.get(i))

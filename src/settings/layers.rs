@@ -51,6 +51,14 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
             p.display()
         )));
     }
+    if let Some(p) = &settings.spot_file
+        && !p.is_file()
+    {
+        return Err(usage(format!(
+            "--spot-file {}: file not found",
+            p.display()
+        )));
+    }
     for t in &settings.target_images {
         t.files()?;
     }

@@ -119,6 +119,13 @@ impl FlagValue<PromptList> for Option<String> {
     }
 }
 
+/// A repeatable prompt flag (`--spot A --spot B`): each one prompt, no `|` or `^` lists.
+impl FlagValue<PromptList> for Vec<String> {
+    fn layer(&self) -> Option<PromptList> {
+        (!self.is_empty()).then(|| PromptList::Many(self.clone()))
+    }
+}
+
 impl FlagValue<SeedValue> for Option<String> {
     fn layer(&self) -> Option<SeedValue> {
         self.clone().map(SeedValue::Text)

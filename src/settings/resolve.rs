@@ -67,6 +67,16 @@ impl Settings {
                 )));
             }
         }
+        if self.spot_file.is_some() && self.spot.is_empty() && self.spot_off.is_empty() {
+            return Err(usage(
+                "--spot-file names the mask of --spot and --spot-off prompts: add one of them",
+            ));
+        }
+        if self.spot.iter().chain(&self.spot_off).any(|p| p.phase != 0) {
+            return Err(usage(
+                "--spot and --spot-off take one prompt each (no ^ story phases): repeat the flag",
+            ));
+        }
         if self.transparent_weight > 0.0 && !self.transparent {
             return Err(usage(
                 "--transparent-weight penalizes alpha, which only --transparent draws: add --transparent",
@@ -113,7 +123,11 @@ impl Settings {
         crate::device::check_device_syntax(&self.device)?;
         check_prompt_limits(
             &self.prompts,
-            self.image_prompts.len() + self.noise_prompts.len() + self.target_images.len(),
+            self.image_prompts.len()
+                + self.noise_prompts.len()
+                + self.target_images.len()
+                + self.spot.len()
+                + self.spot_off.len(),
         )?;
         if let Some(p) = &self.init_image
             && p.to_str().is_none()
@@ -128,6 +142,8 @@ impl Settings {
             && self.image_prompts.is_empty()
             && self.noise_prompts.is_empty()
             && self.target_images.is_empty()
+            && self.spot.is_empty()
+            && self.spot_off.is_empty()
         {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
@@ -326,8 +342,16 @@ mod tests {
             let key = d.key.replace('_', "-");
             // Not in this run.toml: pixel-scale (folded into pixel-size), init-image (unset), and
             // auto-stop and target-images (written only when set).
-            let unset =
-                ["pixel_scale", "init_image", "auto_stop", "target_images"].contains(&d.key);
+            let unset = [
+                "pixel_scale",
+                "init_image",
+                "auto_stop",
+                "target_images",
+                "spot",
+                "spot_off",
+                "spot_file",
+            ]
+            .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;
             assert_eq!(
                 toml_keys.contains(&format!("{key} = ")),

@@ -341,6 +341,36 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// Spot prompt text[:weight[:stop]] (pixray's --spot); repeatable: scores only the spot of the
+    /// image (the black part of --spot-file), cut and augmented as each cutout.
+    spot: Vec<Prompt> {
+        flag: Vec<String> [long = "spot", value_name = "PROMPT"],
+        raw: PromptList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
+    }
+    /// Spot-off prompt text[:weight[:stop]] (pixray's --spot_off); repeatable: scores the rest of
+    /// the image (the white part of --spot-file).
+    spot_off: Vec<Prompt> {
+        flag: Vec<String> [long = "spot-off", value_name = "PROMPT"],
+        raw: PromptList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
+    }
+    /// The spot's mask: black (< 0.5) is the spot, white the rest, stretched to the image (same
+    /// aspect ratio). Without it pixray's: a centred disc (radius 0.235 of the side for square
+    /// images, 0.3 of the shorter side otherwise).
+    spot_file: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "MASK"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
     /// Target image PATH|GLOB[:weight[:stop]] (pixray's -ti); repeatable: its files are encoded
     /// once with CLIP's preprocessing, unlike --image-prompt's per-step cutouts.
     target_images: Vec<TargetImage> {
