@@ -293,3 +293,112 @@ fn spot_masks_that_cannot_work_are_refused() {
     assert_eq!(l[0]["spot"].as_array().unwrap().len(), 1);
     assert_eq!(l[0]["spot_off"].as_array().unwrap().len(), 1);
 }
+
+/// Share of pixels near `rgb` (within 40 per channel).
+fn near(img: &image::RgbImage, rgb: [u8; 3]) -> f64 {
+    let hit = img
+        .pixels()
+        .filter(|p| (0..3).all(|c| (p[c] as i32 - rgb[c] as i32).abs() <= 40))
+        .count();
+    hit as f64 / img.pixels().len() as f64
+}
+
+/// An opaque green overlay every 10 steps until step 30: those frames are green, and the run
+/// then follows its prompt again; stopped between overlays and resumed, it ends on the same bytes.
+#[test]
+fn overlays_paste_then_the_prompt_takes_over_and_resume_is_exact() {
+    let dir = tmp_dir("overlay");
+    let green = dir.join("green.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([40, 170, 60]))
+        .save(&green)
+        .unwrap();
+    let go = |out: &Path, steps: &str| {
+        vqclip()
+            .args([
+                "generate",
+                "a red circle on a blue background",
+                "--preset",
+                "demo",
+            ])
+            .arg("--overlay-image")
+            .arg(&green)
+            .args([
+                "--overlay-every",
+                "10",
+                "--overlay-until",
+                "30i",
+                "--save-every",
+                "10",
+            ])
+            .args(["--seed", "1", "--quiet", "--steps", steps, "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let straight = dir.join("straight");
+    ok(&go(&straight, "50"));
+    let world_green = [0x28, 0xaa, 0x3c];
+    for step in [10, 20, 30] {
+        let img = common::pixels(&straight.join(format!("frames/{step:06}.png")));
+        let g = near(&img, world_green);
+        eprintln!("overlay: frame {step} green {g:.2}");
+        assert!(g > 0.9, "frame {step}: green {g}");
+    }
+    let end = common::pixels(&straight.join("final.png"));
+    let (g, blue, red) = (near(&end, world_green), near(&end, BLUE), near(&end, RED));
+    eprintln!("overlay: final green {g:.2} blue {blue:.2} red {red:.2}");
+    assert!(g < 0.05 && blue > 0.15 && red > 0.05, "{g} {blue} {red}");
+    // stopped at 25 (between overlays) and resumed to 50
+    let part = dir.join("part");
+    ok(&go(&part, "25"));
+    ok(&common::resume(&part, &["--steps", "50"]));
+    assert!(common::same_file(
+        &straight.join("final.png"),
+        &part.join("final.png")
+    ));
+    // refusals
+    let none = format!("{}/nothing*.png", dir.display());
+    for (args, needle) in [
+        (
+            vec!["x", "--overlay-image", none.as_str()],
+            "the glob matches no file",
+        ),
+        (vec!["x", "--overlay-alpha", "128"], "add it"),
+        (
+            vec![
+                "x",
+                "--overlay-image",
+                green.to_str().unwrap(),
+                "--overlay-alpha",
+                "300",
+            ],
+            "must be from 0 to 255",
+        ),
+        (
+            vec![
+                "x",
+                "--overlay-image",
+                green.to_str().unwrap(),
+                "--overlay-every",
+                "1 week",
+            ],
+            "--overlay-every: invalid value '1 week'",
+        ),
+    ] {
+        fails(&run(&dir.join("bad"), &args), 2, needle);
+    }
+    let o = vqclip()
+        .args([
+            "generate",
+            "x",
+            "--drawer",
+            "clipdraw",
+            "--clip",
+            CLIP,
+            "--overlay-image",
+        ])
+        .arg(&green)
+        .output()
+        .unwrap();
+    fails(&o, 2, "cannot take a picture back into its strokes");
+}

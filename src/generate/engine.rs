@@ -116,6 +116,8 @@ pub struct Generator {
     palette: Option<Tensor>,
     /// The spot prompts' image-space masks.
     spot: Option<super::spot::SpotMasks>,
+    /// `--overlay-image` at the run's size, `[1, 4, H, W]` straight RGBA in [0, 1].
+    overlay: Option<Tensor>,
     /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
     z0: Tensor,
     opt: Optimizer,
@@ -208,6 +210,10 @@ impl Generator {
             .as_ref()
             .map(|p| crate::palette::to_tensor(&p.colours, device));
         let spot = super::spot::masks(&settings, device)?;
+        let overlay = match &settings.overlay_image {
+            Some(p) => Some(load_overlay(p, &settings)?.to_device(device)),
+            None => None,
+        };
         let layout = Layout {
             prompts: settings.prompts.len(),
             image_prompts: image_prompts.len(),
@@ -226,6 +232,7 @@ impl Generator {
             image_prompts,
             palette,
             spot,
+            overlay,
             z0,
             opt,
             step: 0,
@@ -352,6 +359,24 @@ impl Generator {
         self.drawer.set_params(drawers::leaf(z));
         self.opt = Optimizer::new(self.settings.optimizer, self.opt.lr, self.drawer.params())
             .with_groups(self.drawer.lr_groups());
+        Ok(())
+    }
+
+    /// `--overlay-image`: the overlay pasted over the current picture with its alpha and taken
+    /// back into the drawer's parameters (the VQGAN encodes it onto the codebook), in place: the
+    /// optimizer keeps its moments and the `--init-weight` pull its target, as pixray's
+    /// `reapply_from_tensor`.
+    pub fn overlay(&mut self) -> Result<()> {
+        let Some(ov) = &self.overlay else {
+            return Ok(());
+        };
+        let pasted = tch::no_grad(|| {
+            let cur = self.drawer.image();
+            let a = ov.narrow(1, 3, 1);
+            &a * ov.narrow(1, 0, 3) + (a.neg() + 1.0) * cur
+        });
+        let z = self.drawer.params_for(&pasted)?;
+        tch::no_grad(|| self.drawer.params().shallow_clone().copy_(&z));
         Ok(())
     }
 
@@ -743,6 +768,33 @@ impl Generator {
         }
         Ok(out)
     }
+}
+
+/// The overlay image (a glob's first file) stretched to the run's size, `[1, 4, H, W]`: its own
+/// alpha, or `--overlay-alpha`, as pixray's `putalpha`.
+fn load_overlay(pattern: &str, settings: &Settings) -> Result<Tensor> {
+    let path = crate::settings::expand_glob(pattern, "--overlay-image")?.remove(0);
+    let img = image::open(&path)
+        .map_err(|e| crate::error::usage(format!("--overlay-image {}: {e}", path.display())))?
+        .to_rgba8();
+    let (h, w) = (settings.size.height, settings.size.width);
+    let mut img = image::imageops::resize(
+        &img,
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Lanczos3,
+    );
+    if let Some(a) = settings.overlay_alpha {
+        for p in img.pixels_mut() {
+            p[3] = a as u8;
+        }
+    }
+    Ok(Tensor::from_slice(img.as_raw())
+        .view([h, w, 4])
+        .permute([2, 0, 1])
+        .unsqueeze(0)
+        .to_kind(Kind::Float)
+        / 255.0)
 }
 
 /// `texts` through CLIP's text tower: `[n, d]`, rows normalized (`[0, 1]` for none). In chunks:

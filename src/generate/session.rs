@@ -125,6 +125,9 @@ pub fn run(
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
     if plan.resume {
         resume(plan, &run, &mut generator)?;
+    } else if generator.settings.overlay_due(0) {
+        // pixray pastes at iteration 0 too, before the first step.
+        generator.overlay()?;
     }
     std::fs::create_dir_all(run.frames_dir())
         .with_context(|| format!("cannot create {}", plan.run_dir.display()))?;
@@ -165,6 +168,9 @@ pub fn run(
             // continues exactly as a longer run would have.
             if generator.settings.zoom_due(generator.step) {
                 generator.zoom()?;
+            }
+            if generator.settings.overlay_due(generator.step) {
+                generator.overlay()?;
             }
             checkpoint::save(&plan.run_dir, &generator.state())?;
             let done = Finished {
@@ -263,6 +269,11 @@ fn steps(
         let last = step == total || generator.stopped();
         let zoom_now = generator.settings.zoom_due(step) && !last;
         let save_now = (save_every > 0 && step % save_every == 0 || zoom_now) && !last;
+        // The overlay is pasted after the step, so the frame of an overlay step shows it (as
+        // pixray's frame of that iteration does).
+        if generator.settings.overlay_due(step) && !last {
+            generator.overlay()?;
+        }
         let stop = crate::interrupt::requested();
         if save_now || stop || step % FLUSH_EVERY == 0 || last {
             let records = generator.flush()?;

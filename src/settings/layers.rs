@@ -59,6 +59,9 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
             p.display()
         )));
     }
+    if let Some(p) = &settings.overlay_image {
+        crate::settings::expand_glob(p, "--overlay-image")?;
+    }
     for t in &settings.target_images {
         t.files()?;
     }

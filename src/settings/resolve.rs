@@ -77,6 +77,37 @@ impl Settings {
                 "--spot and --spot-off take one prompt each (no ^ story phases): repeat the flag",
             ));
         }
+        if let Some(a) = self.overlay_alpha
+            && !(0..=255).contains(&a)
+        {
+            return Err(usage(format!(
+                "--overlay-alpha: invalid value {a}: must be from 0 to 255"
+            )));
+        }
+        if let Some(n) = self.overlay_until
+            && n < 0
+        {
+            return Err(usage(format!(
+                "--overlay-until: invalid value {n}: must be 0 or more"
+            )));
+        }
+        if self.overlay_image.is_some() {
+            if matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch) {
+                return Err(usage(format!(
+                    "--overlay-image: --drawer {} cannot take a picture back into its strokes; use vqgan, pixel, fast-pixel or fft",
+                    self.drawer
+                )));
+            }
+            if self.transparent {
+                return Err(usage(
+                    "--overlay-image pastes over a flat picture: drop --transparent or the overlay",
+                ));
+            }
+        } else if self.overlay_alpha.is_some() || self.overlay_until.is_some() {
+            return Err(usage(
+                "--overlay-alpha and --overlay-until apply to --overlay-image: add it",
+            ));
+        }
         if self.transparent_weight > 0.0 && !self.transparent {
             return Err(usage(
                 "--transparent-weight penalizes alpha, which only --transparent draws: add --transparent",
@@ -171,6 +202,14 @@ impl Settings {
     /// with `--resume --steps` zooms exactly where a longer straight run would have.
     pub fn zoom_due(&self, step: i64) -> bool {
         self.zoom_every > 0 && step >= self.zoom_start.max(1) && step % self.zoom_every == 0
+    }
+
+    /// Whether an overlay is pasted after `step` steps (0: before the first): pixray's
+    /// `cur_it % every == offset`, up to `--overlay-until` inclusive.
+    pub fn overlay_due(&self, step: i64) -> bool {
+        self.overlay_image.is_some()
+            && step % self.overlay_every == self.overlay_offset
+            && self.overlay_until.is_none_or(|u| step <= u)
     }
 
     /// Number of story phases (1 without `^`).
@@ -350,6 +389,11 @@ mod tests {
                 "spot",
                 "spot_off",
                 "spot_file",
+                "overlay_image",
+                "overlay_every",
+                "overlay_offset",
+                "overlay_until",
+                "overlay_alpha",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

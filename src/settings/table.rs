@@ -3,7 +3,7 @@
 //! resolve in this order, so a default may use the settings above it. The order is also run.toml's,
 //! which names a batch job (a hash of it): new settings go at the end.
 use super::enums::*;
-use super::units::{Count, parse_save_every};
+use super::units::{Count, parse_count, parse_opt_count, parse_save_every};
 use super::values::*;
 use super::{Declaration, ImagePrompt, NoisePrompt, Prompt, TargetImage};
 use std::path::PathBuf;
@@ -367,6 +367,52 @@ declare_settings! {
     spot_file: Option<PathBuf> {
         flag: Option<PathBuf> [long, value_name = "MASK"],
         raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Overlay image PATH|GLOB (pixray's): pasted over the picture (with its own alpha, or
+    /// --overlay-alpha) at the overlay steps and taken back into the drawer's parameters (a glob:
+    /// its first file).
+    overlay_image: Option<String> {
+        flag: Option<String> [long, value_name = "PATH|GLOB"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Overlay every N steps (default 10; pixray's units: 10i, 10%).
+    overlay_every: i64 {
+        flag: Option<String> [long, value_name = "N"],
+        raw: Count,
+        resolve: parse_count(p.overlay_every.as_ref(), steps, "--overlay-every", 10)?,
+        check: |v| *v >= 1 => "must be at least 1",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 10,
+    }
+    /// Overlay at the steps N with N % every == offset (default 0: from the start; units).
+    overlay_offset: i64 {
+        flag: Option<String> [long, value_name = "N", allow_negative_numbers = true],
+        raw: Count,
+        resolve: parse_count(p.overlay_offset.as_ref(), steps, "--overlay-offset", 0)?,
+        check: |v| *v >= 0 => "must be 0 or more",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0,
+    }
+    /// The last step an overlay is pasted after, inclusive (default: to the end; units).
+    overlay_until: Option<i64> {
+        flag: Option<String> [long, value_name = "N", allow_negative_numbers = true],
+        raw: Count,
+        resolve: parse_opt_count(p.overlay_until.as_ref(), steps, "--overlay-until")?,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// The overlay's opacity, 0 to 255 (default: the image's own alpha; opaque without one).
+    overlay_alpha: Option<i64> {
+        flag: Option<i64> [long, value_name = "A", allow_negative_numbers = true],
+        raw: i64,
         default: None,
         resume: fixed,
         drawer: (any),

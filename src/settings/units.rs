@@ -76,19 +76,36 @@ impl super::ToRaw<Count> for i64 {
     }
 }
 
-/// `--save-every`: a step count (bare numbers are steps) in a run of `total` steps.
-pub fn parse_save_every(raw: Option<&Count>, total: i64) -> Result<i64> {
+impl super::ToRaw<Count> for Option<i64> {
+    fn to_raw(&self) -> Option<Count> {
+        self.map(Count::Int)
+    }
+}
+
+/// A step count setting (bare numbers are steps) in a run of `total` steps; `default` when unset.
+/// A negative number is passed through for the declaration's check to name.
+pub fn parse_count(raw: Option<&Count>, total: i64, flag: &str, default: i64) -> Result<i64> {
+    Ok(parse_opt_count(raw, total, flag)?.unwrap_or(default))
+}
+
+/// [`parse_count`] without a default (None when unset).
+pub fn parse_opt_count(raw: Option<&Count>, total: i64, flag: &str) -> Result<Option<i64>> {
     match raw {
-        None => Ok(super::DEFAULT_SAVE_EVERY),
-        Some(Count::Int(n)) => Ok(*n),
+        None => Ok(None),
+        Some(Count::Int(n)) => Ok(Some(*n)),
         Some(Count::Text(t)) => {
             let t = t.trim();
             if let Some(n) = t.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
-                return Ok(-n); // the declaration's check names a negative count
+                return Ok(Some(-n));
             }
-            Ok(parse_unit(t, Amount::Steps, "--save-every")?.steps(total))
+            Ok(Some(parse_unit(t, Amount::Steps, flag)?.steps(total)))
         }
     }
+}
+
+/// `--save-every`.
+pub fn parse_save_every(raw: Option<&Count>, total: i64) -> Result<i64> {
+    parse_count(raw, total, "--save-every", super::DEFAULT_SAVE_EVERY)
 }
 
 #[cfg(test)]
