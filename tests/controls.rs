@@ -402,3 +402,64 @@ fn overlays_paste_then_the_prompt_takes_over_and_resume_is_exact() {
         .unwrap();
     fails(&o, 2, "cannot take a picture back into its strokes");
 }
+
+/// pixray's three init pulls: --init-weight-dist is --init-weight (the same run), --init-weight-cos
+/// is 1 - cosine of the flattened parameters, --init-weight-pix pulls the picture to the init image.
+#[test]
+fn pixrays_init_weights() {
+    let z = Tensor::from_slice(&[1f32, 2.0, 2.0]);
+    let z0 = Tensor::from_slice(&[2f32, 1.0, 2.0]);
+    let c = vqclip::generate::losses::init_cos_loss(&z, &z0).double_value(&[]);
+    assert!((c - (1.0 - 8.0 / 9.0)).abs() < 1e-6, "{c}");
+    let dir = tmp_dir("init-weights");
+    let init = dir.join("init.png");
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, 128])
+    })
+    .save(&init)
+    .unwrap();
+    let go = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "a red apple",
+            "--init-image",
+            init.to_str().unwrap(),
+            "--lr",
+            "0.3",
+        ];
+        args.extend_from_slice(extra);
+        ok(&run(&out, &args));
+        common::pixels(&out.join("final.png"))
+    };
+    let a = go("w", &["--init-weight", "2"]);
+    let b = go("dist", &["--init-weight-dist", "2"]);
+    assert_eq!(a, b, "--init-weight-dist is --init-weight");
+    let l1 = |img: &image::RgbImage| {
+        let want = image::open(&init).unwrap().to_rgb8();
+        img.pixels()
+            .zip(want.pixels())
+            .map(|(p, q)| {
+                (0..3)
+                    .map(|c| (p[c] as f64 - q[c] as f64).abs())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / (img.pixels().len() * 3) as f64
+    };
+    let free = go("free", &[]);
+    let pix = go("pix", &["--init-weight-pix", "50"]);
+    let cos = go("cos", &["--init-weight-cos", "50"]);
+    eprintln!(
+        "init pulls: L1 to the init image without {:.2}, pix {:.2}; cos run differs: {}",
+        l1(&free),
+        l1(&pix),
+        cos != free
+    );
+    assert!(l1(&pix) < l1(&free), "{} {}", l1(&pix), l1(&free));
+    assert!(cos != free);
+    fails(
+        &run(&dir.join("bad"), &["x", "--init-weight-pix", "1"]),
+        2,
+        "add one",
+    );
+}

@@ -118,6 +118,8 @@ pub struct Generator {
     spot: Option<super::spot::SpotMasks>,
     /// `--overlay-image` at the run's size, `[1, 4, H, W]` straight RGBA in [0, 1].
     overlay: Option<Tensor>,
+    /// `--init-image` at the run's size (`--init-weight-pix`).
+    init_pixels: Option<Tensor>,
     /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
     z0: Tensor,
     opt: Optimizer,
@@ -210,6 +212,17 @@ impl Generator {
             .as_ref()
             .map(|p| crate::palette::to_tensor(&p.colours, device));
         let spot = super::spot::masks(&settings, device)?;
+        let init_pixels = match (&settings.init_image, settings.init_weight_pix > 0.0) {
+            (Some(p), true) => {
+                let img = crate::image_io::load_rgb(p)
+                    .with_context(|| format!("--init-image {}", p.display()))?;
+                Some(
+                    crate::image_io::rgb_to_tensor(&resize_cover(&img, w as u32, h as u32))
+                        .to_device(device),
+                )
+            }
+            _ => None,
+        };
         let overlay = match &settings.overlay_image {
             Some(p) => Some(load_overlay(p, &settings)?.to_device(device)),
             None => None,
@@ -233,6 +246,7 @@ impl Generator {
             palette,
             spot,
             overlay,
+            init_pixels,
             z0,
             opt,
             step: 0,
@@ -670,9 +684,18 @@ impl Generator {
             .iter()
             .map(|(kind, weight)| losses::extra_loss(*kind, base) * *weight)
             .collect();
+        // pixray's init_weight_pix: L1 to the init image / 2, in the total (not a row term).
+        let pix = self
+            .init_pixels
+            .as_ref()
+            .map(|p| base.l1_loss(p, tch::Reduction::Mean) * (self.settings.init_weight_pix / 2.0));
         // The palette pull and the alpha term come after the --loss terms (the row's order).
         let total = sum_terms(
-            losses.iter().chain(&palette).chain(&transparent),
+            losses
+                .iter()
+                .chain(&palette)
+                .chain(&transparent)
+                .chain(&pix),
             self.device,
         );
         let grad = if total.requires_grad() {
@@ -696,13 +719,22 @@ impl Generator {
         let g = grad.unwrap_or_else(|| frame.img.zeros_like());
         let g = clamp_grad_mask(&frame.x.detach(), &g, 0.0, 1.0);
         let pixel_objective = (&frame.x * &g).sum(Kind::Float);
-        let (z_objective, total) = if self.settings.init_weight > 0.0 {
-            let init =
-                losses::init_loss(self.drawer.params(), &self.z0) * self.settings.init_weight;
-            (pixel_objective + &init, image_total + init.detach())
-        } else {
-            (pixel_objective, image_total)
-        };
+        // --init-weight and pixray's --init-weight-dist are one pull (MSE / 2); --init-weight-cos
+        // another, on the parameters.
+        let s = &self.settings;
+        let dist = s.init_weight + s.init_weight_dist;
+        let mut pulls = Vec::new();
+        if dist > 0.0 {
+            pulls.push(losses::init_loss(self.drawer.params(), &self.z0) * dist);
+        }
+        if s.init_weight_cos > 0.0 {
+            pulls.push(losses::init_cos_loss(self.drawer.params(), &self.z0) * s.init_weight_cos);
+        }
+        let (z_objective, total) = pulls
+            .iter()
+            .fold((pixel_objective, image_total), |(z, t), p| {
+                (z + p, t + p.detach())
+            });
         let grad_z = Tensor::run_backward(&[&z_objective], &[self.drawer.params()], false, false)
             .pop()
             .context("no gradient for the drawer's parameters")?;

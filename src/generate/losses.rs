@@ -102,6 +102,17 @@ pub fn init_loss(z: &Tensor, z0: &Tensor) -> Tensor {
     z.mse_loss(z0, Reduction::Mean) / 2.0
 }
 
+/// pixray's `init_weight_cos` term: `F.cosine_embedding_loss(z, z0, 1)` of the flattened
+/// parameters, i.e. `1 - cos(z, z0)` (torch's eps 1e-12 inside the norms). Unweighted.
+pub fn init_cos_loss(z: &Tensor, z0: &Tensor) -> Tensor {
+    let (a, b) = (z.reshape([-1]), z0.reshape([-1]));
+    let dot = (&a * &b).sum(tch::Kind::Float);
+    let norms = ((a.square().sum(tch::Kind::Float) + 1e-12)
+        * (b.square().sum(tch::Kind::Float) + 1e-12))
+        .sqrt();
+    -(dot / norms) + 1.0
+}
+
 /// Dispatches one `--loss` term on the rendered image `img` `[1, 3, h, w]` in [0, 1] (unweighted).
 pub fn extra_loss(kind: LossKind, img: &Tensor) -> Tensor {
     match kind {

@@ -77,6 +77,11 @@ impl Settings {
                 "--spot and --spot-off take one prompt each (no ^ story phases): repeat the flag",
             ));
         }
+        if self.init_weight_pix > 0.0 && self.init_image.is_none() {
+            return Err(usage(
+                "--init-weight-pix pulls the picture toward --init-image: add one",
+            ));
+        }
         if let Some(a) = self.overlay_alpha
             && !(0..=255).contains(&a)
         {
@@ -394,6 +399,9 @@ mod tests {
                 "overlay_offset",
                 "overlay_until",
                 "overlay_alpha",
+                "init_weight_dist",
+                "init_weight_cos",
+                "init_weight_pix",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

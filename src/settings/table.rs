@@ -333,6 +333,39 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// pixray's --init_weight_dist: the same pull as --init-weight (MSE to the initial parameters
+    /// / 2), added to it (default 0).
+    init_weight_dist: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0.0,
+    }
+    /// pixray's --init_weight_cos: W x (1 - cosine) between the parameters and the initial ones,
+    /// both flattened (default 0).
+    init_weight_cos: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0.0,
+    }
+    /// pixray's --init_weight_pix: W x the mean absolute pixel difference to --init-image / 2
+    /// (default 0; needs --init-image).
+    init_weight_pix: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0.0,
+    }
     /// Image prompt PATH[:weight]; repeatable.
     image_prompts: Vec<ImagePrompt> {
         flag: Vec<String> [long = "image-prompt", value_name = "PATH[:W]"],
