@@ -103,3 +103,61 @@ fn runs_save_and_drop_where_the_units_say() {
         fails(&run(&dir.join("bad"), &args), 2, needle);
     }
 }
+
+/// pixray's size tables: --aspect with --ezsize or --scale, trimmed to multiples of 16 for the
+/// vqgan drawer (pixray's VQGAN trims the same way).
+#[test]
+fn pixrays_aspect_and_size_tables() {
+    let size = |extra: &str| {
+        let s = resolve(extra);
+        (s.size.width, s.size.height)
+    };
+    assert_eq!(size("aspect = \"widescreen\""), (384, 208));
+    assert_eq!(
+        size("aspect = \"widescreen\"\ndrawer = \"fft\""),
+        (384, 216)
+    );
+    assert_eq!(size("aspect = \"square\"\nezsize = \"small\""), (144, 144));
+    assert_eq!(
+        size("aspect = \"portrait\"\nezsize = \"large\""),
+        (512, 640)
+    );
+    assert_eq!(
+        size("aspect = \"square\"\nscale = 2.5\ndrawer = \"pixel\""),
+        (360, 360)
+    );
+    assert_eq!(size("ezsize = \"medium\"\ndrawer = \"pixel\""), (384, 216));
+    let dir = tmp_dir("aspect");
+    let init = dir.join("tall.png");
+    image::RgbImage::new(100, 250).save(&init).unwrap();
+    assert_eq!(
+        size(&format!(
+            "aspect = \"retain\"\ninit-image = \"{}\"\ndrawer = \"fft\"",
+            init.display()
+        )),
+        (288, 720)
+    );
+    // no size and the pixray tables: the size is recorded, not the aspect
+    let toml = resolve("aspect = \"square\"").to_toml().unwrap();
+    assert!(
+        toml.contains("size = \"288x288\"") && !toml.contains("aspect"),
+        "{toml}"
+    );
+    for (extra, needle) in [
+        ("aspect = \"wide\"", "--aspect: invalid value 'wide'"),
+        ("ezsize = \"huge\"", "--ezsize: invalid value 'huge'"),
+        ("size = \"64x64\"\naspect = \"square\"", "both set"),
+        ("aspect = \"retain\"", "add one"),
+        ("scale = 0", "--scale"),
+    ] {
+        let e = PartialSettings::from_toml(
+            &format!("prompts = [\"x\"]\nseed = 1\n{extra}\n"),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+}

@@ -402,11 +402,16 @@ mod tests {
                 "init_weight_dist",
                 "init_weight_cos",
                 "init_weight_pix",
+                "aspect",
+                "ezsize",
+                "scale",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;
             assert_eq!(
-                toml_keys.contains(&format!("{key} = ")),
+                toml_keys
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{key} = "))),
                 recorded,
                 "{key} in run.toml: {toml_keys}"
             );

@@ -64,7 +64,7 @@ declare_settings! {
         resolve: pixel_grid_for(
             p.pixel_size.as_deref(),
             p.pixel_scale,
-            layer_size(p)?,
+            layer_size(p, drawer)?,
             (drawer == DrawerKind::Pixel).then(|| {
                 (
                     p.pixel_type.unwrap_or(PixelType::Rect),
@@ -129,9 +129,38 @@ declare_settings! {
     size: Size {
         flag: Option<String> [long, value_name = "WxH"],
         raw: String,
-        default: DEFAULT_SIZE,
+        resolve: layer_size(p, drawer)?,
         resume: fixed,
         drawer: (any),
+    }
+    /// pixray's --aspect instead of --size: widescreen (192x108 x scale), square (144x144),
+    /// portrait (128x160) or retain (144 wide at --init-image's aspect); with --ezsize or --scale.
+    aspect: Option<String> {
+        flag: Option<String> [long, value_name = "NAME"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+        // Folded into size, which run.toml records.
+        record: |_| false,
+    }
+    /// pixray's --ezsize with --aspect: small (x1), medium (x2) or large (x4).
+    ezsize: Option<String> {
+        flag: Option<String> [long, value_name = "SIZE"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+        record: |_| false,
+    }
+    /// pixray's --scale with --aspect: the size table's factor (default 2, pixray's normal).
+    scale: Option<f64> {
+        flag: Option<f64> [long, value_name = "S"],
+        raw: f64,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+        record: |_| false,
     }
     /// Optimization steps (default 300).
     steps: i64 {

@@ -481,9 +481,75 @@ impl FromRaw<String> for Option<Palette> {
 }
 
 /// `size` as a layer sets it (or its default), for the settings declared before it.
-pub(super) fn layer_size(p: &super::PartialSettings) -> Result<Size> {
-    match &p.size {
-        Some(s) => Size::parse(s),
-        None => Ok(super::DEFAULT_SIZE),
+/// The run's size from a layer: `--size`, or pixray's `--aspect` with `--ezsize` or `--scale`
+/// (its size tables: square 144x144, portrait 128x160, widescreen 192x108, times the scale: small
+/// 1, medium 2, large 4, default 2 as pixray's normal quality; `retain`: 144 wide at the init
+/// image's aspect), trimmed to multiples of 16 for the vqgan drawer as pixray's VQGAN does; else
+/// the default.
+pub(super) fn layer_size(p: &super::PartialSettings, drawer: super::DrawerKind) -> Result<Size> {
+    let pixray = p.aspect.is_some() || p.ezsize.is_some() || p.scale.is_some();
+    if let Some(s) = &p.size {
+        if pixray {
+            return Err(usage(format!(
+                "--size {s} and --aspect/--ezsize/--scale both set (a preset or --config may set the size): give one of them"
+            )));
+        }
+        return Size::parse(s);
     }
+    if !pixray {
+        return Ok(super::DEFAULT_SIZE);
+    }
+    if p.ezsize.is_some() && p.scale.is_some() {
+        return Err(usage("--ezsize and --scale both set: give one"));
+    }
+    let scale = match (p.scale, p.ezsize.as_deref()) {
+        (Some(s), _) if s.is_finite() && s > 0.0 => s,
+        (Some(s), _) => {
+            return Err(usage(format!(
+                "--scale: invalid value {s}: must be a number > 0"
+            )));
+        }
+        (None, Some("small")) => 1.0,
+        (None, Some("medium")) => 2.0,
+        (None, Some("large")) => 4.0,
+        (None, Some(other)) => {
+            return Err(usage(format!(
+                "--ezsize: invalid value '{other}': expected small, medium or large"
+            )));
+        }
+        (None, None) => 2.0,
+    };
+    let (w, h) = match p.aspect.as_deref().unwrap_or("widescreen") {
+        "square" => ((144.0 * scale) as i64, (144.0 * scale) as i64),
+        "portrait" => ((128.0 * scale) as i64, (160.0 * scale) as i64),
+        "widescreen" => ((192.0 * scale) as i64, (108.0 * scale) as i64),
+        "retain" => {
+            let path = p.init_image.as_ref().ok_or_else(|| {
+                usage("--aspect retain keeps the aspect ratio of --init-image: add one")
+            })?;
+            let (iw, ih) = image::image_dimensions(path).map_err(|e| {
+                usage(format!(
+                    "--init-image {}: cannot read its size: {e}",
+                    path.display()
+                ))
+            })?;
+            let asp = ih as f64 / iw as f64;
+            ((144.0 * scale) as i64, (144.0 * asp * scale) as i64)
+        }
+        other => {
+            return Err(usage(format!(
+                "--aspect: invalid value '{other}': expected widescreen, square, portrait or retain"
+            )));
+        }
+    };
+    let (w, h) = if drawer == super::DrawerKind::Vqgan {
+        (w / 16 * 16, h / 16 * 16)
+    } else {
+        (w, h)
+    };
+    Size::parse(&format!("{w}x{h}")).map_err(|_| {
+        usage(format!(
+            "--aspect/--ezsize/--scale give {w}x{h}: each side must be from 16 to 4096"
+        ))
+    })
 }
