@@ -463,3 +463,30 @@ fn pixrays_init_weights() {
         "add one",
     );
 }
+
+/// pixray's --image-prompt-shuffle: the image prompt's cutouts get draws of their own. With
+/// augments that changes the run; with pooled views and no augments (no draws) it cannot.
+#[test]
+fn image_prompt_shuffle_draws_the_prompts_own_cutouts() {
+    let dir = tmp_dir("shuffle");
+    let ip = common::fixture("clip_input.png");
+    let go = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["a red apple", "--image-prompt", ip.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ok(&run(&out, &args));
+        common::pixels(&out.join("final.png"))
+    };
+    let shared = go("shared", &[]);
+    let shuffled = go("shuffled", &["--image-prompt-shuffle"]);
+    assert!(shared != shuffled, "shuffled draws change an augmented run");
+    let flat = ["--augments", "none", "--cut-method", "pooled"];
+    let a = go("flat", &flat);
+    let mut with = flat.to_vec();
+    with.push("--image-prompt-shuffle");
+    assert_eq!(
+        a,
+        go("flat-shuffled", &with),
+        "no draws, nothing to shuffle"
+    );
+}

@@ -558,10 +558,19 @@ impl Generator {
             };
             let (h, w) = (self.settings.size.height, self.settings.size.width);
             let plan = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
+            // Shared draws line the prompt's views up with the picture's; pixray's shuffle gives
+            // each image prompt draws of its own (after the picture's, from the same stream).
             let image_prompts = self
                 .image_prompts
                 .iter()
-                .map(|(ip, _)| tch::no_grad(|| plan.apply(ip)))
+                .map(|(ip, _)| {
+                    if self.settings.image_prompt_shuffle {
+                        let own = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
+                        tch::no_grad(|| own.apply(ip))
+                    } else {
+                        tch::no_grad(|| plan.apply(ip))
+                    }
+                })
                 .collect();
             let masked = |keep: &Tensor, prompts: &[crate::settings::Prompt]| {
                 (!prompts.is_empty()).then(|| plan.apply_masked(&frame.seen, keep))

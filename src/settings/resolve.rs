@@ -405,6 +405,7 @@ mod tests {
                 "aspect",
                 "ezsize",
                 "scale",
+                "image_prompt_shuffle",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -479,6 +479,16 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// pixray's --image_prompt_shuffle: each image prompt gets cutouts of its own draws instead
+    /// of sharing the picture's crops and augments.
+    image_prompt_shuffle: bool {
+        flag: bool [long],
+        raw: bool,
+        default: false,
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v,
+    }
     /// Target image PATH|GLOB[:weight[:stop]] (pixray's -ti); repeatable: its files are encoded
     /// once with CLIP's preprocessing, unlike --image-prompt's per-step cutouts.
     target_images: Vec<TargetImage> {
