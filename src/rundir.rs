@@ -55,6 +55,9 @@ pub struct StepRecord {
     pub loss: f64,
     #[serde(default)]
     pub prompts: Vec<f64>,
+    /// `--label` terms, written only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<f64>,
     #[serde(default)]
     pub image_prompts: Vec<f64>,
     /// `--target-image` terms: written only when there are some, so other logs keep their bytes.

@@ -490,3 +490,72 @@ fn image_prompt_shuffle_draws_the_prompts_own_cutouts() {
         "no draws, nothing to shuffle"
     );
 }
+
+/// pixray's --labels: the text in its 7 ImageNet templates, embeddings normalized, averaged and
+/// normalized again; the term is the spherical distance to that, checked from the start image.
+#[test]
+fn label_term_is_the_distance_to_the_template_ensemble() {
+    use vqclip::clip_tasks::templates::{IMAGENET_SELECTED, fill};
+    let toml = format!(
+        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
+         cut-method = \"pooled\"\nclip = [\"{CLIP}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 1\nseed = 4\n\
+         labels = [\"goldfish:1.5\"]\n"
+    );
+    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap();
+    let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
+    let texts: Vec<String> = IMAGENET_SELECTED
+        .iter()
+        .map(|t| fill(t, "goldfish"))
+        .collect();
+    assert_eq!(texts[0], "itap of a goldfish.");
+    let (tokens, _) = vqclip::tokenizer::Tokenizer::new()
+        .unwrap()
+        .tokenize_batch(&texts)
+        .unwrap();
+    let e = unit(tch::no_grad(|| clip.encode_text(&tokens))).mean_dim(0, true, Kind::Float);
+    let target = unit(e);
+    let res = clip.input_resolution();
+    let start = drawers::build(&s, None, Device::Cpu)
+        .unwrap()
+        .render()
+        .clamp(0.0, 1.0);
+    let cut = ((start.adaptive_avg_pool2d([res, res]) + start.adaptive_max_pool2d([res, res]).0)
+        / 2.0)
+        .expand([4, 3, res, res], false);
+    let emb = unit(tch::no_grad(|| clip.encode_image(&Clip::normalize(&cut))));
+    let want = spherical_distance(&emb, &target)
+        .mean(Kind::Float)
+        .double_value(&[])
+        * 1.5;
+    let models = Models {
+        vqgan: None,
+        clips: vec![clip],
+        weights: Vec::new(),
+    };
+    let mut g = Generator::new(s, models, Device::Cpu).unwrap();
+    g.step().unwrap();
+    let rec = g.flush().unwrap().remove(0);
+    eprintln!("label term {} vs {want}", rec.labels[0]);
+    assert!(
+        (rec.labels[0] - want).abs() < 1e-6,
+        "{} vs {want}",
+        rec.labels[0]
+    );
+    // a run with only a label, logged and recorded
+    let dir = tmp_dir("labels");
+    let out = dir.join("run");
+    ok(&run(
+        &out,
+        &["--label", "goldfish", "--label", "tabby cat:-0.5"],
+    ));
+    assert!(
+        log(&out)
+            .iter()
+            .all(|r| r["labels"].as_array().unwrap().len() == 2)
+    );
+    let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(toml.contains("labels = ["), "{toml}");
+}

@@ -72,6 +72,7 @@ fn record(step: i64) -> StepRecord {
         step,
         loss: 1.5,
         prompts: vec![0.25, -0.5],
+        labels: vec![],
         image_prompts: vec![],
         target_images: vec![],
         noise_prompts: vec![0.125],

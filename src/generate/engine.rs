@@ -43,6 +43,8 @@ struct Perceptor {
     noise: Tensor,
     /// Per `--target-image`: its files' normalized embeddings, one row per file.
     targets: Vec<Tensor>,
+    /// `--label` embeddings: each the normalized mean of its templated texts', one row per label.
+    labels: Tensor,
     /// Normalized `--spot` and `--spot-off` text embeddings, one row per prompt.
     spot_text: Tensor,
     spot_off_text: Tensor,
@@ -90,6 +92,7 @@ struct Cutouts {
 /// The CLIP-side terms of a step (detached, summed over the batches) and their image gradient.
 struct ClipTerms {
     prompts: Vec<Tensor>,
+    labels: Vec<Tensor>,
     image_prompts: Vec<Tensor>,
     target_images: Vec<Tensor>,
     noise_prompts: Vec<Tensor>,
@@ -160,6 +163,7 @@ impl Generator {
             let text = encode_texts(&clip, &tokenizer, &texts, device)?;
             let spot_text = encode_texts(&clip, &tokenizer, &spot, device)?;
             let spot_off_text = encode_texts(&clip, &tokenizer, &spot_off, device)?;
+            let labels = label_embeddings(&clip, &tokenizer, &settings.labels, device)?;
             let targets = settings
                 .target_images
                 .iter()
@@ -188,6 +192,7 @@ impl Generator {
                 targets,
                 spot_text,
                 spot_off_text,
+                labels,
             });
         }
         let (h, w) = (settings.size.height, settings.size.width);
@@ -229,6 +234,7 @@ impl Generator {
         };
         let layout = Layout {
             prompts: settings.prompts.len(),
+            labels: settings.labels.len(),
             image_prompts: image_prompts.len(),
             target_images: settings.target_images.len(),
             noise_prompts: settings.noise_prompts.len(),
@@ -411,6 +417,7 @@ impl Generator {
         let image_total = clip
             .prompts
             .iter()
+            .chain(&clip.labels)
             .chain(&clip.image_prompts)
             .chain(&clip.target_images)
             .chain(&clip.noise_prompts)
@@ -423,6 +430,7 @@ impl Generator {
         let row = LossRow {
             total,
             prompts: clip.prompts,
+            labels: clip.labels,
             image_prompts: clip.image_prompts,
             target_images: clip.target_images,
             noise_prompts: clip.noise_prompts,
@@ -516,6 +524,7 @@ impl Generator {
         };
         let mut terms = ClipTerms {
             prompts: zeros(self.settings.prompts.len()),
+            labels: zeros(self.settings.labels.len()),
             image_prompts: zeros(self.image_prompts.len()),
             target_images: zeros(self.settings.target_images.len()),
             noise_prompts: zeros(self.settings.noise_prompts.len()),
@@ -619,6 +628,11 @@ impl Generator {
             let target = p.text.narrow(0, i as i64, 1);
             let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
             take_share(term, batches, &mut terms.prompts[i], batch_terms);
+        }
+        for (i, pr) in self.settings.labels.iter().enumerate() {
+            let target = p.labels.narrow(0, i as i64, 1);
+            let term = losses::prompt_loss(&emb, &target, pr.weight, pr.stop);
+            take_share(term, batches, &mut terms.labels[i], batch_terms);
         }
         let image_prompts = self.image_prompts.iter().zip(&cuts.image_prompts);
         for (i, ((_, weight), ip_cut)) in image_prompts.enumerate() {
@@ -860,6 +874,27 @@ fn encode_texts(
         }));
     }
     Ok(Tensor::cat(&parts, 0))
+}
+
+/// `--label`s as pixray encodes them: each text in its 7 ImageNet templates, the embeddings
+/// normalized, averaged and normalized again (CLIP's zero-shot classifier).
+fn label_embeddings(
+    clip: &Clip,
+    tokenizer: &Tokenizer,
+    labels: &[crate::settings::Prompt],
+    device: Device,
+) -> Result<Tensor> {
+    use crate::clip_tasks::templates::{IMAGENET_SELECTED, fill};
+    let mut rows = Vec::new();
+    for l in labels {
+        let texts: Vec<String> = IMAGENET_SELECTED.iter().map(|t| fill(t, &l.text)).collect();
+        let e = encode_texts(clip, tokenizer, &texts, device)?.mean_dim(0, true, Kind::Float);
+        rows.push(&e / e.norm_scalaropt_dim(2.0, [-1], true));
+    }
+    if rows.is_empty() {
+        return Ok(Tensor::zeros([0, 1], (Kind::Float, device)));
+    }
+    Ok(Tensor::cat(&rows, 0))
 }
 
 /// A `--target-image`'s files through CLIP's own preprocessing (shorter side resized to the input

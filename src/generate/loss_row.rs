@@ -1,7 +1,7 @@
 //! One step's loss terms by section, and their packing: a step packs its row into one small device
 //! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
 //! one sync and unpacks each into a log record. The section order is the packed order:
-//! `[total, prompts..., image prompts..., target images..., noise prompts..., spot...,
+//! `[total, prompts..., labels..., image prompts..., target images..., noise prompts..., spot...,
 //! spot off..., extra losses..., palette, alpha]`.
 use crate::rundir::StepRecord;
 use anyhow::{Result, bail};
@@ -11,6 +11,7 @@ use tch::Tensor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     pub prompts: usize,
+    pub labels: usize,
     pub image_prompts: usize,
     pub target_images: usize,
     pub noise_prompts: usize,
@@ -28,6 +29,7 @@ impl Layout {
     /// Values in a packed row (the total included).
     pub fn packed_len(&self) -> usize {
         1 + self.prompts
+            + self.labels
             + self.image_prompts
             + self.target_images
             + self.noise_prompts
@@ -44,6 +46,7 @@ impl Layout {
 pub struct LossRow<T> {
     pub total: T,
     pub prompts: Vec<T>,
+    pub labels: Vec<T>,
     pub image_prompts: Vec<T>,
     pub target_images: Vec<T>,
     pub noise_prompts: Vec<T>,
@@ -58,6 +61,7 @@ impl<T> LossRow<T> {
     pub fn layout(&self) -> Layout {
         Layout {
             prompts: self.prompts.len(),
+            labels: self.labels.len(),
             image_prompts: self.image_prompts.len(),
             target_images: self.target_images.len(),
             noise_prompts: self.noise_prompts.len(),
@@ -73,6 +77,7 @@ impl<T> LossRow<T> {
     fn values(&self) -> impl Iterator<Item = &T> {
         std::iter::once(&self.total)
             .chain(&self.prompts)
+            .chain(&self.labels)
             .chain(&self.image_prompts)
             .chain(&self.target_images)
             .chain(&self.noise_prompts)
@@ -105,6 +110,7 @@ impl LossRow<f64> {
         // The length check above makes every split in range.
         let (total, rest) = values.split_at(1);
         let (prompts, rest) = rest.split_at(layout.prompts);
+        let (labels, rest) = rest.split_at(layout.labels);
         let (image_prompts, rest) = rest.split_at(layout.image_prompts);
         let (target_images, rest) = rest.split_at(layout.target_images);
         let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
@@ -115,6 +121,7 @@ impl LossRow<f64> {
         Ok(LossRow {
             total: total[0],
             prompts: prompts.to_vec(),
+            labels: labels.to_vec(),
             image_prompts: image_prompts.to_vec(),
             target_images: target_images.to_vec(),
             noise_prompts: noise_prompts.to_vec(),
@@ -137,6 +144,7 @@ impl LossRow<f64> {
             step,
             loss: self.total,
             prompts: self.prompts,
+            labels: self.labels,
             image_prompts: self.image_prompts,
             target_images: self.target_images,
             noise_prompts: self.noise_prompts,
@@ -170,6 +178,7 @@ mod tests {
         LossRow {
             total: take(1)[0],
             prompts: take(layout.prompts),
+            labels: take(layout.labels),
             image_prompts: take(layout.image_prompts),
             target_images: take(layout.target_images),
             noise_prompts: take(layout.noise_prompts),
@@ -187,6 +196,7 @@ mod tests {
         LossRow {
             total: t(&r.total),
             prompts: ts(&r.prompts),
+            labels: ts(&r.labels),
             image_prompts: ts(&r.image_prompts),
             target_images: ts(&r.target_images),
             noise_prompts: ts(&r.noise_prompts),
@@ -202,7 +212,7 @@ mod tests {
     fn pack_then_unpack_gives_the_row_back() {
         // Every section empty and non-empty, alone and together.
         let mut layouts = Vec::new();
-        for mask in 0..512u32 {
+        for mask in 0..1024u32 {
             let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
             layouts.push(Layout {
                 prompts: n(0, 3),
@@ -214,6 +224,7 @@ mod tests {
                 target_images: n(6, 2),
                 spot: n(7, 2),
                 spot_off: n(8, 1),
+                labels: n(9, 2),
             });
         }
         for layout in layouts {
@@ -243,6 +254,7 @@ mod tests {
     fn unpack_refuses_a_row_of_another_length() {
         let layout = Layout {
             prompts: 2,
+            labels: 0,
             image_prompts: 0,
             target_images: 0,
             noise_prompts: 0,
@@ -262,6 +274,7 @@ mod tests {
     fn record_fills_every_field() {
         let mut r = row(Layout {
             prompts: 1,
+            labels: 0,
             image_prompts: 1,
             target_images: 0,
             noise_prompts: 1,

@@ -112,6 +112,15 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
             points: col(&|l| l.noise_prompts.get(i).copied()),
         });
     }
+    for i in 0..width(&|l| l.labels.len()) {
+        let label = s
+            .and_then(|s| s.labels.get(i))
+            .map(|p| format!("label {p}"));
+        out.push(Series {
+            label: name("label", i, label),
+            points: col(&|l| l.labels.get(i).copied()),
+        });
+    }
     for (key, kind) in [("spot", "spot"), ("spot_off", "spot-off")] {
         let get = |l: &StepRecord| -> Vec<f64> {
             if key == "spot" {

@@ -72,9 +72,15 @@ impl Settings {
                 "--spot-file names the mask of --spot and --spot-off prompts: add one of them",
             ));
         }
-        if self.spot.iter().chain(&self.spot_off).any(|p| p.phase != 0) {
+        if self
+            .spot
+            .iter()
+            .chain(&self.spot_off)
+            .chain(&self.labels)
+            .any(|p| p.phase != 0)
+        {
             return Err(usage(
-                "--spot and --spot-off take one prompt each (no ^ story phases): repeat the flag",
+                "--spot, --spot-off and --label take one prompt each (no ^ story phases): repeat the flag",
             ));
         }
         if self.init_weight_pix > 0.0 && self.init_image.is_none() {
@@ -163,7 +169,8 @@ impl Settings {
                 + self.noise_prompts.len()
                 + self.target_images.len()
                 + self.spot.len()
-                + self.spot_off.len(),
+                + self.spot_off.len()
+                + self.labels.len(),
         )?;
         if let Some(p) = &self.init_image
             && p.to_str().is_none()
@@ -180,6 +187,7 @@ impl Settings {
             && self.target_images.is_empty()
             && self.spot.is_empty()
             && self.spot_off.is_empty()
+            && self.labels.is_empty()
         {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
@@ -406,6 +414,7 @@ mod tests {
                 "ezsize",
                 "scale",
                 "image_prompt_shuffle",
+                "labels",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

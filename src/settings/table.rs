@@ -489,6 +489,17 @@ declare_settings! {
         drawer: (any),
         record: |v| *v,
     }
+    /// Label prompt text[:weight[:stop]] (pixray's --labels); repeatable: the text in pixray's 7
+    /// ImageNet templates ("itap of a {}.", ...), their embeddings averaged, as CLIP's zero-shot
+    /// classifier.
+    labels: Vec<Prompt> {
+        flag: Vec<String> [long = "label", value_name = "TEXT"],
+        raw: PromptList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
+    }
     /// Target image PATH|GLOB[:weight[:stop]] (pixray's -ti); repeatable: its files are encoded
     /// once with CLIP's preprocessing, unlike --image-prompt's per-step cutouts.
     target_images: Vec<TargetImage> {
