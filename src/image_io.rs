@@ -8,6 +8,11 @@ use tch::{Kind, Tensor};
 
 /// Reads any supported image file as 8-bit RGB (alpha dropped, greyscale expanded).
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    Ok(load_image(path)?.to_rgb8())
+}
+
+/// Reads any supported image file as decoded, its header's size checked first.
+pub fn load_image(path: &Path) -> Result<image::DynamicImage> {
     let reader = image::ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
@@ -31,21 +36,19 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let decoder = reader.into_decoder().map_err(unreadable)?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     check_image_size(path, w, h)?;
-    let img = image::DynamicImage::from_decoder(decoder).map_err(unreadable)?;
-    Ok(img.to_rgb8())
+    image::DynamicImage::from_decoder(decoder).map_err(unreadable)
 }
 
 /// Reads an image as 8-bit RGB with any alpha composited over white, as a viewer shows it (a
 /// `--transparent` run's frames in a video). [`load_rgb`] drops alpha instead, as PIL's
 /// `convert("RGB")` does for the anchors' init images and CLIP inputs.
 pub fn load_rgb_on_white(path: &Path) -> Result<RgbImage> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let img = load_image(path)?;
     if !img.color().has_alpha() {
-        return load_rgb(path);
+        return Ok(img.to_rgb8());
     }
     let rgba = img.to_rgba8();
     let (w, h) = rgba.dimensions();
-    check_image_size(path, w, h)?;
     let mut out = RgbImage::new(w, h);
     for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
         let a = u32::from(p[3]);
@@ -91,40 +94,28 @@ pub fn rgb_to_tensor(img: &RgbImage) -> Tensor {
 
 /// From `[1, 3, H, W]` or `[3, H, W]` in [0, 1] (clamped) to 8-bit RGB by rounding.
 pub fn tensor_to_rgb(t: &Tensor) -> Result<RgbImage> {
-    let t = if t.dim() == 4 {
-        t.get(0)
-    } else {
-        t.shallow_clone()
-    };
-    let (c, h, w) = t.size3().context("image tensor must be [3, H, W]")?;
-    if c != 3 {
-        bail!("image tensor has {c} channels, expected 3");
-    }
-    let bytes = (t
-        .to_device(tch::Device::Cpu)
-        .to_kind(Kind::Float)
-        .clamp(0.0, 1.0)
-        * 255.0)
-        .round()
-        .to_kind(Kind::Uint8)
-        .permute([1, 2, 0])
-        .contiguous();
-    let mut buf = vec![0u8; (h * w * 3) as usize];
-    let n = buf.len();
-    bytes.copy_data(&mut buf, n);
-    RgbImage::from_raw(w as u32, h as u32, buf).context("image buffer size mismatch")
+    let (w, h, buf) = tensor_bytes(t, 3)?;
+    RgbImage::from_raw(w, h, buf).context("image buffer size mismatch")
 }
 
 /// From `[1, 4, H, W]` in [0, 1] (straight alpha) to 8-bit RGBA by rounding.
 pub fn tensor_to_rgba(t: &Tensor) -> Result<image::RgbaImage> {
+    let (w, h, buf) = tensor_bytes(t, 4)?;
+    image::RgbaImage::from_raw(w, h, buf).context("image buffer size mismatch")
+}
+
+/// `[1, C, H, W]` or `[C, H, W]` in [0, 1] (clamped) as interleaved bytes, rounded: (W, H, bytes).
+fn tensor_bytes(t: &Tensor, channels: i64) -> Result<(u32, u32, Vec<u8>)> {
     let t = if t.dim() == 4 {
         t.get(0)
     } else {
         t.shallow_clone()
     };
-    let (c, h, w) = t.size3().context("image tensor must be [4, H, W]")?;
-    if c != 4 {
-        bail!("image tensor has {c} channels, expected 4");
+    let (c, h, w) = t
+        .size3()
+        .with_context(|| format!("image tensor must be [{channels}, H, W]"))?;
+    if c != channels {
+        bail!("image tensor has {c} channels, expected {channels}");
     }
     let bytes = (t
         .to_device(tch::Device::Cpu)
@@ -135,10 +126,10 @@ pub fn tensor_to_rgba(t: &Tensor) -> Result<image::RgbaImage> {
         .to_kind(Kind::Uint8)
         .permute([1, 2, 0])
         .contiguous();
-    let mut buf = vec![0u8; (h * w * 4) as usize];
+    let mut buf = vec![0u8; (h * w * c) as usize];
     let n = buf.len();
     bytes.copy_data(&mut buf, n);
-    image::RgbaImage::from_raw(w as u32, h as u32, buf).context("image buffer size mismatch")
+    Ok((w as u32, h as u32, buf))
 }
 
 /// A tensor image `[1, 3 or 4, H, W]` as 8-bit RGB or RGBA.

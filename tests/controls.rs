@@ -28,6 +28,43 @@ fn unit(e: Tensor) -> Tensor {
     &e / e.norm_scalaropt_dim(2.0, [-1], true)
 }
 
+/// Settings of a one-step fast-pixel run on the tiny CLIP, pooled views, no augments, plus `extra`.
+fn one_step(extra: &str) -> vqclip::settings::Settings {
+    let toml = format!(
+        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
+         cut-method = \"pooled\"\nclip = [\"{CLIP}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 1\nseed = 4\n{extra}\n"
+    );
+    PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap()
+}
+
+/// The normalized CLIP embeddings of the start image's 4 pooled views (what step 1 scores).
+fn start_views(s: &vqclip::settings::Settings, clip: &Clip) -> Tensor {
+    let res = clip.input_resolution();
+    let start = drawers::build(s, None, Device::Cpu)
+        .unwrap()
+        .render()
+        .clamp(0.0, 1.0);
+    let cut = ((start.adaptive_avg_pool2d([res, res]) + start.adaptive_max_pool2d([res, res]).0)
+        / 2.0)
+        .expand([4, 3, res, res], false);
+    unit(tch::no_grad(|| clip.encode_image(&Clip::normalize(&cut))))
+}
+
+/// The engine's log record of step 1.
+fn first_step(s: vqclip::settings::Settings, clip: Clip) -> vqclip::rundir::StepRecord {
+    let models = Models {
+        vqgan: None,
+        clips: vec![clip],
+        weights: Vec::new(),
+    };
+    let mut g = Generator::new(s, models, Device::Cpu).unwrap();
+    g.step().unwrap();
+    g.flush().unwrap().remove(0)
+}
+
 /// The term is the weight x the spherical distance of the step's cutouts to the target's files,
 /// each encoded once, whole, through CLIP's preprocessing: computed here from the start image
 /// with the public pieces (CLIP, its preprocessing, the drawer) against the engine's logged term.
@@ -36,15 +73,7 @@ fn target_image_term_is_the_distance_to_the_files_embeddings() {
     let dir = tmp_dir("target-term");
     pictures(&dir);
     let glob = format!("{}/t*.png", dir.display());
-    let toml = format!(
-        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
-         cut-method = \"pooled\"\nclip = [\"{CLIP}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 1\nseed = 4\n\
-         target-images = [\"{glob}:2\"]\n"
-    );
-    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
-        .unwrap()
-        .resolve()
-        .unwrap();
+    let s = one_step(&format!("target-images = [\"{glob}:2\"]"));
     assert_eq!(s.target_images[0].weight, 2.0);
     let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
     let res = clip.input_resolution();
@@ -54,26 +83,12 @@ fn target_image_term_is_the_distance_to_the_files_embeddings() {
         .collect();
     let target = unit(tch::no_grad(|| clip.encode_image(&Tensor::cat(&files, 0))));
     assert_eq!(target.size(), [2, clip.config().embed_dim]);
-    let start = drawers::build(&s, None, Device::Cpu)
-        .unwrap()
-        .render()
-        .clamp(0.0, 1.0);
-    let cut = ((start.adaptive_avg_pool2d([res, res]) + start.adaptive_max_pool2d([res, res]).0)
-        / 2.0)
-        .expand([4, 3, res, res], false);
-    let emb = unit(tch::no_grad(|| clip.encode_image(&Clip::normalize(&cut))));
+    let emb = start_views(&s, &clip);
     let want = spherical_distance(&emb, &target)
         .mean(Kind::Float)
         .double_value(&[])
         * 2.0;
-    let models = Models {
-        vqgan: None,
-        clips: vec![clip],
-        weights: Vec::new(),
-    };
-    let mut g = Generator::new(s, models, Device::Cpu).unwrap();
-    g.step().unwrap();
-    let rec = g.flush().unwrap().remove(0);
+    let rec = first_step(s, clip);
     eprintln!("target image term {} vs {want}", rec.target_images[0]);
     assert!(
         (rec.target_images[0] - want).abs() < 1e-6,
@@ -496,15 +511,7 @@ fn image_prompt_shuffle_draws_the_prompts_own_cutouts() {
 #[test]
 fn label_term_is_the_distance_to_the_template_ensemble() {
     use vqclip::clip_tasks::templates::{IMAGENET_SELECTED, fill};
-    let toml = format!(
-        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
-         cut-method = \"pooled\"\nclip = [\"{CLIP}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 1\nseed = 4\n\
-         labels = [\"goldfish:1.5\"]\n"
-    );
-    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
-        .unwrap()
-        .resolve()
-        .unwrap();
+    let s = one_step("labels = [\"goldfish:1.5\"]");
     let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
     let texts: Vec<String> = IMAGENET_SELECTED
         .iter()
@@ -517,27 +524,12 @@ fn label_term_is_the_distance_to_the_template_ensemble() {
         .unwrap();
     let e = unit(tch::no_grad(|| clip.encode_text(&tokens))).mean_dim(0, true, Kind::Float);
     let target = unit(e);
-    let res = clip.input_resolution();
-    let start = drawers::build(&s, None, Device::Cpu)
-        .unwrap()
-        .render()
-        .clamp(0.0, 1.0);
-    let cut = ((start.adaptive_avg_pool2d([res, res]) + start.adaptive_max_pool2d([res, res]).0)
-        / 2.0)
-        .expand([4, 3, res, res], false);
-    let emb = unit(tch::no_grad(|| clip.encode_image(&Clip::normalize(&cut))));
+    let emb = start_views(&s, &clip);
     let want = spherical_distance(&emb, &target)
         .mean(Kind::Float)
         .double_value(&[])
         * 1.5;
-    let models = Models {
-        vqgan: None,
-        clips: vec![clip],
-        weights: Vec::new(),
-    };
-    let mut g = Generator::new(s, models, Device::Cpu).unwrap();
-    g.step().unwrap();
-    let rec = g.flush().unwrap().remove(0);
+    let rec = first_step(s, clip);
     eprintln!("label term {} vs {want}", rec.labels[0]);
     assert!(
         (rec.labels[0] - want).abs() < 1e-6,

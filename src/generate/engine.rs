@@ -829,8 +829,8 @@ impl Generator {
 /// alpha, or `--overlay-alpha`, as pixray's `putalpha`.
 fn load_overlay(pattern: &str, settings: &Settings) -> Result<Tensor> {
     let path = crate::settings::expand_glob(pattern, "--overlay-image")?.remove(0);
-    let img = image::open(&path)
-        .map_err(|e| crate::error::usage(format!("--overlay-image {}: {e}", path.display())))?
+    let img = crate::image_io::load_image(&path)
+        .map_err(|e| crate::error::usage(format!("--overlay-image: {e:#}")))?
         .to_rgba8();
     let (h, w) = (settings.size.height, settings.size.width);
     let mut img = image::imageops::resize(

@@ -74,86 +74,61 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
         label: "total".into(),
         points: col(&|l| Some(l.loss)),
     }];
-    let width = |f: &dyn Fn(&StepRecord) -> usize| log.iter().map(f).max().unwrap_or(0);
-    let name = |kind: &str, i: usize, named: Option<String>| {
-        named.unwrap_or_else(|| format!("{kind} {}", i + 1))
-    };
-    for i in 0..width(&|l| l.prompts.len()) {
-        let label = s.and_then(|s| s.prompts.get(i)).map(|p| p.to_string());
-        out.push(Series {
-            label: name("prompt", i, label),
-            points: col(&|l| l.prompts.get(i).copied()),
-        });
-    }
-    for i in 0..width(&|l| l.image_prompts.len()) {
-        let label = s
-            .and_then(|s| s.image_prompts.get(i))
-            .map(|p| format!("image {p}"));
-        out.push(Series {
-            label: name("image prompt", i, label),
-            points: col(&|l| l.image_prompts.get(i).copied()),
-        });
-    }
-    for i in 0..width(&|l| l.target_images.len()) {
-        let label = s
-            .and_then(|s| s.target_images.get(i))
-            .map(|t| format!("target {t}"));
-        out.push(Series {
-            label: name("target image", i, label),
-            points: col(&|l| l.target_images.get(i).copied()),
-        });
-    }
-    for i in 0..width(&|l| l.noise_prompts.len()) {
-        let label = s
-            .and_then(|s| s.noise_prompts.get(i))
-            .map(|p| format!("noise {p}"));
-        out.push(Series {
-            label: name("noise prompt", i, label),
-            points: col(&|l| l.noise_prompts.get(i).copied()),
-        });
-    }
-    for i in 0..width(&|l| l.labels.len()) {
-        let label = s
-            .and_then(|s| s.labels.get(i))
-            .map(|p| format!("label {p}"));
-        out.push(Series {
-            label: name("label", i, label),
-            points: col(&|l| l.labels.get(i).copied()),
-        });
-    }
-    for (key, kind) in [("spot", "spot"), ("spot_off", "spot-off")] {
-        let get = |l: &StepRecord| -> Vec<f64> {
-            if key == "spot" {
-                l.spot.clone()
-            } else {
-                l.spot_off.clone()
-            }
-        };
-        for i in 0..width(&|l| get(l).len()) {
-            let label = s
-                .and_then(|s| {
-                    if key == "spot" {
-                        s.spot.get(i)
-                    } else {
-                        s.spot_off.get(i)
-                    }
-                })
-                .map(|p| format!("{kind} {p}"));
+    // One series per term of a section: named by its setting when the run's settings are known
+    // (`prefix` + the setting as written), else "kind N".
+    let mut section = |kind: &str, of: fn(&StepRecord) -> &[f64], names: Vec<String>| {
+        let width = log.iter().map(|l| of(l).len()).max().unwrap_or(0);
+        for i in 0..width {
             out.push(Series {
-                label: name(kind, i, label),
-                points: col(&|l| get(l).get(i).copied()),
+                label: names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{kind} {}", i + 1)),
+                points: col(&|l| of(l).get(i).copied()),
             });
         }
+    };
+    fn each<T: ToString>(v: &[T]) -> Vec<String> {
+        v.iter().map(T::to_string).collect()
     }
-    for i in 0..width(&|l| l.extra.len()) {
-        let label = s
-            .and_then(|s| s.loss.get(i))
-            .map(|(k, w)| format!("{k}:{w}"));
-        out.push(Series {
-            label: name("loss", i, label),
-            points: col(&|l| l.extra.get(i).copied()),
-        });
-    }
+    let named = |prefix: &str, f: &dyn Fn(&Settings) -> Vec<String>| -> Vec<String> {
+        s.map(f)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| format!("{prefix}{x}"))
+            .collect()
+    };
+    section("prompt", |l| &l.prompts, named("", &|s| each(&s.prompts)));
+    section(
+        "image prompt",
+        |l| &l.image_prompts,
+        named("image ", &|s| each(&s.image_prompts)),
+    );
+    section(
+        "target image",
+        |l| &l.target_images,
+        named("target ", &|s| each(&s.target_images)),
+    );
+    section(
+        "noise prompt",
+        |l| &l.noise_prompts,
+        named("noise ", &|s| each(&s.noise_prompts)),
+    );
+    section(
+        "label",
+        |l| &l.labels,
+        named("label ", &|s| each(&s.labels)),
+    );
+    section("spot", |l| &l.spot, named("spot ", &|s| each(&s.spot)));
+    section(
+        "spot-off",
+        |l| &l.spot_off,
+        named("spot-off ", &|s| each(&s.spot_off)),
+    );
+    let losses = named("", &|s| {
+        s.loss.iter().map(|(k, w)| format!("{k}:{w}")).collect()
+    });
+    section("loss", |l| &l.extra, losses);
     if s.is_some_and(|s| s.palette.is_some()) || log.iter().any(|l| l.palette != 0.0) {
         out.push(Series {
             label: "palette pull".into(),
