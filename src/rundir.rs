@@ -51,6 +51,9 @@ pub const KEY_SOFTWARE: &str = "Software";
 pub struct StepRecord {
     #[serde(deserialize_with = "whole_number")]
     pub step: i64,
+    /// The animation frame (`--animation-dir`), written only in animation runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<i64>,
     #[serde(default)]
     pub loss: f64,
     #[serde(default)]
@@ -147,6 +150,13 @@ pub fn trim_log_text(text: &str, step: i64) -> Option<String> {
         body.push('\n');
     }
     Some(body)
+}
+
+/// Writes `body` beside `path` and renames it into place (a kill leaves the old file or the new).
+fn replace_file(path: &Path, body: &str) -> Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Whether a directory name is a `--count` member's (`seed-<n>`).
@@ -299,12 +309,32 @@ impl RunDir {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(());
         };
-        let Some(body) = trim_log_text(&text, step) else {
+        match trim_log_text(&text, step) {
+            Some(body) => replace_file(&path, &body),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps the log's first `n` records (an animation's checkpoint counts records, not steps:
+    /// its frames log the same step numbers in turn).
+    pub fn trim_log_records(&self, n: usize) -> Result<()> {
+        let path = self.log();
+        let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(());
         };
-        let tmp = path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+        let keep: Vec<&str> = text
+            .lines()
+            .filter(|l| StepRecord::parse(l).is_some())
+            .take(n)
+            .collect();
+        if keep.len() == text.lines().count() {
+            return Ok(());
+        }
+        let mut body = keep.join("\n");
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        replace_file(&path, &body)
     }
 
     /// Removes what an earlier run left here (log, images, frames, checkpoints, page, videos): a new

@@ -141,6 +141,7 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
         m: start.zeros_like(),
         v: start.zeros_like(),
         vmax: None,
+        frames: Vec::new(),
     })
     .unwrap();
     for _ in 0..4 {

@@ -160,6 +160,7 @@ fn loop_losses(toml: &str, start: &Tensor, amsgrad: bool) -> (Vec<f64>, Tensor) 
         m: start.zeros_like(),
         v: start.zeros_like(),
         vmax: amsgrad.then(|| start.zeros_like()),
+        frames: Vec::new(),
     })
     .unwrap();
     for _ in 0..4 {

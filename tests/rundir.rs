@@ -70,6 +70,7 @@ fn toml_seed(out: &Path) -> String {
 fn record(step: i64) -> StepRecord {
     StepRecord {
         step,
+        frame: None,
         loss: 1.5,
         prompts: vec![0.25, -0.5],
         labels: vec![],

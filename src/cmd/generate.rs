@@ -136,6 +136,11 @@ fn run_many(args: &GenerateArgs, count: i64) -> Result<()> {
 /// One run: plan, then the library's session with a progress bar, then `--video`.
 pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     let plan = crate::runplan::plan(&args.request())?;
+    if args.video && plan.settings.animation_dir.is_some() {
+        return Err(usage(
+            "--video makes a video of the run's frames; an --animation-dir run writes its own anim.gif (and anim.mp4 with ffmpeg): drop --video",
+        ));
+    }
     let options = Options {
         fetch: args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
         quiet: args.quiet,

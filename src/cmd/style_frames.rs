@@ -22,6 +22,7 @@ pub fn run(
 ) -> Result<()> {
     for (set, flag) in [
         (args.settings.init_image.is_some(), "--init-image"),
+        (args.settings.animation_dir.is_some(), "--animation-dir"),
         (args.resume.is_some(), "--resume"),
         (args.count.is_some_and(|c| c != 1), "--count"),
     ] {

@@ -37,6 +37,19 @@ pub struct Meta {
     /// `--auto-stop`'s watch (absent without it, and in checkpoints from before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_stop: Option<super::auto_stop::AutoStop>,
+    /// Animation runs: each frame's steps and optimizer counters (its tensors are `frame.N.*`
+    /// in state.safetensors; the top-level ones are the frame that was loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub animation: Option<Vec<FrameMeta>>,
+}
+
+/// An animation frame's counters in meta.toml.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameMeta {
+    pub step: i64,
+    pub lr: f64,
+    pub adam_t: i64,
 }
 
 pub struct State {
@@ -47,6 +60,8 @@ pub struct State {
     pub m: Tensor,
     pub v: Tensor,
     pub vmax: Option<Tensor>,
+    /// Animation runs: every frame's state (empty otherwise).
+    pub frames: Vec<super::engine::FrameState>,
 }
 
 pub fn save(run_dir: &Path, state: &State) -> Result<()> {
@@ -59,13 +74,27 @@ pub fn save(run_dir: &Path, state: &State) -> Result<()> {
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let cpu = |t: &Tensor| t.detach().to_device(tch::Device::Cpu).contiguous();
     let mut tensors = vec![
-        ("z", cpu(&state.z)),
-        ("z0", cpu(&state.z0)),
-        ("adam_m", cpu(&state.m)),
-        ("adam_v", cpu(&state.v)),
+        ("z".to_string(), cpu(&state.z)),
+        ("z0".to_string(), cpu(&state.z0)),
+        ("adam_m".to_string(), cpu(&state.m)),
+        ("adam_v".to_string(), cpu(&state.v)),
     ];
     if let Some(vmax) = &state.vmax {
-        tensors.push(("adam_vmax", cpu(vmax)));
+        tensors.push(("adam_vmax".to_string(), cpu(vmax)));
+    }
+    for (i, f) in state.frames.iter().enumerate() {
+        let named = [
+            ("z", Some(&f.z)),
+            ("z0", Some(&f.z0)),
+            ("adam_m", Some(&f.opt.m)),
+            ("adam_v", Some(&f.opt.v)),
+            ("adam_vmax", f.opt.vmax.as_ref()),
+        ];
+        for (name, t) in named {
+            if let Some(t) = t {
+                tensors.push((format!("frame.{i}.{name}"), cpu(t)));
+            }
+        }
     }
     Tensor::write_safetensors(&tensors, tmp.join("state.safetensors"))
         .with_context(|| format!("cannot write {}", tmp.join("state.safetensors").display()))?;
@@ -136,7 +165,23 @@ pub fn load(ckpt_dir: &Path) -> Result<State> {
             .map(|(_, t)| t.shallow_clone())
             .with_context(|| format!("{} has no tensor {name}", path.display()))
     };
+    let mut frames = Vec::new();
+    for (i, f) in meta.animation.iter().flatten().enumerate() {
+        frames.push(super::engine::FrameState {
+            z: get(&format!("frame.{i}.z"))?,
+            z0: get(&format!("frame.{i}.z0"))?,
+            opt: super::optim::OptimizerState {
+                m: get(&format!("frame.{i}.adam_m"))?,
+                v: get(&format!("frame.{i}.adam_v"))?,
+                vmax: get(&format!("frame.{i}.adam_vmax")).ok(),
+                t: f.adam_t,
+                lr: f.lr,
+            },
+            step: f.step,
+        });
+    }
     Ok(State {
+        frames,
         z: get("z")?,
         z0: get("z0")?,
         m: get("adam_m")?,

@@ -53,10 +53,39 @@ struct Perceptor {
 /// One step's loss terms, kept on the device until flushed (no host sync inside a step).
 struct PendingLog {
     step: i64,
+    /// The animation frame that made it.
+    frame: Option<usize>,
     lr: f64,
     seconds: f64,
     /// The step's `LossRow`, packed.
     terms: Tensor,
+}
+
+/// One animation frame's share of the run: its parameters, their start, its optimizer and its
+/// steps.
+pub struct FrameState {
+    pub z: Tensor,
+    pub z0: Tensor,
+    pub opt: OptimizerState,
+    pub step: i64,
+}
+
+impl FrameState {
+    /// A deep copy (frames must not share tensors the optimizer updates in place).
+    pub fn copy(&self) -> FrameState {
+        FrameState {
+            z: self.z.copy(),
+            z0: self.z0.copy(),
+            opt: OptimizerState {
+                m: self.opt.m.copy(),
+                v: self.opt.v.copy(),
+                vmax: self.opt.vmax.as_ref().map(Tensor::copy),
+                t: self.opt.t,
+                lr: self.opt.lr,
+            },
+            step: self.step,
+        }
+    }
 }
 
 /// What `Generator::prepare` hands the later stages of a step.
@@ -82,7 +111,8 @@ struct Frame {
 struct Cutouts {
     size: i64,
     image: Tensor,
-    image_prompts: Vec<Tensor>,
+    /// Per image prompt its cutouts (None: not this animation frame's).
+    image_prompts: Vec<Option<Tensor>>,
     /// The same cutouts with the rest of the image zeroed (`--spot`), and with the spot zeroed
     /// (`--spot-off`).
     spot: Option<Tensor>,
@@ -119,8 +149,18 @@ pub struct Generator {
     palette: Option<Tensor>,
     /// The spot prompts' image-space masks.
     spot: Option<super::spot::SpotMasks>,
-    /// `--overlay-image` at the run's size, `[1, 4, H, W]` straight RGBA in [0, 1].
-    overlay: Option<Tensor>,
+    /// `--overlay-image` at the run's size, `[1, 4, H, W]` straight RGBA in [0, 1]: the glob's
+    /// first file, or every file in animation mode (frame i pastes the i-th).
+    overlays: Vec<Tensor>,
+    /// `--image-labels`: the label images taken into the drawer's parameters, each normalized
+    /// along its last dimension, averaged (pixray's z_labels).
+    image_label: Option<Tensor>,
+    /// Animation mode: the frame whose state is loaded (it picks its image prompt, target file
+    /// and overlay), and the seed of its random streams.
+    frame: Option<usize>,
+    stream_seed: u64,
+    /// Every `--target-image` file as (target, row): animation frame i scores the i-th.
+    target_rows: Vec<(usize, i64)>,
     /// `--init-image` at the run's size (`--init-weight-pix`).
     init_pixels: Option<Tensor>,
     /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
@@ -206,12 +246,21 @@ impl Generator {
                 ip.weight,
             ));
         }
-        let drawer = drawers::build(&settings, vqgan, device)?;
+        // Animation frames start from the random start with their own init image blended in
+        // (`animation`); the drawer itself starts without one.
+        let drawer = if settings.animation_dir.is_some() {
+            let mut plain = settings.clone();
+            plain.init_image = None;
+            drawers::build(&plain, vqgan, device)?
+        } else {
+            drawers::build(&settings, vqgan, device)?
+        };
         let z0 = drawer.params().detach().copy();
         let opt = Optimizer::new(settings.optimizer, settings.lr, drawer.params())
             .with_groups(drawer.lr_groups());
         let drop_steps = settings.lr_drop_steps();
         let settings_auto_stop = settings.auto_stop;
+        let settings_seed = settings.seed;
         let palette = settings
             .palette
             .as_ref()
@@ -228,10 +277,21 @@ impl Generator {
             }
             _ => None,
         };
-        let overlay = match &settings.overlay_image {
-            Some(p) => Some(load_overlay(p, &settings)?.to_device(device)),
+        let overlays = match &settings.overlay_image {
+            Some(p) => load_overlays(p, &settings)?
+                .into_iter()
+                .map(|t| t.to_device(device))
+                .collect(),
+            None => Vec::new(),
+        };
+        let image_label = match &settings.image_labels {
+            Some(p) => Some(image_label_params(p, &settings, drawer.as_ref())?),
             None => None,
         };
+        let mut target_rows = Vec::new();
+        for (i, t) in settings.target_images.iter().enumerate() {
+            target_rows.extend((0..t.files()?.len() as i64).map(|r| (i, r)));
+        }
         let layout = Layout {
             prompts: settings.prompts.len(),
             labels: settings.labels.len(),
@@ -251,7 +311,11 @@ impl Generator {
             image_prompts,
             palette,
             spot,
-            overlay,
+            overlays,
+            image_label,
+            frame: None,
+            stream_seed: settings_seed,
+            target_rows,
             init_pixels,
             z0,
             opt,
@@ -313,12 +377,14 @@ impl Generator {
                 weights: self.weights.clone(),
                 settings: self.settings.to_partial(),
                 auto_stop: self.auto_stop.clone(),
+                animation: None,
             },
             z: self.drawer.params().detach(),
             z0: self.z0.shallow_clone(),
             m: opt.m,
             v: opt.v,
             vmax: opt.vmax,
+            frames: Vec::new(),
         }
     }
 
@@ -387,17 +453,87 @@ impl Generator {
     /// optimizer keeps its moments and the `--init-weight` pull its target, as pixray's
     /// `reapply_from_tensor`.
     pub fn overlay(&mut self) -> Result<()> {
-        let Some(ov) = &self.overlay else {
+        if self.overlays.is_empty() {
             return Ok(());
-        };
-        let pasted = tch::no_grad(|| {
-            let cur = self.drawer.image();
-            let a = ov.narrow(1, 3, 1);
-            &a * ov.narrow(1, 0, 3) + (a.neg() + 1.0) * cur
-        });
-        let z = self.drawer.params_for(&pasted)?;
+        }
+        let ov = &self.overlays[self.frame.unwrap_or(0) % self.overlays.len()];
+        let pasted = tch::no_grad(|| paste(&self.drawer.image(), ov));
+        self.reapply(&pasted)
+    }
+
+    /// Takes `img` (`[1, 3, H, W]` in [0, 1]) back into the drawer's parameters in place: the
+    /// optimizer keeps its moments and the `--init-weight` pull its target (pixray's
+    /// `reapply_from_tensor`).
+    pub fn reapply(&mut self, img: &Tensor) -> Result<()> {
+        let z = self.drawer.params_for(img)?;
         tch::no_grad(|| self.drawer.params().shallow_clone().copy_(&z));
         Ok(())
+    }
+
+    /// The drawer's own picture (no palette), `[1, 3, H, W]` in [0, 1]: what pixray's animation
+    /// blends.
+    pub fn raw_image(&self) -> Tensor {
+        tch::no_grad(|| self.drawer.image())
+    }
+
+    /// Animation: starts the loaded frame from `img` (its parameters, the `--init-weight` target
+    /// and a fresh optimizer), as pixray's frames start from their init image.
+    pub fn start_from(&mut self, img: &Tensor) -> Result<()> {
+        let z = self.drawer.params_for(img)?;
+        self.z0 = z.copy();
+        self.drawer.set_params(drawers::leaf(z));
+        self.opt = Optimizer::new(
+            self.settings.optimizer,
+            self.settings.lr,
+            self.drawer.params(),
+        )
+        .with_groups(self.drawer.lr_groups());
+        Ok(())
+    }
+
+    /// Animation: the loaded frame's state, copied (the optimizer updates its tensors in place).
+    pub fn frame_state(&self) -> FrameState {
+        let opt = self.opt.state();
+        FrameState {
+            z: self.drawer.params().detach().copy(),
+            z0: self.z0.copy(),
+            opt: OptimizerState {
+                m: opt.m.copy(),
+                v: opt.v.copy(),
+                vmax: opt.vmax.as_ref().map(Tensor::copy),
+                t: opt.t,
+                lr: opt.lr,
+            },
+            step: self.step,
+        }
+    }
+
+    /// Animation: loads frame `index`'s state (its own stream of draws). Pending log rows must
+    /// have been flushed: they belong to the frame that made them.
+    pub fn load_frame(&mut self, index: usize, state: FrameState) -> Result<()> {
+        if !self.pending.is_empty() {
+            bail!("loss rows of frame {:?} were not flushed", self.frame);
+        }
+        if state.z.size() != self.drawer.params().size() {
+            bail!(
+                "frame {index}'s parameters have shape {:?}, this run needs {:?}",
+                state.z.size(),
+                self.drawer.params().size()
+            );
+        }
+        self.opt.restore(state.opt, self.device)?;
+        self.drawer
+            .set_params(drawers::leaf(state.z.to_device(self.device)));
+        self.z0 = state.z0.to_device(self.device);
+        self.step = state.step;
+        self.frame = Some(index);
+        self.stream_seed = frame_seed(self.settings.seed, index);
+        Ok(())
+    }
+
+    /// The animation frame loaded, if any.
+    pub fn frame(&self) -> Option<usize> {
+        self.frame
     }
 
     /// One optimization step, in stages: `prepare` (render), `clip_terms` (stage 1 of the backward,
@@ -455,12 +591,18 @@ impl Generator {
         self.auto_stop.as_ref().is_some_and(|a| a.stopped)
     }
 
+    /// Whether item `i` of `n` (an image prompt) belongs to the loaded frame: all of them outside
+    /// animation, the frame's own (cyclically) in it.
+    fn frame_uses(&self, i: usize, n: usize) -> bool {
+        self.frame.is_none_or(|f| f % n == i)
+    }
+
     /// The lr drop, the step's random stream, the tile shift, the render and the palette lookup.
     fn prepare(&mut self, step: i64) -> Frame {
         if self.drop_steps.contains(&step) {
             self.opt.lr /= 10.0;
         }
-        let mut rng = step_rng(self.settings.seed, step);
+        let mut rng = step_rng(self.stream_seed, step);
         // Tiles: a wrap-around shift moves the seam somewhere new each step, so CLIP judges it.
         let shift = self.settings.tile.then(|| {
             let (h, w) = (self.settings.size.height, self.settings.size.width);
@@ -569,15 +711,19 @@ impl Generator {
             let plan = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
             // Shared draws line the prompt's views up with the picture's; pixray's shuffle gives
             // each image prompt draws of its own (after the picture's, from the same stream).
+            let n = self.image_prompts.len();
             let image_prompts = self
                 .image_prompts
                 .iter()
-                .map(|(ip, _)| {
-                    if self.settings.image_prompt_shuffle {
+                .enumerate()
+                .map(|(i, (ip, _))| {
+                    if !self.frame_uses(i, n) {
+                        None
+                    } else if self.settings.image_prompt_shuffle {
                         let own = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
-                        tch::no_grad(|| own.apply(ip))
+                        Some(tch::no_grad(|| own.apply(ip)))
                     } else {
-                        tch::no_grad(|| plan.apply(ip))
+                        Some(tch::no_grad(|| plan.apply(ip)))
                     }
                 })
                 .collect();
@@ -636,6 +782,7 @@ impl Generator {
         }
         let image_prompts = self.image_prompts.iter().zip(&cuts.image_prompts);
         for (i, ((_, weight), ip_cut)) in image_prompts.enumerate() {
+            let Some(ip_cut) = ip_cut else { continue };
             let target = tch::no_grad(|| {
                 let e = p
                     .clip
@@ -646,6 +793,11 @@ impl Generator {
             let term = losses::prompt_loss(&emb, &target, *weight, f64::NEG_INFINITY);
             take_share(term, batches, &mut terms.image_prompts[i], batch_terms);
         }
+        // An animation frame scores one target file: the frame's, cyclically.
+        let picked = self
+            .frame
+            .filter(|_| !self.target_rows.is_empty())
+            .map(|f| self.target_rows[f % self.target_rows.len()]);
         for (i, (t, target)) in self
             .settings
             .target_images
@@ -653,7 +805,12 @@ impl Generator {
             .zip(&p.targets)
             .enumerate()
         {
-            let term = losses::prompt_loss(&emb, target, t.weight, t.stop);
+            let target = match picked {
+                Some((ti, _)) if ti != i => continue,
+                Some((_, row)) => target.narrow(0, row, 1),
+                None => target.shallow_clone(),
+            };
+            let term = losses::prompt_loss(&emb, &target, t.weight, t.stop);
             take_share(term, batches, &mut terms.target_images[i], batch_terms);
         }
         for (i, np) in self.settings.noise_prompts.iter().enumerate() {
@@ -753,6 +910,11 @@ impl Generator {
         if s.init_weight_cos > 0.0 {
             pulls.push(losses::init_cos_loss(self.drawer.params(), &self.z0) * s.init_weight_cos);
         }
+        if let Some(label) = &self.image_label {
+            let z = self.drawer.params().reshape([1, -1]);
+            let d = losses::spherical_distance(&z, &label.reshape([1, -1])).reshape([]);
+            pulls.push(d * s.image_label_weight);
+        }
         let (z_objective, total) = pulls
             .iter()
             .fold((pixel_objective, image_total), |(z, t), p| {
@@ -784,6 +946,7 @@ impl Generator {
         }
         self.pending.push(PendingLog {
             step,
+            frame: self.frame,
             lr: self.opt.lr,
             seconds: started.elapsed().as_secs_f64(),
             terms: row.pack(),
@@ -819,17 +982,62 @@ impl Generator {
                     p.step
                 );
             }
-            out.push(row.record(p.step, p.lr, p.seconds));
+            let mut record = row.record(p.step, p.lr, p.seconds);
+            record.frame = p.frame.map(|f| f as i64);
+            out.push(record);
         }
         Ok(out)
     }
 }
 
-/// The overlay image (a glob's first file) stretched to the run's size, `[1, 4, H, W]`: its own
-/// alpha, or `--overlay-alpha`, as pixray's `putalpha`.
-fn load_overlay(pattern: &str, settings: &Settings) -> Result<Tensor> {
-    let path = crate::settings::expand_glob(pattern, "--overlay-image")?.remove(0);
-    let img = crate::image_io::load_image(&path)
+/// `top` (straight RGBA `[1, 4, H, W]`) pasted over `base` (`[1, 3, H, W]`) with its alpha, as
+/// PIL's `paste(top, mask=top)`.
+pub fn paste(base: &Tensor, top: &Tensor) -> Tensor {
+    let a = top.narrow(1, 3, 1);
+    &a * top.narrow(1, 0, 3) + (a.neg() + 1.0) * base
+}
+
+/// The seed of animation frame `index`'s random streams (frame 0's is the run's).
+pub fn frame_seed(seed: u64, index: usize) -> u64 {
+    seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The overlay images stretched to the run's size, `[1, 4, H, W]` each: the glob's first file, or
+/// all of them in animation mode.
+fn load_overlays(pattern: &str, settings: &Settings) -> Result<Vec<Tensor>> {
+    let mut files = crate::settings::expand_glob(pattern, "--overlay-image")?;
+    if settings.animation_dir.is_none() {
+        files.truncate(1);
+    }
+    files.iter().map(|p| load_overlay(p, settings)).collect()
+}
+
+/// `--image-labels` (pixray's): each image stretched to the run's size and taken into the
+/// drawer's parameters, normalized along the last dimension, averaged and normalized.
+fn image_label_params(pattern: &str, settings: &Settings, drawer: &dyn Drawer) -> Result<Tensor> {
+    let (h, w) = (settings.size.height, settings.size.width);
+    let mut rows = Vec::new();
+    for path in crate::settings::expand_glob(pattern, "--image-labels")? {
+        let img = crate::image_io::load_rgb(&path)
+            .with_context(|| format!("--image-labels {}", path.display()))?;
+        let img = image::imageops::resize(
+            &img,
+            w as u32,
+            h as u32,
+            image::imageops::FilterType::Lanczos3,
+        );
+        let t = crate::image_io::rgb_to_tensor(&img).to_device(drawer.params().device());
+        let z = tch::no_grad(|| drawer.params_for(&t))?.to_kind(Kind::Float);
+        rows.push(&z / z.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12));
+    }
+    let mean = Tensor::stack(&rows, 0).mean_dim(0, false, Kind::Float);
+    Ok(&mean / mean.norm())
+}
+
+/// One overlay file stretched to the run's size, `[1, 4, H, W]`: its own alpha, or
+/// `--overlay-alpha`, as pixray's `putalpha`.
+fn load_overlay(path: &std::path::Path, settings: &Settings) -> Result<Tensor> {
+    let img = crate::image_io::load_image(path)
         .map_err(|e| crate::error::usage(format!("--overlay-image: {e:#}")))?
         .to_rgba8();
     let (h, w) = (settings.size.height, settings.size.width);

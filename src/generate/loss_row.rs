@@ -142,6 +142,7 @@ impl LossRow<f64> {
     pub fn record(self, step: i64, lr: f64, seconds: f64) -> StepRecord {
         StepRecord {
             step,
+            frame: None,
             loss: self.total,
             prompts: self.prompts,
             labels: self.labels,

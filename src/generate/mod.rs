@@ -1,5 +1,6 @@
 //! The CLIP-guided generator: the loop (`engine`), the drawers it optimizes (`drawers`), its
 //! differentiable pieces and its saved state.
+pub mod animation;
 pub mod augments;
 pub mod auto_stop;
 pub mod checkpoint;

@@ -2,6 +2,7 @@
 //! directory, resume, step, and save frames, checkpoints, the page and the final image. The caller
 //! (the command line, a batch job, each `--count` member and `--style-frames` frame) plans the run
 //! and watches it through an [`Observer`]; nothing here prints.
+use super::animation::{self, Animation};
 use super::checkpoint;
 use super::engine::Generator;
 use super::load::{check_weights, load_models, model_sizes};
@@ -11,7 +12,7 @@ use crate::report::run_page::Status;
 use crate::rundir::{RunDir, RunLock, StepRecord};
 use crate::runplan::Plan;
 use crate::settings::Settings;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -123,8 +124,11 @@ pub fn run(
         }
     }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
+    let mut anim = None;
     if plan.resume {
-        resume(plan, &run, &mut generator)?;
+        anim = resume(plan, &run, &mut generator)?;
+    } else if generator.settings.animation_dir.is_some() {
+        anim = Some(Animation::start(&mut generator, &plan.run_dir, plan.force)?);
     } else if generator.settings.overlay_due(0) {
         // pixray pastes at iteration 0 too, before the first step.
         generator.overlay()?;
@@ -136,29 +140,46 @@ pub fn run(
         dir: &plan.run_dir,
         warned: false,
     };
+    // Progress counts steps over all frames in animation mode.
+    let frames = anim.as_ref().map_or(1, |a| a.outputs.len() as i64);
     let total = generator.settings.steps;
+    let done = |g: &Generator, a: &Option<Animation>| a.as_ref().map_or(g.step, |a| a.done(g));
     page.write(
         &Status::Running {
-            step: generator.step,
-            total,
+            step: done(&generator, &anim),
+            total: total * frames,
             rate: None,
         },
         observer,
     );
     crate::interrupt::requested(); // installs the handler before the first step
-    observer.started(generator.step, total);
-    let (started, first_step) = (Instant::now(), generator.step);
-    let outcome = steps(
-        &mut generator,
-        &run,
-        &mut page,
-        observer,
-        started,
-        first_step,
-    );
+    let (started, first_step) = (Instant::now(), done(&generator, &anim));
+    observer.started(first_step, total * frames);
+    let outcome = match anim.as_mut() {
+        Some(a) => animate(
+            &mut generator,
+            a,
+            &run,
+            &mut page,
+            observer,
+            started,
+            first_step,
+        ),
+        None => steps(
+            &mut generator,
+            &run,
+            &mut page,
+            observer,
+            started,
+            first_step,
+        ),
+    };
     observer.ended();
     match outcome {
         Ok(true) => {
+            if let Some(a) = anim.as_mut() {
+                finish_animation(&mut generator, a, observer)?;
+            }
             let final_png = run.final_png();
             save_image(&generator, &final_png)?;
             if generator.settings.tile {
@@ -169,15 +190,21 @@ pub fn run(
             if generator.settings.zoom_due(generator.step) {
                 generator.zoom()?;
             }
-            if generator.settings.overlay_due(generator.step) {
-                generator.overlay()?;
-            }
-            checkpoint::save(&plan.run_dir, &generator.state())?;
+            let state = match &anim {
+                Some(a) => a.checkpoint_state(&generator),
+                None => {
+                    if generator.settings.overlay_due(generator.step) {
+                        generator.overlay()?;
+                    }
+                    generator.state()
+                }
+            };
+            checkpoint::save(&plan.run_dir, &state)?;
             let done = Finished {
                 run_dir: plan.run_dir.clone(),
                 final_png,
-                steps: generator.step - first_step,
-                step: generator.step,
+                steps: done(&generator, &anim) - first_step,
+                step: state.meta.step,
                 elapsed: started.elapsed(),
                 device,
             };
@@ -185,17 +212,18 @@ pub fn run(
             Ok(done)
         }
         Ok(false) => {
-            page.write(
-                &Status::Stopped {
-                    step: generator.step,
-                    total,
-                },
-                observer,
-            );
+            let (step, total) = (done(&generator, &anim), total * frames);
+            page.write(&Status::Stopped { step, total }, observer);
+            let at = match generator.frame() {
+                Some(f) => format!(
+                    "interrupted at step {step}/{total} (frame {} of {frames} at step {})",
+                    f + 1,
+                    generator.step
+                ),
+                None => format!("interrupted at step {step}/{total}"),
+            };
             Err(anyhow::Error::new(Interrupted(format!(
-                "interrupted at step {}/{}; state saved. Resume with: vqclip generate --resume {}",
-                generator.step,
-                total,
+                "{at}; state saved. Resume with: vqclip generate --resume {}",
                 plan.run_dir.display()
             ))))
         }
@@ -225,10 +253,11 @@ pub fn run(
     }
 }
 
-/// Puts the generator where the checkpoint left it, under the lock.
-fn resume(plan: &Plan, run: &RunDir, generator: &mut Generator) -> Result<()> {
+/// Puts the generator where the checkpoint left it, under the lock (with the animation's frames
+/// in animation mode).
+fn resume(plan: &Plan, run: &RunDir, generator: &mut Generator) -> Result<Option<Animation>> {
     let ckpt = run.checkpoint().context("checkpoint vanished")?;
-    let state = checkpoint::load(&ckpt)?;
+    let mut state = checkpoint::load(&ckpt)?;
     // Another resume may have gone further since the plan looked.
     if state.meta.step > plan.settings.steps {
         return Err(usage(format!(
@@ -239,8 +268,108 @@ fn resume(plan: &Plan, run: &RunDir, generator: &mut Generator) -> Result<()> {
         )));
     }
     check_weights(&state.meta.weights, generator.weights())?;
-    run.trim_log(state.meta.step)?;
-    generator.restore(state)
+    if generator.settings.animation_dir.is_none() {
+        run.trim_log(state.meta.step)?;
+        generator.restore(state)?;
+        return Ok(None);
+    }
+    let frames = std::mem::take(&mut state.frames);
+    if frames.is_empty() {
+        bail!(
+            "the checkpoint in {} holds no animation frames",
+            plan.run_dir.display()
+        );
+    }
+    // The log holds the frames' steps in the order they ran: as many as they have done.
+    run.trim_log_records(frames.iter().map(|f| f.step).sum::<i64>() as usize)?;
+    generator.restore(state)?;
+    Animation::resume(generator, &plan.run_dir, frames).map(Some)
+}
+
+/// The animation loop: frames take turns of `--save-every` steps; after each turn the frame's
+/// file is written, the blend follows a finished round, and a checkpoint holds every frame.
+/// Ok(true) when every frame is done, Ok(false) after Ctrl-C (state saved).
+fn animate(
+    generator: &mut Generator,
+    anim: &mut Animation,
+    run: &RunDir,
+    page: &mut Page,
+    observer: &mut dyn Observer,
+    started: Instant,
+    first_step: i64,
+) -> Result<bool> {
+    let total = generator.settings.steps;
+    let work = total * anim.outputs.len() as i64;
+    let mut log = run.open_log()?;
+    let running = |anim: &Animation, generator: &Generator| {
+        let done = anim.done(generator);
+        let secs = started.elapsed().as_secs_f64();
+        Status::Running {
+            step: done,
+            total: work,
+            rate: (secs > 0.0).then(|| (done - first_step) as f64 / secs),
+        }
+    };
+    while let Some((frame, end)) = anim.next(generator) {
+        anim.load(generator, frame)?;
+        while generator.step < end {
+            if let Some(why) = observer.abandon() {
+                return Err(anyhow::Error::new(Abandoned(format!(
+                    "abandoned at step {} of frame {frame}: {why}",
+                    generator.step
+                ))));
+            }
+            crate::panics::catch(|| generator.step())
+                .map_err(|e| explain_step_error(e, &generator.settings))?;
+            let step = generator.step;
+            if generator.settings.overlay_due(step) && step < total {
+                generator.overlay()?;
+            }
+            let stop = crate::interrupt::requested();
+            if stop || step % FLUSH_EVERY == 0 || step == end {
+                let records = generator.flush()?;
+                log.append(&records)?;
+                observer.logged(&records);
+            }
+            observer.stepped(anim.done(generator));
+            if stop {
+                checkpoint::save(run.path(), &anim.checkpoint_state(generator))?;
+                page.write(&running(anim, generator), observer);
+                return Ok(false);
+            }
+        }
+        let out = anim.outputs[frame].clone();
+        animation::save_frame(generator, &out)?;
+        anim.blend_if_due(generator, end)?;
+        checkpoint::save(run.path(), &anim.checkpoint_state(generator))?;
+        observer.saved(&out);
+        page.write(&running(anim, generator), observer);
+    }
+    Ok(true)
+}
+
+/// The end of an animation: frame 0 is the run's final image, and the frames make `anim.gif`
+/// (and `anim.mp4` when ffmpeg is there; without it, or if it fails, a warning).
+fn finish_animation(
+    generator: &mut Generator,
+    anim: &mut Animation,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    use crate::video::{Format, ffmpeg_available, write_video};
+    anim.load(generator, 0)?;
+    write_video(
+        &anim.outputs,
+        &anim.dir.join(animation::GIF),
+        animation::FPS,
+        Format::Gif,
+    )?;
+    if ffmpeg_available() {
+        let mp4 = anim.dir.join(animation::MP4);
+        if let Err(e) = write_video(&anim.outputs, &mp4, animation::FPS, Format::Ffmpeg) {
+            observer.warning(&format!("cannot write {}: {e:#}", mp4.display()));
+        }
+    }
+    Ok(())
 }
 
 /// The loop: Ok(true) at the last step, Ok(false) after Ctrl-C (state saved).
@@ -283,13 +412,18 @@ fn steps(
         observer.stepped(step);
         if save_now || stop {
             let frame = run.frame(step);
-            save_image(generator, &frame)?;
+            let keep_frame = generator.settings.save_intermediates;
+            if keep_frame {
+                save_image(generator, &frame)?;
+            }
             // The frame shows the image before the move; the checkpoint holds the state after it.
             if zoom_now {
                 generator.zoom()?;
             }
             checkpoint::save(run.path(), &generator.state())?;
-            observer.saved(&frame);
+            if keep_frame {
+                observer.saved(&frame);
+            }
             let secs = started.elapsed().as_secs_f64();
             page.write(
                 &Status::Running {

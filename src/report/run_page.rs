@@ -222,7 +222,12 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "vqclip run".into());
     let run = RunDir::new(run_dir);
-    let log = run.read_log();
+    // An animation's frames log the same steps in turn: the curves follow its first frame.
+    let log: Vec<_> = run
+        .read_log()
+        .into_iter()
+        .filter(|r| r.frame.is_none_or(|f| f == 0))
+        .collect();
     let frames = run.frames();
     let rel = |p: &Path| href(p.strip_prefix(run_dir).unwrap_or(p));
     let mut body = status_html(status, run_dir);
@@ -257,6 +262,19 @@ pub fn render(run_dir: &Path, status: &Status) -> String {
             );
         }
         None => body.push_str("<p class=\"muted\">No image saved yet.</p>"),
+    }
+    let gif = settings
+        .as_ref()
+        .and_then(|s| s.animation_dir.as_ref())
+        .map(|d| run_dir.join(d).join(crate::generate::animation::GIF))
+        .filter(|g| g.is_file());
+    if let Some(gif) = gif {
+        let _ = write!(
+            body,
+            "<p>Animation (the curves below follow its first frame):</p>\
+             <img class=\"px\" src=\"{}\" alt=\"animation\" style=\"width:512px;max-width:100%\">",
+            rel(&gif)
+        );
     }
     if !frames.is_empty() {
         let last = frames.len() - 1;

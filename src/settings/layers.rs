@@ -43,13 +43,9 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
                 }
             })?;
     }
-    if let Some(p) = &settings.init_image
-        && !p.is_file()
-    {
-        return Err(usage(format!(
-            "--init-image {}: file not found",
-            p.display()
-        )));
+    settings.init_image_files()?;
+    if let Some(p) = &settings.image_labels {
+        crate::settings::expand_glob(p, "--image-labels")?;
     }
     if let Some(p) = &settings.spot_file
         && !p.is_file()

@@ -119,6 +119,18 @@ impl Settings {
                 "--overlay-alpha and --overlay-until apply to --overlay-image: add it",
             ));
         }
+        self.check_animation()?;
+        if self.image_labels.is_some()
+            && matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch)
+        {
+            return Err(usage(format!(
+                "--image-labels: --drawer {} cannot take a picture into its strokes; use vqgan, pixel, fast-pixel or fft",
+                self.drawer
+            )));
+        }
+        if self.image_labels.is_none() && self.image_label_weight != 1.0 {
+            return Err(usage("--image-label-weight weighs --image-labels: add it"));
+        }
         if self.transparent_weight > 0.0 && !self.transparent {
             return Err(usage(
                 "--transparent-weight penalizes alpha, which only --transparent draws: add --transparent",
@@ -197,6 +209,42 @@ impl Settings {
         Ok(())
     }
 
+    /// `--animation-dir`'s limits: the drawer must take pictures back (the blend between frames),
+    /// and the settings that move one image through time (zoom, auto-stop) have no meaning per
+    /// frame.
+    fn check_animation(&self) -> Result<()> {
+        if self.animation_dir.is_none() {
+            let set = [
+                (self.animation_alpha != 128, "--animation-alpha"),
+                (self.init_image_alpha != 200, "--init-image-alpha"),
+            ];
+            if let Some((_, flag)) = set.iter().find(|(on, _)| *on) {
+                return Err(usage(format!(
+                    "{flag} applies to animation frames (as pixray's): add --animation-dir DIR"
+                )));
+            }
+            return Ok(());
+        }
+        if matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch) {
+            return Err(usage(format!(
+                "--animation-dir blends each frame with the previous one and takes the picture back into the drawer, which --drawer {} cannot; use vqgan, pixel, fast-pixel or fft",
+                self.drawer
+            )));
+        }
+        let refused = [
+            (self.transparent, "--transparent"),
+            (self.zoom_every > 0, "--zoom-every"),
+            (self.auto_stop, "--auto-stop"),
+            (self.init_weight_pix > 0.0, "--init-weight-pix"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(on, _)| *on) {
+            return Err(usage(format!(
+                "{flag} does not work with --animation-dir (one run of frames in turn): drop one of them"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(&self.to_partial()).context("cannot serialize settings")
     }
@@ -215,6 +263,15 @@ impl Settings {
     /// with `--resume --steps` zooms exactly where a longer straight run would have.
     pub fn zoom_due(&self, step: i64) -> bool {
         self.zoom_every > 0 && step >= self.zoom_start.max(1) && step % self.zoom_every == 0
+    }
+
+    /// `--init-image`'s files: the file, or a glob's matches in name order (animation frames; a
+    /// run without animation starts from the first).
+    pub fn init_image_files(&self) -> Result<Vec<std::path::PathBuf>> {
+        match &self.init_image {
+            None => Ok(Vec::new()),
+            Some(p) => crate::settings::expand_glob(&p.to_string_lossy(), "--init-image"),
+        }
     }
 
     /// Whether an overlay is pasted after `step` steps (0: before the first): pixray's
@@ -415,6 +472,12 @@ mod tests {
                 "scale",
                 "image_prompt_shuffle",
                 "labels",
+                "animation_dir",
+                "animation_alpha",
+                "init_image_alpha",
+                "image_labels",
+                "image_label_weight",
+                "save_intermediates",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -695,4 +695,67 @@ declare_settings! {
         drawer: (only Pixel, Clipdraw, LineSketch),
         record: |v| *v != 0.0,
     }
+    /// Animation mode (pixray's --animation_dir): one frame per file of the longest of the
+    /// --overlay-image, --target-image, --init-image and --image-prompt lists, each with its own
+    /// latents, optimized --save-every steps in turn and blended with the previous frame after
+    /// each round; frames, anim.gif (and anim.mp4 with ffmpeg) go to DIR (relative: in the run
+    /// directory).
+    animation_dir: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "DIR"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// Animation: the opacity, 0 to 255, of the previous frame pasted over each frame after a
+    /// round (pixray's --animation_alpha; default 128).
+    animation_alpha: i64 {
+        flag: Option<i64> [long, value_name = "A", allow_negative_numbers = true],
+        raw: i64,
+        default: 128,
+        check: |v| (0..=255).contains(v) => "must be from 0 to 255",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 128,
+    }
+    /// Animation: the opacity, 0 to 255, of each frame's --init-image over the drawer's random
+    /// start (pixray's --init_image_alpha, which it uses for animation frames only; default 200).
+    init_image_alpha: i64 {
+        flag: Option<i64> [long, value_name = "A", allow_negative_numbers = true],
+        raw: i64,
+        default: 200,
+        check: |v| (0..=255).contains(v) => "must be from 0 to 255",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 200,
+    }
+    /// Image labels PATH|GLOB (pixray's --image_labels): the images are taken into the drawer's
+    /// parameters, averaged, and the parameters pulled toward them (spherical distance).
+    image_labels: Option<String> {
+        flag: Option<String> [long, value_name = "PATH|GLOB"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// The pull of --image-labels (pixray's --image_label_weight; default 1).
+    image_label_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 1.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 1.0,
+    }
+    /// Write frames/NNNNNN.png at each save (pixray's --save_intermediates; default true). With
+    /// false, --save-every still writes checkpoints.
+    save_intermediates: bool {
+        flag: Option<bool> [long, value_name = "BOOL", action = clap::ArgAction::Set],
+        raw: bool,
+        default: true,
+        resume: fixed,
+        drawer: (any),
+        record: |v| !*v,
+    }
 }

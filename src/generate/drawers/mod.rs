@@ -111,7 +111,7 @@ pub fn build(settings: &Settings, vqgan: Option<Vqgan>, device: Device) -> Resul
 /// cropped), or the init kind's noise; None for a random start.
 fn start_image(settings: &Settings, rng: &mut ChaCha8Rng) -> Result<Option<Tensor>> {
     let (h, w) = (settings.size.height, settings.size.width);
-    if let Some(path) = &settings.init_image {
+    if let Some(path) = settings.init_image_files()?.first() {
         let img = crate::image_io::load_rgb(path)
             .with_context(|| format!("--init-image {}", path.display()))?;
         return Ok(Some(crate::image_io::rgb_to_tensor(
