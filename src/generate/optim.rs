@@ -1,10 +1,11 @@
-//! The optimizers over the latent tensor (Adam, AdamW, Adamax, Adagrad, RMSprop, with
-//! torch.optim's defaults and update rules), written out so their state can be saved and restored
-//! exactly (tch's `nn::Optimizer` cannot serialize its state). The state is two tensors and a
-//! step count for all of them: `m` (first moment; unused by Adagrad and RMSprop) and `v` (second
-//! moment, Adamax's infinity norm, Adagrad's sum of squares, RMSprop's square average), plus
-//! `vmax` for `adamw-amsgrad` (the running maximum of `v`). [`OptimizerState`] is that state as a
-//! checkpoint keeps it.
+//! The optimizers over the latent tensor (Adam, AdamW, Adamax, Adagrad, RMSprop and RAdam with
+//! torch.optim's defaults and update rules; DiffGrad and AdamP with torch-optimizer's), written
+//! out so their state can be saved and restored exactly (tch's `nn::Optimizer` cannot serialize its
+//! state). The state is two tensors and a step count for all of them: `m` (first moment; unused by
+//! Adagrad and RMSprop) and `v` (second moment, Adamax's infinity norm, Adagrad's sum of squares,
+//! RMSprop's square average), plus a third, `vmax`, for two: `adamw-amsgrad`'s running maximum of
+//! `v` and DiffGrad's previous gradient. [`OptimizerState`] is that state as a checkpoint keeps it
+//! (`adam_vmax` holds the third tensor of either).
 use crate::settings::OptimizerKind;
 use anyhow::{Result, bail};
 use tch::{Device, Tensor};
@@ -21,6 +22,9 @@ pub const ADAGRAD_EPS: f64 = 1e-10;
 pub const AMSGRAD_BETA1: f64 = 0.0;
 /// torch.optim.RMSprop's smoothing constant.
 pub const RMSPROP_ALPHA: f64 = 0.99;
+/// torch-optimizer's AdamP: the cosine below which an update is projected (with weight decay 0,
+/// its `wd_ratio` has nothing to scale).
+pub const ADAMP_DELTA: f64 = 0.1;
 
 #[derive(Debug)]
 pub struct Optimizer {
@@ -58,7 +62,8 @@ impl Optimizer {
             lr,
             m: like.zeros_like().detach(),
             v: like.zeros_like().detach(),
-            vmax: (kind == OptimizerKind::AdamWAmsgrad).then(|| like.zeros_like().detach()),
+            vmax: matches!(kind, OptimizerKind::AdamWAmsgrad | OptimizerKind::DiffGrad)
+                .then(|| like.zeros_like().detach()),
             t: 0,
             groups: None,
         }
@@ -164,7 +169,12 @@ impl Optimizer {
     /// - Adam(W): `p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)` (AdamW first decays `p`);
     /// - Adamax: `u = max(β2·u, |g| + eps)`, `p -= lr / bc1 * m / u`;
     /// - Adagrad: `s += g²`, `p -= lr * g / (sqrt(s) + 1e-10)`;
-    /// - RMSprop: `a = 0.99·a + 0.01·g²`, `p -= lr * g / (sqrt(a) + eps)`.
+    /// - RMSprop: `a = 0.99·a + 0.01·g²`, `p -= lr * g / (sqrt(a) + eps)`;
+    /// - DiffGrad: Adam's moments, the step `lr·sqrt(bc2)/bc1 · m·σ(|g − g_prev|) / (sqrt(v) + eps)`;
+    /// - AdamP: Adam's step `m / (sqrt(v)/sqrt(bc2) + eps)`, projected off the parameter's
+    ///   direction when the gradient is nearly orthogonal to it (per row, then whole);
+    /// - RAdam: Adam's moments with the variance rectification once `rho_t > 5`, plain momentum
+    ///   before.
     pub fn step(&mut self, param: &mut Tensor, grad: &Tensor) {
         tch::no_grad(|| {
             self.t += 1;
@@ -213,8 +223,60 @@ impl Optimizer {
                     let denom = self.v.sqrt() + EPS;
                     self.update(param, grad, &denom, |lr| -lr);
                 }
+                OptimizerKind::DiffGrad => {
+                    self.second_moments(grad);
+                    let denom = self.v.sqrt() + EPS;
+                    let bc2 = 1.0 - BETA2.powi(self.t as i32);
+                    let prev = self.vmax.take().unwrap_or_else(|| grad.zeros_like());
+                    let dfc = ((&prev - grad).abs().neg().exp() + 1.0).reciprocal();
+                    self.vmax = Some(grad.copy());
+                    let m = &self.m * dfc;
+                    self.update(param, &m, &denom, |lr| -(lr * bc2.sqrt() / bc1));
+                }
+                OptimizerKind::AdamP => {
+                    self.second_moments(grad);
+                    let bc2 = 1.0 - BETA2.powi(self.t as i32);
+                    let denom = self.v.sqrt() / bc2.sqrt() + EPS;
+                    let perturb = &self.m / denom;
+                    self.per_group(|lr, at, len| {
+                        let slice = |t: &Tensor| {
+                            if len < 0 {
+                                t.shallow_clone()
+                            } else {
+                                t.narrow(0, at, len)
+                            }
+                        };
+                        let mut p = slice(param);
+                        let step = adamp_projection(&p, &slice(grad), slice(&perturb));
+                        let _ = p.g_add_(&(step * (-lr / bc1)));
+                    });
+                }
+                OptimizerKind::RAdam => {
+                    self.second_moments(grad);
+                    let t = self.t as f64;
+                    let bc2 = 1.0 - BETA2.powf(t);
+                    let rho_inf = 2.0 / (1.0 - BETA2) - 1.0;
+                    let rho_t = rho_inf - 2.0 * t * BETA2.powf(t) / bc2;
+                    if rho_t > 5.0 {
+                        let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                            / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                            .sqrt();
+                        let denom = self.v.sqrt() + EPS;
+                        self.update(param, &self.m, &denom, |lr| -(lr * rect * bc2.sqrt() / bc1));
+                    } else {
+                        let ones = self.m.ones_like();
+                        self.update(param, &self.m, &ones, |lr| -lr / bc1);
+                    }
+                }
             }
         });
+    }
+
+    /// Adam's moments: `m = β1·m + (1 − β1)·g`, `v = β2·v + (1 − β2)·g²`.
+    fn second_moments(&mut self, grad: &Tensor) {
+        self.first_moment(grad);
+        let _ = self.v.g_mul_scalar_(BETA2);
+        let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
     }
 
     /// `m = β1·m + (1 − β1)·g`.
@@ -222,6 +284,33 @@ impl Optimizer {
         let _ = self.m.g_mul_scalar_(BETA1);
         let _ = self.m.g_add_(&(grad * (1.0 - BETA1)));
     }
+}
+
+/// AdamP's projection (torch-optimizer's `_projection` with weight decay 0): for a parameter of
+/// two or more dimensions, viewed per row (dim 0) and then whole, the first view where every
+/// |cos(grad, p)| is below `delta / sqrt(row length)` removes the step's component along p.
+fn adamp_projection(p: &Tensor, grad: &Tensor, perturb: Tensor) -> Tensor {
+    let shape = p.size();
+    if shape.len() < 2 {
+        return perturb;
+    }
+    let mut expand = vec![-1i64];
+    expand.extend(std::iter::repeat_n(1, shape.len() - 1));
+    for rows in [shape[0], 1] {
+        let view = |t: &Tensor| t.reshape([rows, -1]);
+        let norm = |t: &Tensor| view(t).norm_scalaropt_dim(2.0, [1], false) + EPS;
+        let dot = (view(grad) * view(p)).sum_dim_intlist(1, false, None);
+        let cos = dot.abs() / norm(grad) / norm(p);
+        let width = view(p).size()[1] as f64;
+        if cos.max().double_value(&[]) < ADAMP_DELTA / width.sqrt() {
+            let p_n = p / norm(p).view(expand.as_slice());
+            let along = view(&(&p_n * &perturb))
+                .sum_dim_intlist(1, false, None)
+                .view(expand.as_slice());
+            return &perturb - p_n * along;
+        }
+    }
+    perturb
 }
 
 #[cfg(test)]
@@ -321,13 +410,16 @@ mod tests {
         }
     }
 
-    const KINDS: [OptimizerKind; 6] = [
+    const KINDS: [OptimizerKind; 9] = [
         OptimizerKind::Adam,
         OptimizerKind::AdamW,
         OptimizerKind::AdamWAmsgrad,
         OptimizerKind::Adamax,
         OptimizerKind::Adagrad,
         OptimizerKind::RmsProp,
+        OptimizerKind::DiffGrad,
+        OptimizerKind::AdamP,
+        OptimizerKind::RAdam,
     ];
 
     fn values(t: &Tensor) -> Vec<f32> {
@@ -374,7 +466,7 @@ mod tests {
             assert_eq!(values(&a.v), values(&b.v), "{kind}: v");
             assert_eq!(
                 a.vmax.is_some(),
-                kind == OptimizerKind::AdamWAmsgrad,
+                matches!(kind, OptimizerKind::AdamWAmsgrad | OptimizerKind::DiffGrad),
                 "{kind}"
             );
             assert_eq!(

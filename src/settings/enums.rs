@@ -153,6 +153,9 @@ setting_enum!(
         Adagrad = "adagrad",
         RmsProp = "rmsprop",
         AdamWAmsgrad = "adamw-amsgrad" | "adamw_amsgrad",
+        DiffGrad = "diffgrad",
+        AdamP = "adamp",
+        RAdam = "radam",
     }
 );
 setting_enum!(
