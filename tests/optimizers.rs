@@ -47,7 +47,7 @@ fn twenty_steps_match_torch_optim_and_torch_optimizer() {
     for (key, traj) in runs {
         let (func, name) = key.split_once('/').unwrap();
         let kind: OptimizerKind = name.parse().unwrap();
-        let mut p = grid(&start).set_requires_grad(true);
+        let p = grid(&start).set_requires_grad(true);
         let mut opt = Optimizer::new(kind, lr, &p);
         let mut worst = 0.0f64;
         for (i, want) in traj.as_array().unwrap().iter().enumerate() {
