@@ -152,6 +152,8 @@ pub struct Generator {
     /// `--overlay-image` at the run's size, `[1, 4, H, W]` straight RGBA in [0, 1]: the glob's
     /// first file, or every file in animation mode (frame i pastes the i-th).
     overlays: Vec<Tensor>,
+    /// The `--loss` terms, prepared.
+    extra: super::extra_losses::ExtraLosses,
     /// `--image-labels`: the label images taken into the drawer's parameters, each normalized
     /// along its last dimension, averaged (pixray's z_labels).
     image_label: Option<Tensor>,
@@ -288,6 +290,7 @@ impl Generator {
             Some(p) => Some(image_label_params(p, &settings, drawer.as_ref())?),
             None => None,
         };
+        let extra = super::extra_losses::ExtraLosses::new(&settings, device)?;
         let mut target_rows = Vec::new();
         for (i, t) in settings.target_images.iter().enumerate() {
             target_rows.extend((0..t.files()?.len() as i64).map(|r| (i, r)));
@@ -312,6 +315,7 @@ impl Generator {
             palette,
             spot,
             overlays,
+            extra,
             image_label,
             frame: None,
             stream_seed: settings_seed,
@@ -858,12 +862,7 @@ impl Generator {
         palette: Option<Tensor>,
         transparent: Option<Tensor>,
     ) -> Result<ExtraTerms> {
-        let losses: Vec<Tensor> = self
-            .settings
-            .loss
-            .iter()
-            .map(|(kind, weight)| losses::extra_loss(*kind, base) * *weight)
-            .collect();
+        let losses = self.extra.terms(base);
         // pixray's init_weight_pix: L1 to the init image / 2, in the total (not a row term).
         let pix = self
             .init_pixels

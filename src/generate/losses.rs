@@ -3,7 +3,7 @@
 //! (TV, pixray's saturation/symmetry/smoothness, anchors §1.9). Every function returns a scalar
 //! (0-dim) tensor unless stated; the caller multiplies by the user's weight where noted.
 use crate::generate::grad::replace_grad;
-use crate::settings::LossKind;
+use crate::settings::SmoothnessType;
 use tch::{Reduction, Tensor};
 
 /// Keeps `sqrt` differentiable where its argument is 0 (flat images, equal vectors).
@@ -90,10 +90,109 @@ fn finite_gradient(x: &Tensor, dim: i64) -> Tensor {
 /// `s = √(Σ_c (g_x² + g_y²) + 1e-8)` with `g` from [`finite_gradient`] (`torch.gradient`), then
 /// the mean of `s` over all pixels. The `1e-8` keeps the gradient finite on flat areas.
 pub fn smoothness_loss(img: &Tensor) -> Tensor {
+    sharpness(img).mean(None)
+}
+
+/// The per-pixel sharpness `[b, h, w]` of [`smoothness_loss`].
+fn sharpness(img: &Tensor) -> Tensor {
     let gx = finite_gradient(img, 3);
     let gy = finite_gradient(img, 2);
-    let sq = (gx.square() + gy.square()).sum_dim_intlist(1, false, None); // [b, h, w]
-    (sq + SQRT_EPS).sqrt().mean(None)
+    let sq = (gx.square() + gy.square()).sum_dim_intlist(1, false, None);
+    (sq + SQRT_EPS).sqrt()
+}
+
+/// Pixray's smoothness loss with its options: `img` first blurred by `blur` (a depthwise
+/// [`gaussian_kernel`], no padding, as its GaussianSmoothing), then the sharpness as is, clipped at
+/// 0.5, or `log(1 + s)`, averaged.
+pub fn smoothness_loss_with(img: &Tensor, kind: SmoothnessType, blur: Option<&Tensor>) -> Tensor {
+    let img = match blur {
+        Some(k) => img.conv2d(k, None::<Tensor>, [1, 1], [0, 0], [1, 1], img.size()[1]),
+        None => img.shallow_clone(),
+    };
+    let s = sharpness(&img);
+    let s = match kind {
+        SmoothnessType::Default => s,
+        SmoothnessType::Clipped => s.clamp_max(0.5),
+        SmoothnessType::Log => (s + 1.0).log(),
+    };
+    s.mean(None)
+}
+
+/// Pixray's GaussianSmoothing weight for `channels` channels, `[channels, 1, size, size]`: the
+/// product over both axes of `exp(-((x - (size-1)/2) / (2·std))²)` (its formula, with 2·std
+/// inside the square), normalized to sum 1.
+pub fn gaussian_kernel(channels: i64, size: i64, std: f64) -> Tensor {
+    let mean = (size - 1) as f64 / 2.0;
+    let axis: Vec<f64> = (0..size)
+        .map(|x| {
+            let z = (x as f64 - mean) / (2.0 * std);
+            (-(z * z)).exp() / (std * (2.0 * std::f64::consts::PI).sqrt())
+        })
+        .collect();
+    let a = Tensor::from_slice(&axis).to_kind(tch::Kind::Float);
+    let k = a.unsqueeze(1) * a.unsqueeze(0);
+    let k = &k / k.sum(tch::Kind::Float);
+    k.view([1, 1, size, size]).repeat([channels, 1, 1, 1])
+}
+
+/// Where pixray's edge loss pulls: bands along the edges (pixels: left, right, upper, lower; 0
+/// leaves one out), or a mask (its black part: where the mask is above 0 the loss is 0).
+pub enum EdgeRegion {
+    Bands([i64; 4]),
+    Mask(Tensor),
+}
+
+/// Pixray's EdgeLoss on `out` `[1, 3, h, w]` against `target` (the edge colour everywhere, or an
+/// image): the MSE of each band (the upper and lower ones between the left and right bands), or
+/// of the picture with the mask's non-black part replaced by the target, plus `global` x the MSE
+/// of the whole picture, all times `edge`.
+pub fn edge_loss(
+    out: &Tensor,
+    target: &Tensor,
+    region: &EdgeRegion,
+    global: f64,
+    edge: f64,
+) -> Tensor {
+    let (h, w) = (out.size()[2], out.size()[3]);
+    let mse = |a: &Tensor, b: &Tensor| a.mse_loss(b, Reduction::Mean);
+    let mut loss = Tensor::zeros([], (tch::Kind::Float, out.device()));
+    match region {
+        EdgeRegion::Bands([left, right, upper, lower]) => {
+            let (l, r, u, d) = (*left, *right, *upper, *lower);
+            let cut = |t: &Tensor, (y0, y1): (i64, i64), (x0, x1): (i64, i64)| {
+                t.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0)
+            };
+            let bands = [
+                (l, (0, h), (0, l)),
+                (r, (0, h), (w - r, w)),
+                (u, (0, u), (l, w - r)),
+                (d, (h - d, h), (l, w - r)),
+            ];
+            for (n, ys, xs) in bands {
+                if n != 0 && ys.1 > ys.0 && xs.1 > xs.0 {
+                    loss += mse(&cut(out, ys, xs), &cut(target, ys, xs));
+                }
+            }
+        }
+        EdgeRegion::Mask(mask) => {
+            let masked = target.where_self(&mask.gt(0.0), out);
+            loss += mse(&masked, target);
+        }
+    }
+    if global != 0.0 {
+        loss += mse(out, target) * global;
+    }
+    loss * edge
+}
+
+/// A term `weight x value` that pushes only while `value > stop` (still logged after): no host
+/// sync, as a prompt's stop.
+pub fn weighted_with_stop(value: Tensor, weight: f64, stop: Option<f64>) -> Tensor {
+    let term = &value * weight;
+    match stop {
+        None => term,
+        Some(s) => term.where_self(&value.gt(s), &term.detach()),
+    }
 }
 
 /// The anchors' `init_weight` regulariser (Crowson): `MSE(z, z0) / 2`, any equal shapes. The
@@ -111,14 +210,4 @@ pub fn init_cos_loss(z: &Tensor, z0: &Tensor) -> Tensor {
         * (b.square().sum(tch::Kind::Float) + 1e-12))
         .sqrt();
     -(dot / norms) + 1.0
-}
-
-/// Dispatches one `--loss` term on the rendered image `img` `[1, 3, h, w]` in [0, 1] (unweighted).
-pub fn extra_loss(kind: LossKind, img: &Tensor) -> Tensor {
-    match kind {
-        LossKind::Tv => tv_loss(img),
-        LossKind::Saturation => saturation_loss(img),
-        LossKind::Symmetry => symmetry_loss(img),
-        LossKind::Smoothness => smoothness_loss(img),
-    }
 }

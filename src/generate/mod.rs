@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cutouts;
 pub mod drawers;
 pub mod engine;
+pub mod extra_losses;
 pub mod grad;
 pub mod init;
 pub mod load;

@@ -125,9 +125,7 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
         |l| &l.spot_off,
         named("spot-off ", &|s| each(&s.spot_off)),
     );
-    let losses = named("", &|s| {
-        s.loss.iter().map(|(k, w)| format!("{k}:{w}")).collect()
-    });
+    let losses = named("", &|s| s.loss.iter().map(|t| t.to_string()).collect());
     section("loss", |l| &l.extra, losses);
     if s.is_some_and(|s| s.palette.is_some()) || log.iter().any(|l| l.palette != 0.0) {
         out.push(Series {

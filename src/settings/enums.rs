@@ -185,7 +185,11 @@ setting_enum!(
 );
 setting_enum!(
     /// Extra image losses (pixray style).
-    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness" }
+    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge" }
+);
+setting_enum!(
+    /// pixray's `--smoothness_type`: the per-pixel sharpness as is, clipped at 0.5, or log(1 + s).
+    SmoothnessType, "--smoothness-type" { Default = "default", Clipped = "clipped", Log = "log" }
 );
 setting_enum!(
     /// Numeric precision of the frozen models (the drawer's parameters and optimizer state stay f32).

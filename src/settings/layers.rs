@@ -44,6 +44,16 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
             })?;
     }
     settings.init_image_files()?;
+    for (p, flag) in [
+        (&settings.edge_input_image, "--edge-input-image"),
+        (&settings.edge_mask_image, "--edge-mask-image"),
+    ] {
+        if let Some(p) = p
+            && !p.is_file()
+        {
+            return Err(usage(format!("{flag} {}: file not found", p.display())));
+        }
+    }
     if let Some(p) = &settings.image_labels {
         crate::settings::expand_glob(p, "--image-labels")?;
     }

@@ -18,7 +18,7 @@ mod values;
 
 pub use enums::{
     Augment, CutMethod, DrawerKind, EnumParser, InitKind, LossKind, OptimizerKind, PixelType,
-    Precision, SettingEnum, enum_parser,
+    Precision, SettingEnum, SmoothnessType, enum_parser,
 };
 pub use layers::{read_config, resolve_layers};
 pub use prompts::{
@@ -27,8 +27,8 @@ pub use prompts::{
 pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;
 pub use values::{
-    Move, NumberList, Palette, PromptList, SeedValue, Size, StringList, pixel_grid, pixel_grid_for,
-    seed_from_text, slug,
+    Colour, LossTerm, Margins, Move, NumberList, Palette, PromptList, SeedValue, Size, StringList,
+    pixel_grid, pixel_grid_for, seed_from_text, slug,
 };
 
 use anyhow::Result;

@@ -1,7 +1,10 @@
 //! Resolving a merged layer into `Settings`: each setting by its declaration, then the rules
 //! that join settings; and what the resolved settings answer about a run.
+use super::{
+    Colour, DrawerKind, InitKind, LossKind, Move, Owner, PartialSettings, Prompt, Settings,
+    SmoothnessType,
+};
 use super::{DECLARATIONS, prompts::check_prompt_limits};
-use super::{DrawerKind, InitKind, Move, Owner, PartialSettings, Prompt, Settings};
 use crate::error::usage;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -120,6 +123,7 @@ impl Settings {
             ));
         }
         self.check_animation()?;
+        self.check_loss_settings()?;
         if self.image_labels.is_some()
             && matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch)
         {
@@ -204,6 +208,52 @@ impl Settings {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
                  --image-prompt, --target-image, or a --config/--preset that has prompts",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A loss's own settings need the loss.
+    fn check_loss_settings(&self) -> Result<()> {
+        let has = |k: LossKind| self.loss.iter().any(|t| t.kind == k);
+        let smoothness = [
+            (
+                self.smoothness_type != SmoothnessType::Default,
+                "--smoothness-type",
+            ),
+            (
+                self.smoothness_gaussian_kernel != 0,
+                "--smoothness-gaussian-kernel",
+            ),
+            (
+                self.smoothness_gaussian_std != 1.0,
+                "--smoothness-gaussian-std",
+            ),
+        ];
+        let edge = [
+            (self.edge_thickness != 5.0, "--edge-thickness"),
+            (self.edge_margins.is_some(), "--edge-margins"),
+            (self.edge_color != Colour([255, 255, 255]), "--edge-color"),
+            (self.edge_color_weight != 0.1, "--edge-color-weight"),
+            (self.global_color_weight != 0.05, "--global-color-weight"),
+            (self.edge_input_image.is_some(), "--edge-input-image"),
+            (self.edge_mask_image.is_some(), "--edge-mask-image"),
+        ];
+        for (kind, flags) in [
+            (LossKind::Smoothness, &smoothness[..]),
+            (LossKind::Edge, &edge[..]),
+        ] {
+            if let Some((_, flag)) = flags.iter().find(|(on, _)| *on)
+                && !has(kind)
+            {
+                return Err(usage(format!(
+                    "{flag} applies to --loss {kind}: add it (e.g. --loss {kind}:1)"
+                )));
+            }
+        }
+        if self.edge_margins.is_some() && self.edge_thickness != 5.0 {
+            return Err(usage(
+                "--edge-margins sets each band, --edge-thickness all four: give one of them",
             ));
         }
         Ok(())
@@ -478,6 +528,16 @@ mod tests {
                 "image_labels",
                 "image_label_weight",
                 "save_intermediates",
+                "smoothness_type",
+                "smoothness_gaussian_kernel",
+                "smoothness_gaussian_std",
+                "edge_thickness",
+                "edge_margins",
+                "edge_color",
+                "edge_color_weight",
+                "global_color_weight",
+                "edge_input_image",
+                "edge_mask_image",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -519,8 +519,9 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
-    /// Extra losses, comma list of name:weight (tv, saturation, symmetry, smoothness).
-    loss: Vec<(LossKind, f64)> {
+    /// Extra losses, comma list of name[:weight[:stop]] (tv, saturation, symmetry, smoothness,
+    /// edge); below stop a term pushes no more.
+    loss: Vec<LossTerm> {
         flag: Option<String> [long, value_name = "LIST"],
         raw: StringList,
         default: Vec::new(),
@@ -757,5 +758,105 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
         record: |v| !*v,
+    }
+    /// --loss smoothness: pixray's --smoothness_type, default, clipped (sharpness at most 0.5) or
+    /// log (log(1 + sharpness)).
+    smoothness_type: SmoothnessType {
+        flag: Option<SmoothnessType> [long, value_name = "TYPE", value_parser = enum_parser::<SmoothnessType>()],
+        raw: SmoothnessType,
+        default: SmoothnessType::Default,
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != SmoothnessType::Default,
+    }
+    /// --loss smoothness: a Gaussian blur of this size (pixels, no padding) first, as pixray's
+    /// --smoothness_gaussian_kernel (default 0: none).
+    smoothness_gaussian_kernel: i64 {
+        flag: Option<i64> [long, value_name = "K", allow_negative_numbers = true],
+        raw: i64,
+        default: 0,
+        check: |v| (0..=63).contains(v) => "must be from 0 (no blur) to 63",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0,
+    }
+    /// --loss smoothness: the blur's standard deviation (pixray's --smoothness_gaussian_std;
+    /// default 1).
+    smoothness_gaussian_std: f64 {
+        flag: Option<f64> [long, value_name = "S", allow_negative_numbers = true],
+        raw: f64,
+        default: 1.0,
+        check: |v| v.is_finite() && *v > 0.0 => "must be a number > 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 1.0,
+    }
+    /// --loss edge: the band along every edge, in percent of the width or height (pixray's
+    /// --edge_thickness; default 5).
+    edge_thickness: f64 {
+        flag: Option<f64> [long, value_name = "PCT", allow_negative_numbers = true],
+        raw: f64,
+        default: 5.0,
+        check: |v| (0.0..=50.0).contains(v) => "must be a percent from 0 to 50",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 5.0,
+    }
+    /// --loss edge: each band on its own, L,R,U,D percents (pixray's --edge_margins; default
+    /// --edge-thickness on all four).
+    edge_margins: Option<Margins> {
+        flag: Option<String> [long, value_name = "L,R,U,D"],
+        raw: String,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// --loss edge: the colour the bands are pulled toward (pixray's --edge_color; default white).
+    edge_color: Colour {
+        flag: Option<String> [long, value_name = "COLOUR"],
+        raw: String,
+        default: Colour([255, 255, 255]),
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != Colour([255, 255, 255]),
+    }
+    /// --loss edge: the whole term's factor (pixray's --edge_color_weight; default 0.1).
+    edge_color_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.1,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0.1,
+    }
+    /// --loss edge: the pull of the whole picture toward the colour, added before that factor
+    /// (pixray's --global_color_weight; default 0.05).
+    global_color_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 0.05,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0.05,
+    }
+    /// --loss edge: pull toward this image (stretched to the picture) instead of the colour
+    /// (pixray's --edge_input_image).
+    edge_input_image: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "PATH"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// --loss edge: instead of the bands, the mask's black part is pulled (pixray's
+    /// --edge_mask_image: where the mask is above 0 the loss is 0).
+    edge_mask_image: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "PATH"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
     }
 }

@@ -282,30 +282,81 @@ pub(super) fn parse_lr_drops(l: Option<&NumberList>, steps: i64) -> Result<Vec<f
     Ok(v)
 }
 
-pub(super) fn parse_losses(items: &[String]) -> Result<Vec<(LossKind, f64)>> {
-    let mut out: Vec<(LossKind, f64)> = Vec::new();
+pub(super) fn parse_losses(items: &[String]) -> Result<Vec<LossTerm>> {
+    let mut out: Vec<LossTerm> = Vec::new();
     for it in items {
-        let (name, w) = match it.split_once(':') {
-            Some((n, w)) => {
-                let w: f64 = w.trim().parse().map_err(|_| {
-                    usage(format!(
-                        "--loss: invalid weight in '{it}': expected name:number (e.g. tv:0.5)"
-                    ))
-                })?;
-                (n, w)
+        let mut parts = it.split(':');
+        let name = parts.next().unwrap_or_default();
+        let mut number = |what: &str| -> Result<Option<f64>> {
+            match parts.next() {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() => Ok(Some(x)),
+                    _ => Err(usage(format!(
+                        "--loss: invalid {what} in '{it}': expected name[:weight[:stop]] with finite numbers (e.g. tv:0.5)"
+                    ))),
+                },
             }
-            None => (it.as_str(), 1.0),
         };
-        if !w.is_finite() {
+        let weight = number("weight")?.unwrap_or(1.0);
+        let stop = number("stop")?;
+        if parts.next().is_some() {
             return Err(usage(format!(
-                "--loss: invalid weight in '{it}': must be finite"
+                "--loss: '{it}' has more than name:weight:stop"
             )));
         }
         let kind: LossKind = name.parse()?;
-        out.retain(|(k, _)| *k != kind);
-        out.push((kind, w));
+        out.retain(|t| t.kind != kind);
+        out.push(LossTerm { kind, weight, stop });
     }
     Ok(out)
+}
+
+/// An RGB colour setting (`--edge-color`): a name, `#rgb`, `#rrggbb` or `(r+g+b)`, as `--palette`
+/// reads one colour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Colour(pub crate::palette::Rgb);
+
+impl ToRaw<String> for Colour {
+    fn to_raw(&self) -> Option<String> {
+        let [r, g, b] = self.0;
+        Some(format!("#{r:02x}{g:02x}{b:02x}"))
+    }
+}
+impl FromRaw<String> for Colour {
+    fn from_raw(raw: &String) -> Result<Self> {
+        match crate::palette::parse(raw)?.as_slice() {
+            [c] => Ok(Colour(*c)),
+            _ => Err(usage(format!("'{raw}': expected one colour"))),
+        }
+    }
+}
+
+/// `--edge-margins L,R,U,D`: each edge's band in percent of the width (L, R) or height (U, D).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Margins(pub [f64; 4]);
+
+impl ToRaw<String> for Option<Margins> {
+    fn to_raw(&self) -> Option<String> {
+        self.map(|m| m.0.map(|v| v.to_string()).join(","))
+    }
+}
+impl FromRaw<String> for Option<Margins> {
+    fn from_raw(raw: &String) -> Result<Self> {
+        let v: Vec<f64> = raw
+            .split(',')
+            .map(|s| s.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| usage(format!("'{raw}': expected four numbers L,R,U,D")))?;
+        match v.as_slice() {
+            [l, r, u, d] if v.iter().all(|x| (0.0..=100.0).contains(x)) => {
+                Ok(Some(Margins([*l, *r, *u, *d])))
+            }
+            _ => Err(usage(format!(
+                "'{raw}': expected four percents L,R,U,D from 0 to 100"
+            ))),
+        }
+    }
 }
 
 /// The prompt text for a run-directory name: lowercase words joined by `-`, at most 40 chars.
@@ -428,14 +479,33 @@ string_items!(NoisePrompt, |items| items
     .collect());
 string_items!(String, |items| Ok(items.to_vec()));
 
-impl ToRaw<StringList> for Vec<(LossKind, f64)> {
+/// One `--loss` term: `name[:weight[:stop]]`. Below `stop` (the unweighted value) the term is still
+/// logged but pushes no more, as a prompt's stop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossTerm {
+    pub kind: LossKind,
+    pub weight: f64,
+    pub stop: Option<f64>,
+}
+
+impl std::fmt::Display for LossTerm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.weight)?;
+        if let Some(s) = self.stop {
+            write!(f, ":{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ToRaw<StringList> for Vec<LossTerm> {
     fn to_raw(&self) -> Option<StringList> {
         Some(StringList::Many(
-            self.iter().map(|(k, w)| format!("{k}:{w}")).collect(),
+            self.iter().map(|t| t.to_string()).collect(),
         ))
     }
 }
-impl FromRaw<StringList> for Vec<(LossKind, f64)> {
+impl FromRaw<StringList> for Vec<LossTerm> {
     fn from_raw(raw: &StringList) -> Result<Self> {
         parse_losses(&raw.items())
     }

@@ -1,0 +1,187 @@
+//! pixray's smoothness (with its types and Gaussian blur) and edge losses against their code,
+//! transcribed in tests/fixtures/make_loss_fixtures.py: values and image gradients on a seeded
+//! random 32x32 picture (tests/fixtures/losses_ref.safetensors), through the run's own settings.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+mod common;
+
+use std::path::Path;
+use tch::{Kind, Tensor};
+use vqclip::generate::extra_losses::ExtraLosses;
+use vqclip::generate::losses::{self, EdgeRegion};
+use vqclip::settings::{LossKind, PartialSettings, Settings};
+
+fn reference() -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(common::fixture("losses_ref.safetensors")).unwrap()
+}
+
+fn get(r: &[(String, Tensor)], name: &str) -> Tensor {
+    r.iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+        .shallow_clone()
+}
+
+fn settings(extra: &str) -> Settings {
+    let toml = format!(
+        "drawer = \"fast_pixel\"\nsize = \"32x32\"\nclip = [\"{}\"]\nprompts = [\"x\"]\n{extra}\n",
+        common::CLIP
+    );
+    PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap()
+}
+
+/// The value and gradient of `f` at the fixture's picture against the reference's `name`,
+/// relative to the reference's size; returns the worse of the two.
+fn compare(r: &[(String, Tensor)], name: &str, f: &dyn Fn(&Tensor) -> Tensor) -> f64 {
+    let x = get(r, "img").set_requires_grad(true);
+    let v = f(&x);
+    let g = Tensor::run_backward(&[&v], &[&x], false, false).remove(0);
+    let want = get(r, name).double_value(&[0]);
+    let want_g = get(r, &format!("{name}_grad"));
+    let dv = (v.double_value(&[]) - want).abs() / want.abs();
+    let scale = want_g.abs().max().double_value(&[]);
+    let dg = (g - &want_g).abs().max().double_value(&[]) / scale;
+    eprintln!(
+        "losses: {name}: value {want:.6}, relative differences value {dv:.1e}, gradient {dg:.1e}"
+    );
+    assert!(dv < 1e-5 && dg < 1e-5, "{name}: {dv} {dg}");
+    dv.max(dg)
+}
+
+#[test]
+fn smoothness_and_edge_equal_pixrays_code() {
+    let r = reference();
+    let mut worst = 0.0f64;
+    let through_settings = [
+        (
+            "smooth_default",
+            LossKind::Smoothness,
+            "loss = [\"smoothness\"]",
+        ),
+        (
+            "smooth_clipped",
+            LossKind::Smoothness,
+            "loss = [\"smoothness\"]\nsmoothness-type = \"clipped\"",
+        ),
+        (
+            "smooth_log",
+            LossKind::Smoothness,
+            "loss = [\"smoothness\"]\nsmoothness-type = \"log\"",
+        ),
+        (
+            "smooth_k5",
+            LossKind::Smoothness,
+            "loss = [\"smoothness\"]\nsmoothness-gaussian-kernel = 5",
+        ),
+        (
+            "smooth_log_k3_s2",
+            LossKind::Smoothness,
+            "loss = [\"smoothness\"]\nsmoothness-type = \"log\"\nsmoothness-gaussian-kernel = 3\nsmoothness-gaussian-std = 2.0",
+        ),
+        ("edge_default", LossKind::Edge, "loss = [\"edge\"]"),
+        (
+            "edge_margins",
+            LossKind::Edge,
+            "loss = [\"edge\"]\nedge-margins = \"10,0,20,5\"\nedge-color = \"(51+102+153)\"\nglobal-color-weight = 0.0",
+        ),
+        (
+            "edge_thick",
+            LossKind::Edge,
+            "loss = [\"edge\"]\nedge-thickness = 25.0\nedge-color-weight = 0.5",
+        ),
+    ];
+    for (name, kind, toml) in through_settings {
+        let extra = ExtraLosses::new(&settings(toml), tch::Device::Cpu).unwrap();
+        worst = worst.max(compare(&r, name, &|x| extra.value(kind, x)));
+    }
+    // an image target and a mask, given as the fixture's tensors (files would be quantized)
+    let other = get(&r, "in_edge_image");
+    let bands = EdgeRegion::Bands([3, 3, 3, 3]); // 10 % of 32, truncated
+    worst = worst.max(compare(&r, "edge_image", &|x| {
+        losses::edge_loss(x, &other, &bands, 0.05, 0.1)
+    }));
+    let white = Tensor::ones([1, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
+    let mask = EdgeRegion::Mask(get(&r, "in_edge_mask"));
+    worst = worst.max(compare(&r, "edge_mask", &|x| {
+        losses::edge_loss(x, &white, &mask, 0.05, 0.1)
+    }));
+    eprintln!("losses: largest relative difference {worst:.1e}");
+}
+
+/// `name:weight:stop`: below the stop the term is logged but has no gradient.
+#[test]
+fn a_loss_stop_ends_its_push() {
+    let img = Tensor::rand([1, 3, 16, 16], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let v = losses::tv_loss(&img);
+    let value = v.double_value(&[]);
+    for (stop, pushes) in [
+        (None, true),
+        (Some(value / 2.0), true),
+        (Some(value * 2.0), false),
+    ] {
+        let t = losses::weighted_with_stop(losses::tv_loss(&img), 3.0, stop);
+        assert!((t.double_value(&[]) - 3.0 * value).abs() < 1e-6);
+        let g = Tensor::run_backward(&[&t], &[&img], false, true).remove(0);
+        let moved = g.abs().sum(Kind::Float).double_value(&[]) > 0.0;
+        assert_eq!(moved, pushes, "stop {stop:?}");
+    }
+    let s = settings("loss = [\"tv:0.5:0.01\", \"edge:2\"]");
+    assert_eq!(s.loss.len(), 2);
+    assert_eq!((s.loss[0].weight, s.loss[0].stop), (0.5, Some(0.01)));
+    assert_eq!(s.loss[0].to_string(), "tv:0.5:0.01");
+    assert_eq!(s.loss[1].to_string(), "edge:2");
+}
+
+/// The demo world with `--loss edge:10` (white, 5 % bands): the picture gets a white frame that
+/// the same run without it lacks, and the inside still follows the prompt.
+#[test]
+fn a_white_edge_loss_draws_a_white_frame() {
+    let dir = common::tmp_dir("edge-frame");
+    let border = |extra: &[&str]| {
+        let out = dir.join(extra.len().to_string());
+        common::ok(
+            &common::vqclip()
+                .args([
+                    "generate",
+                    "a red circle on a blue background",
+                    "--preset",
+                    "demo",
+                    "--seed",
+                    "1",
+                    "--quiet",
+                    "--out",
+                ])
+                .arg(&out)
+                .args(extra)
+                .output()
+                .unwrap(),
+        );
+        let img = common::pixels(&out.join("final.png"));
+        let (w, h) = img.dimensions();
+        let band = (0.05 * w as f64) as u32;
+        let (mut edge, mut n_edge, mut inner, mut n_in) = (0.0, 0.0, 0.0, 0.0);
+        for (x, y, p) in img.enumerate_pixels() {
+            let inside = x >= band && x < w - band && y >= band && y < h - band;
+            let grey = (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0;
+            if inside {
+                inner += grey;
+                n_in += 1.0;
+            } else {
+                edge += grey;
+                n_edge += 1.0;
+            }
+        }
+        (edge / n_edge, inner / n_in)
+    };
+    let (plain, _) = border(&[]);
+    let (framed, inside) = border(&["--loss", "edge:10"]);
+    eprintln!(
+        "losses: border mean {plain:.1} without the edge loss, {framed:.1} with it (inside {inside:.1})"
+    );
+    assert!(framed > 200.0, "{framed}");
+    assert!(plain < 200.0, "{plain}");
+    assert!(inside < 160.0, "the inside is not washed white: {inside}");
+}
