@@ -68,6 +68,9 @@ pub struct StepRecord {
     pub target_images: Vec<f64>,
     #[serde(default)]
     pub noise_prompts: Vec<f64>,
+    /// `--vector-prompt` terms, written only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vector_prompts: Vec<f64>,
     /// `--spot` and `--spot-off` terms, written only when there are some.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spot: Vec<f64>,

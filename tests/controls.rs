@@ -551,3 +551,67 @@ fn label_term_is_the_distance_to_the_template_ensemble() {
     let toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
     assert!(toml.contains("labels = ["), "{toml}");
 }
+
+/// `--vector-prompt FILE.json:W`: the term is 0.1 x W x the spherical distance of the step's
+/// cutouts to the table's row for the run's CLIP (keyed by its --clip name); a table without the
+/// model is a warning and no term; a row of the wrong length is refused.
+#[test]
+fn vector_prompt_term_is_a_tenth_of_a_prompt_toward_the_vector() {
+    let dir = tmp_dir("vector-prompts");
+    let dim = Clip::load(Path::new(CLIP), Device::Cpu)
+        .unwrap()
+        .config()
+        .embed_dim;
+    let row: Vec<f32> = (0..dim).map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0).collect();
+    let table = dir.join("v.json");
+    std::fs::write(
+        &table,
+        serde_json::json!({ CLIP: row, "ViT-B/32": [1.0] }).to_string(),
+    )
+    .unwrap();
+    let s = one_step(&format!("vector-prompts = [\"{}:2\"]", table.display()));
+    assert_eq!(s.vector_prompts[0].weight, 2.0);
+    let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
+    let emb = start_views(&s, &clip);
+    let target = Tensor::from_slice(&row).view([1, dim]);
+    let want = spherical_distance(&emb, &target)
+        .mean(Kind::Float)
+        .double_value(&[])
+        * 0.2;
+    let rec = first_step(s, clip);
+    eprintln!("vector term {} vs {want}", rec.vector_prompts[0]);
+    assert!((rec.vector_prompts[0] - want).abs() < 1e-6);
+    // a table without this model: a warning, the term stays 0
+    let other = dir.join("other.json");
+    std::fs::write(&other, "{\"ViT-L/14\": [0.5, 0.5]}").unwrap();
+    let out = dir.join("warned");
+    let o = vqclip()
+        .args([
+            "generate",
+            "a red apple",
+            "--drawer",
+            "fast-pixel",
+            "--clip",
+            CLIP,
+        ])
+        .args(["--size", "32x32", "--cutouts", "2", "--steps", "2", "--out"])
+        .arg(&out)
+        .arg("--vector-prompt")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = ok(&o);
+    assert!(err.contains("has no vector for CLIP model"), "{err}");
+    assert!(log(&out).iter().all(|r| r["vector_prompts"][0] == 0.0));
+    // a row of another length
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::json!({ CLIP: [1.0, 2.0] }).to_string()).unwrap();
+    fails(
+        &run(
+            &dir.join("bad-run"),
+            &["x", "--vector-prompt", bad.to_str().unwrap()],
+        ),
+        2,
+        "numbers, the model's embeddings",
+    );
+}

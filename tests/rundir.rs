@@ -77,6 +77,7 @@ fn record(step: i64) -> StepRecord {
         image_prompts: vec![],
         target_images: vec![],
         noise_prompts: vec![0.125],
+        vector_prompts: vec![],
         spot: vec![],
         spot_off: vec![],
         extra: vec![],

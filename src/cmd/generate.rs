@@ -187,6 +187,19 @@ impl Progress {
         }
         Progress { quiet, bar }
     }
+
+    /// A line on stderr above the bar (indicatif drops lines when its bar is hidden, as it is
+    /// when stderr is not a terminal: a batch log still gets them).
+    fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
 }
 
 impl Observer for Progress {
@@ -203,14 +216,10 @@ impl Observer for Progress {
         self.bar.set_position(step as u64);
     }
     fn saved(&mut self, frame: &Path) {
-        if !self.quiet {
-            self.bar.println(format!("saved {}", frame.display()));
-        }
+        self.line(&format!("saved {}", frame.display()));
     }
     fn warning(&mut self, message: &str) {
-        if !self.quiet {
-            self.bar.println(format!("vqclip: warning: {message}"));
-        }
+        self.line(&format!("vqclip: warning: {message}"));
     }
     fn ended(&mut self) {
         self.bar.finish_and_clear();

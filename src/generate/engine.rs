@@ -41,6 +41,8 @@ struct Perceptor {
     text: Tensor,
     /// Normalized noise-prompt directions, one row per noise prompt.
     noise: Tensor,
+    /// Per `--vector-prompt`: this model's row of its table, `[1, d]` (None: the table has none).
+    vectors: Vec<Option<Tensor>>,
     /// Per `--target-image`: its files' normalized embeddings, one row per file.
     targets: Vec<Tensor>,
     /// `--label` embeddings: each the normalized mean of its templated texts', one row per label.
@@ -126,6 +128,7 @@ struct ClipTerms {
     image_prompts: Vec<Tensor>,
     target_images: Vec<Tensor>,
     noise_prompts: Vec<Tensor>,
+    vector_prompts: Vec<Tensor>,
     spot: Vec<Tensor>,
     spot_off: Vec<Tensor>,
     grad: Option<Tensor>,
@@ -163,6 +166,8 @@ pub struct Generator {
     stream_seed: u64,
     /// Every `--target-image` file as (target, row): animation frame i scores the i-th.
     target_rows: Vec<(usize, i64)>,
+    /// What the run should be told but does not stop it (a vector prompt without this model).
+    warnings: Vec<String>,
     /// `--init-image` at the run's size (`--init-weight-pix`).
     init_pixels: Option<Tensor>,
     /// The drawer's parameters at the start (or after the last zoom): the `--init-weight` pull.
@@ -201,7 +206,8 @@ impl Generator {
             texts_of(&settings.spot_off),
         );
         let mut perceptors = Vec::new();
-        for mut clip in clips {
+        let mut warnings = Vec::new();
+        for (mut clip, name) in clips.into_iter().zip(&settings.clip) {
             let text = encode_texts(&clip, &tokenizer, &texts, device)?;
             let spot_text = encode_texts(&clip, &tokenizer, &spot, device)?;
             let spot_off_text = encode_texts(&clip, &tokenizer, &spot_off, device)?;
@@ -219,6 +225,17 @@ impl Generator {
                 clip.to_kind(kind);
             }
             let dim = clip.config().embed_dim;
+            let mut vectors = Vec::new();
+            for vp in &settings.vector_prompts {
+                let row = vp.vector(name, dim)?;
+                if row.is_none() {
+                    warnings.push(format!(
+                        "--vector-prompt {} has no vector for CLIP model {name}: that model runs without it",
+                        vp.path
+                    ));
+                }
+                vectors.push(row.map(|v| Tensor::from_slice(&v).view([1, dim]).to_device(device)));
+            }
             let rows: Vec<f32> = settings
                 .noise_prompts
                 .iter()
@@ -231,6 +248,7 @@ impl Generator {
                 clip,
                 text,
                 noise,
+                vectors,
                 targets,
                 spot_text,
                 spot_off_text,
@@ -301,6 +319,7 @@ impl Generator {
             image_prompts: image_prompts.len(),
             target_images: settings.target_images.len(),
             noise_prompts: settings.noise_prompts.len(),
+            vector_prompts: settings.vector_prompts.len(),
             spot: settings.spot.len(),
             spot_off: settings.spot_off.len(),
             extra: settings.loss.len(),
@@ -320,6 +339,7 @@ impl Generator {
             frame: None,
             stream_seed: settings_seed,
             target_rows,
+            warnings,
             init_pixels,
             z0,
             opt,
@@ -535,6 +555,11 @@ impl Generator {
         Ok(())
     }
 
+    /// Warnings from building the run, for the caller to show.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// The animation frame loaded, if any.
     pub fn frame(&self) -> Option<usize> {
         self.frame
@@ -561,6 +586,7 @@ impl Generator {
             .chain(&clip.image_prompts)
             .chain(&clip.target_images)
             .chain(&clip.noise_prompts)
+            .chain(&clip.vector_prompts)
             .chain(&clip.spot)
             .chain(&clip.spot_off)
             .fold(extra.total.detach(), |acc, t| acc + t);
@@ -574,6 +600,7 @@ impl Generator {
             image_prompts: clip.image_prompts,
             target_images: clip.target_images,
             noise_prompts: clip.noise_prompts,
+            vector_prompts: clip.vector_prompts,
             spot: clip.spot,
             spot_off: clip.spot_off,
             extra: extra.losses,
@@ -674,6 +701,7 @@ impl Generator {
             image_prompts: zeros(self.image_prompts.len()),
             target_images: zeros(self.settings.target_images.len()),
             noise_prompts: zeros(self.settings.noise_prompts.len()),
+            vector_prompts: zeros(self.settings.vector_prompts.len()),
             spot: zeros(self.settings.spot.len()),
             spot_off: zeros(self.settings.spot_off.len()),
             grad: None,
@@ -821,6 +849,18 @@ impl Generator {
             let target = p.noise.narrow(0, i as i64, 1);
             let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
             take_share(term, batches, &mut terms.noise_prompts[i], batch_terms);
+        }
+        // pixray scores vector prompts as text prompts at a tenth of their weight.
+        for (i, (vp, row)) in self
+            .settings
+            .vector_prompts
+            .iter()
+            .zip(&p.vectors)
+            .enumerate()
+        {
+            let Some(row) = row else { continue };
+            let term = losses::prompt_loss(&emb, row, 0.1 * vp.weight, vp.stop);
+            take_share(term, batches, &mut terms.vector_prompts[i], batch_terms);
         }
         // Spot prompts: their own embeddings of the masked cutouts (pixray's second and third
         // CLIP pass).

@@ -1,7 +1,8 @@
 //! One step's loss terms by section, and their packing: a step packs its row into one small device
 //! tensor (no host sync inside a step), `flush` stacks the pending rows, copies them to the host in
 //! one sync and unpacks each into a log record. The section order is the packed order:
-//! `[total, prompts..., labels..., image prompts..., target images..., noise prompts..., spot...,
+//! `[total, prompts..., labels..., image prompts..., target images..., noise prompts..., vector
+//! prompts..., spot...,
 //! spot off..., extra losses..., palette, alpha]`.
 use crate::rundir::StepRecord;
 use anyhow::{Result, bail};
@@ -15,6 +16,7 @@ pub struct Layout {
     pub image_prompts: usize,
     pub target_images: usize,
     pub noise_prompts: usize,
+    pub vector_prompts: usize,
     pub spot: usize,
     pub spot_off: usize,
     /// The `--loss` terms.
@@ -33,6 +35,7 @@ impl Layout {
             + self.image_prompts
             + self.target_images
             + self.noise_prompts
+            + self.vector_prompts
             + self.spot
             + self.spot_off
             + self.extra
@@ -50,6 +53,7 @@ pub struct LossRow<T> {
     pub image_prompts: Vec<T>,
     pub target_images: Vec<T>,
     pub noise_prompts: Vec<T>,
+    pub vector_prompts: Vec<T>,
     pub spot: Vec<T>,
     pub spot_off: Vec<T>,
     pub extra: Vec<T>,
@@ -65,6 +69,7 @@ impl<T> LossRow<T> {
             image_prompts: self.image_prompts.len(),
             target_images: self.target_images.len(),
             noise_prompts: self.noise_prompts.len(),
+            vector_prompts: self.vector_prompts.len(),
             spot: self.spot.len(),
             spot_off: self.spot_off.len(),
             extra: self.extra.len(),
@@ -81,6 +86,7 @@ impl<T> LossRow<T> {
             .chain(&self.image_prompts)
             .chain(&self.target_images)
             .chain(&self.noise_prompts)
+            .chain(&self.vector_prompts)
             .chain(&self.spot)
             .chain(&self.spot_off)
             .chain(&self.extra)
@@ -114,6 +120,7 @@ impl LossRow<f64> {
         let (image_prompts, rest) = rest.split_at(layout.image_prompts);
         let (target_images, rest) = rest.split_at(layout.target_images);
         let (noise_prompts, rest) = rest.split_at(layout.noise_prompts);
+        let (vector_prompts, rest) = rest.split_at(layout.vector_prompts);
         let (spot, rest) = rest.split_at(layout.spot);
         let (spot_off, rest) = rest.split_at(layout.spot_off);
         let (extra, rest) = rest.split_at(layout.extra);
@@ -125,6 +132,7 @@ impl LossRow<f64> {
             image_prompts: image_prompts.to_vec(),
             target_images: target_images.to_vec(),
             noise_prompts: noise_prompts.to_vec(),
+            vector_prompts: vector_prompts.to_vec(),
             spot: spot.to_vec(),
             spot_off: spot_off.to_vec(),
             extra: extra.to_vec(),
@@ -149,6 +157,7 @@ impl LossRow<f64> {
             image_prompts: self.image_prompts,
             target_images: self.target_images,
             noise_prompts: self.noise_prompts,
+            vector_prompts: self.vector_prompts,
             spot: self.spot,
             spot_off: self.spot_off,
             extra: self.extra,
@@ -183,6 +192,7 @@ mod tests {
             image_prompts: take(layout.image_prompts),
             target_images: take(layout.target_images),
             noise_prompts: take(layout.noise_prompts),
+            vector_prompts: take(layout.vector_prompts),
             spot: take(layout.spot),
             spot_off: take(layout.spot_off),
             extra: take(layout.extra),
@@ -201,6 +211,7 @@ mod tests {
             image_prompts: ts(&r.image_prompts),
             target_images: ts(&r.target_images),
             noise_prompts: ts(&r.noise_prompts),
+            vector_prompts: ts(&r.vector_prompts),
             spot: ts(&r.spot),
             spot_off: ts(&r.spot_off),
             extra: ts(&r.extra),
@@ -213,12 +224,13 @@ mod tests {
     fn pack_then_unpack_gives_the_row_back() {
         // Every section empty and non-empty, alone and together.
         let mut layouts = Vec::new();
-        for mask in 0..1024u32 {
+        for mask in 0..2048u32 {
             let n = |bit: u32, k: usize| if mask & (1 << bit) != 0 { k } else { 0 };
             layouts.push(Layout {
                 prompts: n(0, 3),
                 image_prompts: n(1, 2),
                 noise_prompts: n(2, 1),
+                vector_prompts: n(10, 1),
                 extra: n(3, 2),
                 palette: mask & (1 << 4) != 0,
                 transparent: mask & (1 << 5) != 0,
@@ -259,6 +271,7 @@ mod tests {
             image_prompts: 0,
             target_images: 0,
             noise_prompts: 0,
+            vector_prompts: 0,
             spot: 0,
             spot_off: 0,
             extra: 1,
@@ -279,6 +292,7 @@ mod tests {
             image_prompts: 1,
             target_images: 0,
             noise_prompts: 1,
+            vector_prompts: 0,
             spot: 0,
             spot_off: 0,
             extra: 1,

@@ -124,6 +124,9 @@ pub fn run(
         }
     }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
+    for w in generator.warnings() {
+        observer.warning(w);
+    }
     let mut anim = None;
     if plan.resume {
         anim = resume(plan, &run, &mut generator)?;

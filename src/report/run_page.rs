@@ -115,6 +115,13 @@ fn series(log: &[StepRecord], s: Option<&Settings>) -> Vec<Series> {
         named("noise ", &|s| each(&s.noise_prompts)),
     );
     section(
+        "vector prompt",
+        |l| &l.vector_prompts,
+        named("vector ", &|s| {
+            s.vector_prompts.iter().map(|v| v.path.clone()).collect()
+        }),
+    );
+    section(
         "label",
         |l| &l.labels,
         named("label ", &|s| each(&s.labels)),

@@ -54,6 +54,11 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
             return Err(usage(format!("{flag} {}: file not found", p.display())));
         }
     }
+    for v in &settings.vector_prompts {
+        if !Path::new(&v.path).is_file() {
+            return Err(usage(format!("--vector-prompt {}: file not found", v.path)));
+        }
+    }
     if let Some(p) = &settings.image_labels {
         crate::settings::expand_glob(p, "--image-labels")?;
     }

@@ -22,7 +22,8 @@ pub use enums::{
 };
 pub use layers::{read_config, resolve_layers};
 pub use prompts::{
-    ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt, TargetImage, expand_glob,
+    ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt, TargetImage, VectorPrompt,
+    expand_glob,
 };
 pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;

@@ -236,6 +236,65 @@ impl fmt::Display for TargetImage {
     }
 }
 
+/// A vector prompt `FILE.json[:weight[:stop]]` (pixray's `--vector_prompts`): a JSON table of
+/// CLIP-space directions by model name (`{"ViT-B/32": [...], ...}`), scored as a text prompt at a
+/// tenth of its weight, as pixray does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorPrompt {
+    pub path: String,
+    pub weight: f64,
+    pub stop: f64,
+}
+
+impl VectorPrompt {
+    pub fn parse(spec: &str) -> Result<VectorPrompt> {
+        let t = TargetImage::parse(spec).map_err(|_| {
+            usage(format!(
+                "--vector-prompt '{spec}': expected FILE.json, FILE.json:WEIGHT or FILE.json:WEIGHT:STOP"
+            ))
+        })?;
+        Ok(VectorPrompt {
+            path: t.pattern,
+            weight: t.weight,
+            stop: t.stop,
+        })
+    }
+
+    /// The table's row for CLIP model `model` (its name as given to --clip), None when the table
+    /// has none; an unreadable file or a row that is not `dim` numbers is a usage error.
+    pub fn vector(&self, model: &str, dim: i64) -> Result<Option<Vec<f32>>> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| usage(format!("--vector-prompt {}: cannot read: {e}", self.path)))?;
+        let table: std::collections::BTreeMap<String, Vec<f32>> = serde_json::from_str(&text)
+            .map_err(|e| {
+                usage(format!(
+                    "--vector-prompt {}: expected a JSON table of model name to a list of numbers: {e}",
+                    self.path
+                ))
+            })?;
+        match table.get(model) {
+            None => Ok(None),
+            Some(v) if v.len() as i64 == dim => Ok(Some(v.clone())),
+            Some(v) => Err(usage(format!(
+                "--vector-prompt {}: the {model} row has {} numbers, the model's embeddings {dim}",
+                self.path,
+                v.len()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for VectorPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        TargetImage {
+            pattern: self.path.clone(),
+            weight: self.weight,
+            stop: self.stop,
+        }
+        .fmt(f)
+    }
+}
+
 /// A noise prompt `SEED[:weight]`: a random direction in CLIP's embedding space, the same for
 /// the same seed (nerdyrodent's and pixray's `--noise_prompt_seeds/weights`). Adds variety.
 #[derive(Debug, Clone, PartialEq)]

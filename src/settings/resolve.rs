@@ -186,7 +186,8 @@ impl Settings {
                 + self.target_images.len()
                 + self.spot.len()
                 + self.spot_off.len()
-                + self.labels.len(),
+                + self.labels.len()
+                + self.vector_prompts.len(),
         )?;
         if let Some(p) = &self.init_image
             && p.to_str().is_none()
@@ -204,6 +205,7 @@ impl Settings {
             && self.spot.is_empty()
             && self.spot_off.is_empty()
             && self.labels.is_empty()
+            && self.vector_prompts.is_empty()
         {
             return Err(usage(
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
@@ -538,6 +540,7 @@ mod tests {
                 "global_color_weight",
                 "edge_input_image",
                 "edge_mask_image",
+                "vector_prompts",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -5,7 +5,7 @@
 use super::enums::*;
 use super::units::{Count, parse_count, parse_opt_count, parse_save_every};
 use super::values::*;
-use super::{Declaration, ImagePrompt, NoisePrompt, Prompt, TargetImage};
+use super::{Declaration, ImagePrompt, NoisePrompt, Prompt, TargetImage, VectorPrompt};
 use std::path::PathBuf;
 
 /// Built-in defaults (the anchors' usual values: nerdyrodent's lr 0.1, 32 cutouts, ViT-B/32).
@@ -858,5 +858,16 @@ declare_settings! {
         default: None,
         resume: fixed,
         drawer: (any),
+    }
+    /// Vector prompt FILE.json[:weight[:stop]] (pixray's --vector_prompts); repeatable: a JSON
+    /// table of CLIP-space directions by model name, scored as a text prompt at 0.1 x the weight;
+    /// a model the table lacks is skipped with a warning.
+    vector_prompts: Vec<VectorPrompt> {
+        flag: Vec<String> [long = "vector-prompt", value_name = "FILE.json[:W[:STOP]]"],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
     }
 }

@@ -1,7 +1,7 @@
 //! Setting values with a syntax of their own (size, seed, lists, grids, the zoom move, the palette),
 //! and how each is read from and written back to its flag/TOML form (`FromRaw`).
 use super::enums::{Augment, LossKind};
-use super::prompts::{ImagePrompt, NoisePrompt, Prompt, TargetImage};
+use super::prompts::{ImagePrompt, NoisePrompt, Prompt, TargetImage, VectorPrompt};
 use super::{FromRaw, ToRaw};
 use crate::error::usage;
 use anyhow::Result;
@@ -472,6 +472,10 @@ string_items!(ImagePrompt, |items| items
 string_items!(TargetImage, |items| items
     .iter()
     .map(|s| TargetImage::parse(s))
+    .collect());
+string_items!(VectorPrompt, |items| items
+    .iter()
+    .map(|s| VectorPrompt::parse(s))
     .collect());
 string_items!(NoisePrompt, |items| items
     .iter()
