@@ -50,6 +50,26 @@ const NAMED: &[(&str, Rgb)] = &[
 ];
 
 /// PICO-8's 16 colours.
+/// pixray's ColorLookup default table (16 entries, one repeated), for `--filters lookup` without
+/// a `--palette`.
+pub const PIXRAY_LOOKUP: &[Rgb] = &[
+    [0, 0, 0],
+    [255, 255, 255],
+    [63, 40, 50],
+    [38, 43, 68],
+    [90, 105, 136],
+    [139, 155, 180],
+    [25, 60, 62],
+    [38, 92, 66],
+    [62, 137, 72],
+    [99, 199, 77],
+    [254, 231, 97],
+    [254, 174, 52],
+    [247, 118, 34],
+    [184, 111, 80],
+    [116, 63, 57],
+];
+
 const PICO8: &[Rgb] = &[
     [0, 0, 0],
     [29, 43, 83],

@@ -185,3 +185,128 @@ fn a_white_edge_loss_draws_a_white_frame() {
     assert!(plain < 200.0, "{plain}");
     assert!(inside < 160.0, "the inside is not washed white: {inside}");
 }
+
+/// pixray's wallpaper filter, transcribed with its two random draws given: the same picture, the
+/// same edge-match loss, the same gradient of sum(picture x probe) + loss, for every type.
+#[test]
+fn wallpaper_equals_pixrays_filter() {
+    use vqclip::generate::wallpaper;
+    use vqclip::settings::WallpaperType as T;
+    let r = reference();
+    let cases = [
+        ("wall_shift", T::Shift, 0, (5, 7)),
+        ("wall_horizontal", T::Horizontal, 4, (0, 3)),
+        ("wall_vertical", T::Vertical, 6, (11, 0)),
+        ("wall_none", T::None, 4, (2, 9)),
+        ("wall_none_plain", T::None, 0, (2, 9)),
+    ];
+    for (name, kind, em, roll) in cases {
+        let x = get(&r, "img").set_requires_grad(true);
+        let (pic, loss) = wallpaper::apply(&x, kind, em, roll);
+        let want = get(&r, name);
+        assert_eq!(pic.size(), want.size(), "{name}");
+        let d = (&pic - &want).abs().max().double_value(&[]);
+        let want_loss = get(&r, &format!("{name}_loss")).double_value(&[0]);
+        let loss = loss.unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)));
+        let dl = (loss.double_value(&[]) - want_loss).abs();
+        let objective = (&pic * get(&r, &format!("{name}_probe"))).sum(Kind::Float) + &loss;
+        let g = Tensor::run_backward(&[&objective], &[&x], false, false).remove(0);
+        let dg = (g - get(&r, &format!("{name}_grad")))
+            .abs()
+            .max()
+            .double_value(&[]);
+        eprintln!(
+            "losses: {name}: {:?}, picture {d:.1e}, loss {want_loss:.6} ({dl:.1e}), gradient {dg:.1e}",
+            pic.size()
+        );
+        assert!(d == 0.0 && dl < 1e-7 && dg < 1e-5, "{name}: {d} {dl} {dg}");
+    }
+}
+
+/// `--filters wallpaper --wallpaper-type shift` on the demo world: the saved picture is twice
+/// as tall and its lower half is its upper half moved half a width, exactly; `--filters lookup`
+/// draws in pixray's table, and `--lookup-beta` is `--palette-weight`.
+#[test]
+fn wallpaper_and_lookup_filters_in_runs() {
+    let dir = common::tmp_dir("filters");
+    let out = dir.join("wall");
+    common::ok(
+        &common::vqclip()
+            .args([
+                "generate",
+                "a red circle on a blue background",
+                "--preset",
+                "demo",
+            ])
+            .args([
+                "--filters",
+                "wallpaper",
+                "--wallpaper-type",
+                "shift",
+                "--steps",
+                "20",
+            ])
+            .args(["--seed", "1", "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    let img = common::pixels(&out.join("final.png"));
+    let (w, h) = img.dimensions();
+    assert_eq!((w, h), (128, 256));
+    for y in 0..h / 2 {
+        for x in 0..w {
+            assert_eq!(
+                img.get_pixel(x, y + h / 2),
+                img.get_pixel((x + w - w / 2) % w, y),
+                "({x}, {y})"
+            );
+        }
+    }
+    let tiny = |name: &str, extra: &[&str]| {
+        let o = dir.join(name);
+        common::ok(
+            &common::vqclip()
+                .args([
+                    "generate",
+                    "a red apple",
+                    "--drawer",
+                    "fast-pixel",
+                    "--clip",
+                ])
+                .arg(common::CLIP)
+                .args([
+                    "--size",
+                    "32x32",
+                    "--cutouts",
+                    "2",
+                    "--steps",
+                    "3",
+                    "--seed",
+                    "2",
+                ])
+                .args(["--quiet", "--out"])
+                .arg(&o)
+                .args(extra)
+                .output()
+                .unwrap(),
+        );
+        common::pixels(&o.join("final.png"))
+    };
+    let a = tiny("lookup", &["--filters", "lookup", "--lookup-beta", "5"]);
+    let table = vqclip::palette::PIXRAY_LOOKUP;
+    assert!(
+        a.pixels().all(|p| table.contains(&p.0)),
+        "pixray's 16 colours"
+    );
+    let b = tiny("weight", &["--filters", "lookup", "--palette-weight", "5"]);
+    assert_eq!(a, b, "--lookup-beta is --palette-weight");
+    common::fails(
+        &common::vqclip()
+            .args(["generate", "x", "--wallpaper-type", "shift"])
+            .output()
+            .unwrap(),
+        2,
+        "apply to --filters wallpaper",
+    );
+}

@@ -107,6 +107,8 @@ struct Frame {
     palette_pull: Option<Tensor>,
     /// `--transparent-weight` x the mean alpha, until `extra_losses` takes it.
     alpha_term: Option<Tensor>,
+    /// The wallpaper filter's edge-match loss x its weight (in the total, not a row term).
+    filter_term: Option<Tensor>,
 }
 
 /// One batch's cutouts at one CLIP input side: of the image, and of each image prompt (same draws).
@@ -282,9 +284,8 @@ impl Generator {
         let settings_auto_stop = settings.auto_stop;
         let settings_seed = settings.seed;
         let palette = settings
-            .palette
-            .as_ref()
-            .map(|p| crate::palette::to_tensor(&p.colours, device));
+            .palette_colours()
+            .map(|c| crate::palette::to_tensor(&c, device));
         let spot = super::spot::masks(&settings, device)?;
         let init_pixels = match (&settings.init_image, settings.init_weight_pix > 0.0) {
             (Some(p), true) => {
@@ -423,6 +424,10 @@ impl Generator {
 
     /// The drawing as SVG (vector drawers), in palette colours as [`Generator::image`].
     pub fn svg(&self) -> Result<Option<drawers::vector::svg::Svg>> {
+        // The drawing is not the saved picture when the wallpaper repeats or trims it.
+        if self.settings.wallpaper().is_some() {
+            return Ok(None);
+        }
         let snap = |c: [f32; 3]| -> [f32; 3] {
             match &self.palette {
                 Some(p) => {
@@ -445,6 +450,15 @@ impl Generator {
     pub fn image(&self) -> Tensor {
         tch::no_grad(|| {
             let img = self.drawer.image();
+            // The saved picture is the wallpaper's pattern, unrolled.
+            let img = match self.settings.wallpaper() {
+                Some(_) => {
+                    let s = &self.settings;
+                    super::wallpaper::apply(&img, s.wallpaper_type, s.wallpaper_edge_match, (0, 0))
+                        .0
+                }
+                None => img,
+            };
             match &self.palette {
                 Some(p) if img.size()[1] == 4 => Tensor::cat(
                     &[
@@ -577,6 +591,7 @@ impl Generator {
             &frame.img,
             frame.palette_pull.take(),
             frame.alpha_term.take(),
+            frame.filter_term.take(),
         )?;
         let grad = accumulate(clip.grad, extra.grad);
         let image_total = clip
@@ -646,12 +661,26 @@ impl Generator {
         } else {
             (img.shallow_clone(), None)
         };
+        // pixray's filters run before everything that judges the picture: the wallpaper here,
+        // rolled by the step's draw, then the lookup (the palette).
+        let (rgb, filter_term) = match self.settings.wallpaper() {
+            Some(weight) => {
+                let (h, w) = (self.settings.size.height, self.settings.size.width);
+                let roll = (rng.random_range(0..h), rng.random_range(0..w));
+                let s = &self.settings;
+                let (out, loss) =
+                    super::wallpaper::apply(&rgb, s.wallpaper_type, s.wallpaper_edge_match, roll);
+                (out, loss.map(|l| l * weight))
+            }
+            None => (rgb, None),
+        };
         // Palette: CLIP sees the image in palette colours (straight through: the gradient passes
         // as if unquantized), and each pixel is pulled toward its nearest colour (pixray's lookup).
         let (looked_up, palette_pull) = match &self.palette {
             Some(p) => {
                 let q = crate::palette::nearest(&rgb, p);
-                let pull = (&rgb - &q).square().mean(Kind::Float) * self.settings.palette_weight;
+                let pull =
+                    (&rgb - &q).square().mean(Kind::Float) * self.settings.palette_pull_weight();
                 (&rgb + (q - &rgb).detach(), Some(pull))
             }
             None => (rgb.shallow_clone(), None),
@@ -682,6 +711,7 @@ impl Generator {
             base,
             palette_pull,
             alpha_term,
+            filter_term,
         }
     }
 
@@ -739,7 +769,8 @@ impl Generator {
                 augments: self.settings.augments.clone(),
                 size,
             };
-            let (h, w) = (self.settings.size.height, self.settings.size.width);
+            // The picture CLIP sees (a wallpaper may have resized it).
+            let (h, w) = (frame.seen.size()[2], frame.seen.size()[3]);
             let plan = CutoutPlan::sample(&cfg, (h, w), &mut frame.rng, self.device);
             // Shared draws line the prompt's views up with the picture's; pixray's shuffle gives
             // each image prompt draws of its own (after the picture's, from the same stream).
@@ -901,6 +932,7 @@ impl Generator {
         img: &Tensor,
         palette: Option<Tensor>,
         transparent: Option<Tensor>,
+        filter: Option<Tensor>,
     ) -> Result<ExtraTerms> {
         let losses = self.extra.terms(base);
         // pixray's init_weight_pix: L1 to the init image / 2, in the total (not a row term).
@@ -914,7 +946,8 @@ impl Generator {
                 .iter()
                 .chain(&palette)
                 .chain(&transparent)
-                .chain(&pix),
+                .chain(&pix)
+                .chain(&filter),
             self.device,
         );
         let grad = if total.requires_grad() {

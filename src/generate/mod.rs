@@ -21,4 +21,5 @@ pub mod rng;
 pub mod session;
 pub mod spot;
 pub mod transparent;
+pub mod wallpaper;
 pub mod zoom;

@@ -188,6 +188,15 @@ setting_enum!(
     LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge" }
 );
 setting_enum!(
+    /// pixray's `--filters`: the wallpaper pattern, and the colour lookup (vqclip's palette).
+    FilterKind, "--filters" { Wallpaper = "wallpaper", Lookup = "lookup" }
+);
+setting_enum!(
+    /// pixray's `--wallpaper_type`: its default (`none`: wrap both ways), a half-width `shift`
+    /// repeat, or one axis.
+    WallpaperType, "--wallpaper-type" { None = "none", Shift = "shift", Horizontal = "horizontal", Vertical = "vertical" }
+);
+setting_enum!(
     /// pixray's `--smoothness_type`: the per-pixel sharpness as is, clipped at 0.5, or log(1 + s).
     SmoothnessType, "--smoothness-type" { Default = "default", Clipped = "clipped", Log = "log" }
 );

@@ -17,8 +17,8 @@ pub mod units;
 mod values;
 
 pub use enums::{
-    Augment, CutMethod, DrawerKind, EnumParser, InitKind, LossKind, OptimizerKind, PixelType,
-    Precision, SettingEnum, SmoothnessType, enum_parser,
+    Augment, CutMethod, DrawerKind, EnumParser, FilterKind, InitKind, LossKind, OptimizerKind,
+    PixelType, Precision, SettingEnum, SmoothnessType, WallpaperType, enum_parser,
 };
 pub use layers::{read_config, resolve_layers};
 pub use prompts::{
@@ -28,8 +28,8 @@ pub use prompts::{
 pub use resolve::{check_resume_layer, resume_flags};
 pub use table::*;
 pub use values::{
-    Colour, LossTerm, Margins, Move, NumberList, Palette, PromptList, SeedValue, Size, StringList,
-    pixel_grid, pixel_grid_for, seed_from_text, slug,
+    Colour, FilterTerm, LossTerm, Margins, Move, NumberList, Palette, PromptList, SeedValue, Size,
+    StringList, pixel_grid, pixel_grid_for, seed_from_text, slug,
 };
 
 use anyhow::Result;

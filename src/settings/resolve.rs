@@ -1,8 +1,8 @@
 //! Resolving a merged layer into `Settings`: each setting by its declaration, then the rules
 //! that join settings; and what the resolved settings answer about a run.
 use super::{
-    Colour, DrawerKind, InitKind, LossKind, Move, Owner, PartialSettings, Prompt, Settings,
-    SmoothnessType,
+    Colour, DrawerKind, FilterKind, InitKind, LossKind, Move, Owner, PartialSettings, Prompt,
+    Settings, SmoothnessType, WallpaperType,
 };
 use super::{DECLARATIONS, prompts::check_prompt_limits};
 use crate::error::usage;
@@ -124,6 +124,7 @@ impl Settings {
         }
         self.check_animation()?;
         self.check_loss_settings()?;
+        self.check_filters()?;
         if self.image_labels.is_some()
             && matches!(self.drawer, DrawerKind::Clipdraw | DrawerKind::LineSketch)
         {
@@ -211,6 +212,63 @@ impl Settings {
                 "no prompt: give a PROMPT argument (e.g. vqclip generate \"a lighthouse at dusk\"), \
                  --image-prompt, --target-image, or a --config/--preset that has prompts",
             ));
+        }
+        Ok(())
+    }
+
+    /// The filters' settings need their filter; a wallpaper that changes the picture's size
+    /// cannot meet what is made at the run's size.
+    fn check_filters(&self) -> Result<()> {
+        let lookup = self.filters.iter().any(|f| f.kind == FilterKind::Lookup);
+        if let Some(b) = self.lookup_beta {
+            if !lookup {
+                return Err(usage("--lookup-beta applies to --filters lookup: add it"));
+            }
+            if !b.is_finite() || b < 0.0 {
+                return Err(usage(format!(
+                    "--lookup-beta: invalid value {b}: must be a number >= 0"
+                )));
+            }
+            if self.palette_weight != crate::settings::DEFAULT_PALETTE_WEIGHT {
+                return Err(usage(
+                    "--lookup-beta is pixray's name for --palette-weight: give one of them",
+                ));
+            }
+        }
+        let Some(_) = self.wallpaper() else {
+            if self.wallpaper_type != WallpaperType::None || self.wallpaper_edge_match != 0 {
+                return Err(usage(
+                    "--wallpaper-type and --wallpaper-edge-match apply to --filters wallpaper: add it",
+                ));
+            }
+            return Ok(());
+        };
+        let refused = [
+            (self.tile, "--tile (it shifts the picture too)"),
+            (self.zoom_every > 0, "--zoom-every"),
+            (self.transparent, "--transparent"),
+            (self.animation_dir.is_some(), "--animation-dir"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(on, _)| *on) {
+            return Err(usage(format!(
+                "--filters wallpaper does not work with {flag}: drop one of them"
+            )));
+        }
+        if crate::generate::wallpaper::resizes(self.wallpaper_type, self.wallpaper_edge_match) {
+            let sized = [
+                (!self.image_prompts.is_empty(), "--image-prompt"),
+                (!self.spot.is_empty() || !self.spot_off.is_empty(), "--spot"),
+                (self.init_weight_pix > 0.0, "--init-weight-pix"),
+                (
+                    self.loss.iter().any(|t| t.kind == LossKind::Edge),
+                    "--loss edge",
+                ),
+            ];
+            if let Some((_, flag)) = sized.iter().find(|(on, _)| *on) {
+                return Err(usage(format!(
+                    "--filters wallpaper with --wallpaper-type shift or --wallpaper-edge-match changes the picture's size, which {flag} cannot follow: use another wallpaper type, no edge match, or drop {flag}"
+                )));
+            }
         }
         Ok(())
     }
@@ -315,6 +373,32 @@ impl Settings {
     /// with `--resume --steps` zooms exactly where a longer straight run would have.
     pub fn zoom_due(&self, step: i64) -> bool {
         self.zoom_every > 0 && step >= self.zoom_start.max(1) && step % self.zoom_every == 0
+    }
+
+    /// The colours the picture is drawn in: `--palette`, or pixray's lookup table for
+    /// `--filters lookup` without one.
+    pub fn palette_colours(&self) -> Option<Vec<crate::palette::Rgb>> {
+        match &self.palette {
+            Some(p) => Some(p.colours.clone()),
+            None => self
+                .filters
+                .iter()
+                .any(|f| f.kind == FilterKind::Lookup)
+                .then(|| crate::palette::PIXRAY_LOOKUP.to_vec()),
+        }
+    }
+
+    /// The pull toward the palette: `--lookup-beta` (pixray's name) or `--palette-weight`.
+    pub fn palette_pull_weight(&self) -> f64 {
+        self.lookup_beta.unwrap_or(self.palette_weight)
+    }
+
+    /// `--filters wallpaper`'s weight, if it is on.
+    pub fn wallpaper(&self) -> Option<f64> {
+        self.filters
+            .iter()
+            .find(|f| f.kind == FilterKind::Wallpaper)
+            .map(|f| f.weight)
     }
 
     /// `--init-image`'s files: the file, or a glob's matches in name order (animation frames; a
@@ -541,6 +625,10 @@ mod tests {
                 "edge_input_image",
                 "edge_mask_image",
                 "vector_prompts",
+                "filters",
+                "wallpaper_type",
+                "wallpaper_edge_match",
+                "lookup_beta",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -870,4 +870,43 @@ declare_settings! {
         drawer: (any),
         record: |v| !v.is_empty(),
     }
+    /// pixray's filters, comma list of name[:weight]: wallpaper (a repeating pattern), lookup
+    /// (the palette: --palette, or pixray's 16 colours without one).
+    filters: Vec<FilterTerm> {
+        flag: Option<String> [long, value_name = "LIST"],
+        raw: StringList,
+        default: Vec::new(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| !v.is_empty(),
+    }
+    /// --filters wallpaper: none (wrap both ways, pixray's default), shift (stacked half a
+    /// width over, twice as tall), horizontal or vertical.
+    wallpaper_type: WallpaperType {
+        flag: Option<WallpaperType> [long, value_name = "TYPE", value_parser = enum_parser::<WallpaperType>()],
+        raw: WallpaperType,
+        default: WallpaperType::None,
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != WallpaperType::None,
+    }
+    /// --filters wallpaper: pixels matched across each seam (trimmed, with a loss; default 0).
+    wallpaper_edge_match: i64 {
+        flag: Option<i64> [long, value_name = "PX", allow_negative_numbers = true],
+        raw: i64,
+        default: 0,
+        check: |v| *v == 0 || (2..=256).contains(v) => "must be 0 or from 2 to 256",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 0,
+    }
+    /// --filters lookup: pixray's --lookup_beta, the pull toward the palette (the same as
+    /// --palette-weight).
+    lookup_beta: Option<f64> {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
 }

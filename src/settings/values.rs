@@ -312,6 +312,53 @@ pub(super) fn parse_losses(items: &[String]) -> Result<Vec<LossTerm>> {
     Ok(out)
 }
 
+/// One `--filters` item: `name[:weight]` (the weight scales the filter's own loss).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterTerm {
+    pub kind: super::enums::FilterKind,
+    pub weight: f64,
+}
+
+impl std::fmt::Display for FilterTerm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.weight)
+    }
+}
+
+impl ToRaw<StringList> for Vec<FilterTerm> {
+    fn to_raw(&self) -> Option<StringList> {
+        Some(StringList::Many(
+            self.iter().map(|t| t.to_string()).collect(),
+        ))
+    }
+}
+impl FromRaw<StringList> for Vec<FilterTerm> {
+    fn from_raw(raw: &StringList) -> Result<Self> {
+        parse_filters(&raw.items())
+    }
+}
+
+fn parse_filters(items: &[String]) -> Result<Vec<FilterTerm>> {
+    let mut out: Vec<FilterTerm> = Vec::new();
+    for it in items {
+        let (name, weight) = match it.split_once(':') {
+            Some((n, w)) => match w.trim().parse::<f64>() {
+                Ok(w) if w.is_finite() => (n, w),
+                _ => {
+                    return Err(usage(format!(
+                        "--filters: invalid weight in '{it}': expected name[:weight] (e.g. wallpaper:1)"
+                    )));
+                }
+            },
+            None => (it.as_str(), 1.0),
+        };
+        let kind: super::enums::FilterKind = name.trim().parse()?;
+        out.retain(|t| t.kind != kind);
+        out.push(FilterTerm { kind, weight });
+    }
+    Ok(out)
+}
+
 /// An RGB colour setting (`--edge-color`): a name, `#rgb`, `#rrggbb` or `(r+g+b)`, as `--palette`
 /// reads one colour.
 #[derive(Debug, Clone, Copy, PartialEq)]
