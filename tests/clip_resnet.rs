@@ -128,6 +128,7 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
     .unwrap();
     let models = Models {
         vqgan: None,
+        head: None,
         clips: vec![Clip::load(Path::new(RN), Device::Cpu).unwrap()],
         weights: Vec::new(),
     };

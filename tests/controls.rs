@@ -55,8 +55,17 @@ fn start_views(s: &vqclip::settings::Settings, clip: &Clip) -> Tensor {
 
 /// The engine's log record of step 1.
 fn first_step(s: vqclip::settings::Settings, clip: Clip) -> vqclip::rundir::StepRecord {
+    first_step_with(s, clip, None)
+}
+
+fn first_step_with(
+    s: vqclip::settings::Settings,
+    clip: Clip,
+    head: Option<(usize, vqclip::models::head::Head)>,
+) -> vqclip::rundir::StepRecord {
     let models = Models {
         vqgan: None,
+        head,
         clips: vec![clip],
         weights: Vec::new(),
     };
@@ -613,5 +622,63 @@ fn vector_prompt_term_is_a_tenth_of_a_prompt_toward_the_vector() {
         ),
         2,
         "numbers, the model's embeddings",
+    );
+}
+
+/// `--loss aesthetic:W`: pixray's AestheticLoss, W x 0.02 x the mean squared distance of the
+/// head's ratings of the step's normalized cutout embeddings to --aesthetic-target, logged in the
+/// loss's `extra` place; the registry's head needs its CLIP (ViT-B/16) in the run.
+#[test]
+fn aesthetic_term_is_pixrays_rating_loss() {
+    use vqclip::models::head::Head;
+    let head_file = common::fixture("aesthetic_tiny.pth");
+    let s = one_step(&format!(
+        "prompts = [\"a red apple\"]\nloss = [\"tv:0\", \"aesthetic:2\"]\naesthetic-model = \"{}\"\naesthetic-target = 7.0",
+        head_file.display()
+    ));
+    let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
+    let emb = start_views(&s, &clip);
+    let head = Head::load(&head_file, Device::Cpu).unwrap();
+    assert_eq!(head.dim(), 32);
+    let want = (head.rate(&emb) - 7.0)
+        .square()
+        .mean(Kind::Float)
+        .double_value(&[])
+        * 0.02
+        * 2.0;
+    let rec = first_step_with(s, clip, Some((0, head)));
+    eprintln!("aesthetic term {} vs {want}", rec.extra[1]);
+    assert!(
+        want > 0.01 && (rec.extra[1] - want).abs() < 1e-6,
+        "{} vs {want}",
+        rec.extra[1]
+    );
+    // a run: the file head reads the tiny CLIP's embeddings; the registry's needs ViT-B/16
+    let dir = tmp_dir("aesthetic");
+    let out = dir.join("run");
+    ok(&run(
+        &out,
+        &[
+            "a red apple",
+            "--loss",
+            "aesthetic",
+            "--aesthetic-model",
+            head_file.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        log(&out)
+            .iter()
+            .all(|r| r["extra"][0].as_f64().unwrap() > 0.0)
+    );
+    fails(
+        &run(&dir.join("no-b16"), &["x", "--loss", "aesthetic"]),
+        2,
+        "rates ViT-B/16 image embeddings",
+    );
+    fails(
+        &run(&dir.join("no-loss"), &["x", "--aesthetic-target", "5"]),
+        2,
+        "applies to --loss aesthetic",
     );
 }

@@ -458,6 +458,7 @@ fn fetch_model_gets_checkpoint_and_yaml_then_writes_the_cache() {
         ],
         alt: vec![],
         bundled: false,
+        clip: None,
     };
     let got = fetch::fetch_model(&m, &dir, true).unwrap();
     assert_eq!(got, dir.join("tiny.safetensors"));
@@ -508,6 +509,7 @@ fn fetch_model_falls_back_to_the_safetensors_mirror() {
             false,
         )],
         bundled: false,
+        clip: None,
     };
     let got = fetch::fetch_model(&m, &dir, true).unwrap();
     assert_eq!(got, dir.join("tinyclip.safetensors"));

@@ -48,6 +48,7 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
         let role = match kind {
             ModelKind::Vqgan => "vqgan",
             ModelKind::Clip => "clip",
+            ModelKind::Head => "head",
         };
         let place = match registry::resolve(spec, kind) {
             Ok(p) => p.display().to_string(),

@@ -20,7 +20,7 @@ pub use crate::image_io::resize_cover;
 use crate::models::clip::Clip;
 use crate::models::vqgan::Vqgan;
 use crate::rundir::StepRecord;
-use crate::settings::Settings;
+use crate::settings::{LossKind, Settings};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
@@ -31,6 +31,8 @@ use tch::{Device, Kind, Tensor};
 pub struct Models {
     pub vqgan: Option<Vqgan>,
     pub clips: Vec<Clip>,
+    /// `--loss aesthetic`'s head and the index of the CLIP model it rates.
+    pub head: Option<(usize, crate::models::head::Head)>,
     pub weights: Vec<WeightFile>,
 }
 
@@ -43,6 +45,8 @@ struct Perceptor {
     noise: Tensor,
     /// Per `--vector-prompt`: this model's row of its table, `[1, d]` (None: the table has none).
     vectors: Vec<Option<Tensor>>,
+    /// `--loss aesthetic`'s head, on the model it rates.
+    aesthetic: Option<crate::models::head::Head>,
     /// Per `--target-image`: its files' normalized embeddings, one row per file.
     targets: Vec<Tensor>,
     /// `--label` embeddings: each the normalized mean of its templated texts', one row per label.
@@ -133,6 +137,8 @@ struct ClipTerms {
     vector_prompts: Vec<Tensor>,
     spot: Vec<Tensor>,
     spot_off: Vec<Tensor>,
+    /// `--loss aesthetic` (scored on CLIP embeddings, logged among the `--loss` terms).
+    aesthetic: Option<Tensor>,
     grad: Option<Tensor>,
 }
 
@@ -196,6 +202,7 @@ impl Generator {
         let Models {
             vqgan,
             clips,
+            mut head,
             weights,
         } = models;
         let tokenizer = Tokenizer::new()?;
@@ -209,7 +216,7 @@ impl Generator {
         );
         let mut perceptors = Vec::new();
         let mut warnings = Vec::new();
-        for (mut clip, name) in clips.into_iter().zip(&settings.clip) {
+        for (index, (mut clip, name)) in clips.into_iter().zip(&settings.clip).enumerate() {
             let text = encode_texts(&clip, &tokenizer, &texts, device)?;
             let spot_text = encode_texts(&clip, &tokenizer, &spot, device)?;
             let spot_off_text = encode_texts(&clip, &tokenizer, &spot_off, device)?;
@@ -251,6 +258,7 @@ impl Generator {
                 text,
                 noise,
                 vectors,
+                aesthetic: head.take_if(|(i, _)| *i == index).map(|(_, h)| h),
                 targets,
                 spot_text,
                 spot_off_text,
@@ -602,10 +610,22 @@ impl Generator {
             .chain(&clip.target_images)
             .chain(&clip.noise_prompts)
             .chain(&clip.vector_prompts)
+            .chain(&clip.aesthetic)
             .chain(&clip.spot)
             .chain(&clip.spot_off)
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
+        // The aesthetic term was scored with the CLIP terms; the row logs it in its --loss place.
+        let mut extra_row = extra.losses;
+        if let Some(a) = clip.aesthetic
+            && let Some(i) = self
+                .settings
+                .loss
+                .iter()
+                .position(|t| t.kind == LossKind::Aesthetic)
+        {
+            extra_row[i] = a;
+        }
         // Auto-stop judges every step's loss: one host sync, only when it is on.
         let loss = self.auto_stop.is_some().then(|| total.double_value(&[]));
         let row = LossRow {
@@ -618,7 +638,7 @@ impl Generator {
             vector_prompts: clip.vector_prompts,
             spot: clip.spot,
             spot_off: clip.spot_off,
-            extra: extra.losses,
+            extra: extra_row,
             palette: extra.palette,
             transparent: extra.transparent,
         };
@@ -732,6 +752,11 @@ impl Generator {
             target_images: zeros(self.settings.target_images.len()),
             noise_prompts: zeros(self.settings.noise_prompts.len()),
             vector_prompts: zeros(self.settings.vector_prompts.len()),
+            aesthetic: self
+                .perceptors
+                .iter()
+                .any(|p| p.aesthetic.is_some())
+                .then(|| Tensor::zeros([], (Kind::Float, self.device))),
             spot: zeros(self.settings.spot.len()),
             spot_off: zeros(self.settings.spot_off.len()),
             grad: None,
@@ -880,6 +905,23 @@ impl Generator {
             let target = p.noise.narrow(0, i as i64, 1);
             let term = losses::prompt_loss(&emb, &target, np.weight, f64::NEG_INFINITY);
             take_share(term, batches, &mut terms.noise_prompts[i], batch_terms);
+        }
+        // pixray's AestheticLoss: 0.02 x the mean squared distance of the cutouts' ratings to
+        // the target.
+        if let (Some(head), Some(logged)) = (&p.aesthetic, terms.aesthetic.as_mut()) {
+            let value = (head.rate(&emb) - self.settings.aesthetic_target)
+                .square()
+                .mean(Kind::Float)
+                * 0.02;
+            if let Some(t) = self
+                .settings
+                .loss
+                .iter()
+                .find(|t| t.kind == LossKind::Aesthetic)
+            {
+                let term = losses::weighted_with_stop(value, t.weight, t.stop);
+                take_share(term, batches, logged, batch_terms);
+            }
         }
         // pixray scores vector prompts as text prompts at a tenth of their weight.
         for (i, (vp, row)) in self

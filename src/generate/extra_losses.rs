@@ -89,6 +89,8 @@ impl ExtraLosses {
                 Some(e) => losses::edge_loss(img, &e.target, &e.region, e.global, e.weight),
                 None => Tensor::zeros([], (Kind::Float, img.device())),
             },
+            // Scored on CLIP embeddings with the prompts (the engine's perceptor terms).
+            LossKind::Aesthetic => Tensor::zeros([], (Kind::Float, img.device())),
         }
     }
 }

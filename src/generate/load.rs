@@ -3,6 +3,7 @@
 use super::checkpoint::WeightFile;
 use super::engine::Models;
 use crate::models::clip::Clip;
+use crate::models::head::Head;
 use crate::models::vqgan::Vqgan;
 use crate::settings::{DrawerKind, Settings};
 use crate::weights::registry::{self, ModelKind};
@@ -68,9 +69,35 @@ pub fn load_models(
         weights.push(weight_file("clip", &p));
         clips.push(Clip::load(&p, device)?);
     }
+    let head = if settings
+        .loss
+        .iter()
+        .any(|t| t.kind == crate::settings::LossKind::Aesthetic)
+    {
+        let p = resolve_or_fetch(&settings.aesthetic_model, ModelKind::Head, fetch, quiet)?;
+        weights.push(weight_file("head", &p));
+        let head = Head::load(&p, device)?;
+        let index = match crate::settings::aesthetic_clip(settings)? {
+            Some(i) => i,
+            None => clips
+                .iter()
+                .position(|c| c.config().embed_dim == head.dim())
+                .ok_or_else(|| {
+                    crate::error::usage(format!(
+                        "--aesthetic-model {}: it reads {}-number embeddings, and no --clip model of this run makes them",
+                        p.display(),
+                        head.dim()
+                    ))
+                })?,
+        };
+        Some((index, head))
+    } else {
+        None
+    };
     Ok(Models {
         vqgan,
         clips,
+        head,
         weights,
     })
 }

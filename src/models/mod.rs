@@ -1,4 +1,5 @@
 //! Model code mirroring the upstream modules and checkpoint key names:
-//! taming-transformers' VQGAN and OpenAI's CLIP.
+//! taming-transformers' VQGAN and OpenAI's CLIP (and pixray's linear head on CLIP embeddings).
 pub mod clip;
+pub mod head;
 pub mod vqgan;

@@ -185,7 +185,7 @@ setting_enum!(
 );
 setting_enum!(
     /// Extra image losses (pixray style).
-    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge" }
+    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge", Aesthetic = "aesthetic" }
 );
 setting_enum!(
     /// pixray's `--filters`: the wallpaper pattern, and the colour lookup (vqclip's palette).

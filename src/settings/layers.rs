@@ -1,6 +1,6 @@
 //! The layers a run's settings come from: presets (in order), a `--config` file (TOML, run.toml or
 //! a vqclip PNG), then flags; merged, resolved, and checked against what needs no model loaded.
-use super::{PartialSettings, Settings};
+use super::{LossKind, PartialSettings, Settings};
 use crate::error::usage;
 use crate::presets;
 use anyhow::Result;
@@ -53,6 +53,9 @@ pub fn resolve_layers(presets: &[String], layers: Vec<PartialSettings>) -> Resul
         {
             return Err(usage(format!("{flag} {}: file not found", p.display())));
         }
+    }
+    if settings.loss.iter().any(|t| t.kind == LossKind::Aesthetic) {
+        aesthetic_clip(&settings)?;
     }
     for v in &settings.vector_prompts {
         if !Path::new(&v.path).is_file() {
@@ -123,4 +126,31 @@ pub fn read_config(path: &Path) -> Result<PartialSettings> {
     // The presets list of a finished run is a record: its prompts are already expanded.
     s.presets = None;
     Ok(s)
+}
+
+/// `--loss aesthetic` with a known head needs the CLIP model the head was trained on: its index
+/// in `--clip` (None for a head given as a file: it reads the CLIP of its input size).
+pub fn aesthetic_clip(settings: &Settings) -> Result<Option<usize>> {
+    use crate::weights::registry::{ModelKind, find};
+    if Path::new(&settings.aesthetic_model).is_file() {
+        return Ok(None);
+    }
+    let head = find(&settings.aesthetic_model, ModelKind::Head).ok_or_else(|| {
+        usage(format!(
+            "--aesthetic-model {}: not a known head (ava_vit_b_16_linear) or a file",
+            settings.aesthetic_model
+        ))
+    })?;
+    let want = head.clip.as_deref().unwrap_or_default();
+    let index = settings
+        .clip
+        .iter()
+        .position(|c| find(c, ModelKind::Clip).is_some_and(|m| m.name.eq_ignore_ascii_case(want)));
+    index.map(Some).ok_or_else(|| {
+        usage(format!(
+            "--loss aesthetic: the head {} rates {want} image embeddings, and this run has no {want}: add it (e.g. --clip {},{want})",
+            head.name,
+            settings.clip.join(",")
+        ))
+    })
 }

@@ -20,7 +20,7 @@ pub use enums::{
     Augment, CutMethod, DrawerKind, EnumParser, FilterKind, InitKind, LossKind, OptimizerKind,
     PixelType, Precision, SettingEnum, SmoothnessType, WallpaperType, enum_parser,
 };
-pub use layers::{read_config, resolve_layers};
+pub use layers::{aesthetic_clip, read_config, resolve_layers};
 pub use prompts::{
     ImagePrompt, MAX_PROMPT_BYTES, MAX_PROMPTS, NoisePrompt, Prompt, TargetImage, VectorPrompt,
     expand_glob,

@@ -299,9 +299,17 @@ impl Settings {
             (self.edge_input_image.is_some(), "--edge-input-image"),
             (self.edge_mask_image.is_some(), "--edge-mask-image"),
         ];
+        let aesthetic = [
+            (self.aesthetic_target != 10.0, "--aesthetic-target"),
+            (
+                self.aesthetic_model != "ava_vit_b_16_linear",
+                "--aesthetic-model",
+            ),
+        ];
         for (kind, flags) in [
             (LossKind::Smoothness, &smoothness[..]),
             (LossKind::Edge, &edge[..]),
+            (LossKind::Aesthetic, &aesthetic[..]),
         ] {
             if let Some((_, flag)) = flags.iter().find(|(on, _)| *on)
                 && !has(kind)
@@ -629,6 +637,8 @@ mod tests {
                 "wallpaper_type",
                 "wallpaper_edge_match",
                 "lookup_beta",
+                "aesthetic_target",
+                "aesthetic_model",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -909,4 +909,25 @@ declare_settings! {
         resume: fixed,
         drawer: (any),
     }
+    /// --loss aesthetic: the rating (0 to 10) the picture's cutouts are pulled toward (pixray's
+    /// --aesthetic_target; default 10).
+    aesthetic_target: f64 {
+        flag: Option<f64> [long, value_name = "R", allow_negative_numbers = true],
+        raw: f64,
+        default: 10.0,
+        check: |v| (0.0..=10.0).contains(v) => "must be a rating from 0 to 10",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 10.0,
+    }
+    /// --loss aesthetic: the head, a known name (ava_vit_b_16_linear, pixray's, on ViT-B/16) or a
+    /// .pth/.safetensors path (it reads the run's CLIP model of its input size).
+    aesthetic_model: String {
+        flag: Option<String> [long, value_name = "NAME|PATH"],
+        raw: String,
+        default: "ava_vit_b_16_linear".to_string(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| v != "ava_vit_b_16_linear",
+    }
 }

@@ -56,6 +56,7 @@ pub fn keeps(kind: ModelKind, name: &str) -> bool {
             let last = name.rsplit('.').next().unwrap_or(name);
             !CLIP_EXTRAS.contains(&last)
         }
+        ModelKind::Head => true,
     }
 }
 

@@ -12,6 +12,8 @@ const REGISTRY_TOML: &str = include_str!("registry.toml");
 pub enum ModelKind {
     Vqgan,
     Clip,
+    /// A small head on a CLIP model's image embeddings (pixray's aesthetic predictor).
+    Head,
 }
 
 impl ModelKind {
@@ -19,6 +21,7 @@ impl ModelKind {
         match self {
             ModelKind::Vqgan => "VQGAN",
             ModelKind::Clip => "CLIP",
+            ModelKind::Head => "CLIP head",
         }
     }
 }
@@ -55,6 +58,9 @@ pub struct ModelEntry {
     /// found in the weights directory or, failing that, in the repository vqclip was built from.
     #[serde(default)]
     pub bundled: bool,
+    /// A head's CLIP model (its name in this registry): the embeddings it was trained on.
+    #[serde(default)]
+    pub clip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +300,7 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
     let flag = match kind {
         ModelKind::Vqgan => "--vqgan",
         ModelKind::Clip => "--clip",
+        ModelKind::Head => "--aesthetic-model",
     };
     if let Some(m) = find(spec, kind) {
         let dir = weights_dir();

@@ -175,6 +175,7 @@ pub fn characteristic_key(kind: ModelKind, name: &str) -> bool {
             name.ends_with("visual.conv1.weight")
                 || name.ends_with("vision_model.embeddings.patch_embedding.weight")
         }
+        ModelKind::Head => name == "weight",
     }
 }
 
@@ -212,6 +213,7 @@ fn expected_keys(kind: ModelKind) -> &'static str {
         ModelKind::Clip => {
             "no visual.conv1.weight or vision_model.embeddings.patch_embedding.weight"
         }
+        ModelKind::Head => "no weight tensor",
     }
 }
 
