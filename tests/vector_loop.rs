@@ -145,7 +145,8 @@ fn reference(s: &Settings, groups: &[Group]) -> (Vec<f64>, Tensor) {
     (losses, Tensor::cat(&leaves, 0).detach())
 }
 
-/// Engine against reference: losses to 1e-6, final parameters to a thousandth of one step.
+/// Engine against reference: losses to 1e-6, final parameters to a hundredth of one step (and
+/// nearly all to 1e-4).
 fn compare(what: &str, s: &Settings, groups: &[Group]) {
     let (got, got_params) = engine(s);
     let (want, want_params) = reference(s, groups);
@@ -164,13 +165,22 @@ fn compare(what: &str, s: &Settings, groups: &[Group]) {
             "{what}: group of {} at lr {}: largest parameter difference {d:.2e}, {moved} above 1e-4",
             g.len, g.lr
         );
-        // A thousandth of one Adam step (lr): libtorch's Adam rounds differently (an FMA in its
-        // moment update, pow vs powi), and at lr 1 pixel a near-zero gradient's step shows it.
-        // Strokes 1 px wide are all point-sampled coverage and turn that into chaos within 4 steps,
-        // so line-sketch runs with wider strokes here.
+        // libtorch's Adam rounds differently (an FMA in its moment update, pow vs powi), and
+        // Adam's normalized step turns a near-zero gradient's rounding into a visible move at lr
+        // 1 pixel; how much depends on the CPU's kernels (an AMD EPYC: 4.3e-4 px, an Intel Xeon:
+        // 2.6e-3 px on 3 of 282 clipdraw points). So: every parameter within a hundredth of one
+        // step, and at most 2 % of a group more than 1e-4 apart. Strokes 1 px wide are all
+        // point-sampled coverage and turn that into chaos within 4 steps, so line-sketch runs with
+        // wider strokes here.
         assert!(
-            d < 1e-3 * g.lr,
+            d < 1e-2 * g.lr,
             "{what}: parameters at lr {} differ by {d}",
+            g.lr
+        );
+        assert!(
+            moved as f64 <= 0.02 * g.len as f64,
+            "{what}: {moved} of {} parameters at lr {} differ by more than 1e-4",
+            g.len,
             g.lr
         );
         param_worst = param_worst.max(d);

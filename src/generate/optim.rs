@@ -99,13 +99,7 @@ impl Optimizer {
         value: impl Fn(f64) -> f64,
     ) {
         self.per_group(|lr, at, len| {
-            let slice = |t: &Tensor| {
-                if len < 0 {
-                    t.shallow_clone()
-                } else {
-                    t.narrow(0, at, len)
-                }
-            };
+            let slice = |t: &Tensor| group_slice(t, at, len);
             let _ = slice(param).addcdiv_(&(slice(numer) * value(lr)), &slice(denom));
         });
     }
@@ -113,12 +107,7 @@ impl Optimizer {
     /// AdamW's decay `p *= 1 - lr * wd`, per group.
     fn decay(&self, param: &mut Tensor) {
         self.per_group(|lr, at, len| {
-            let mut p = if len < 0 {
-                param.shallow_clone()
-            } else {
-                param.narrow(0, at, len)
-            };
-            let _ = p.g_mul_scalar_(1.0 - lr * ADAMW_WEIGHT_DECAY);
+            let _ = group_slice(param, at, len).g_mul_scalar_(1.0 - lr * ADAMW_WEIGHT_DECAY);
         });
     }
 
@@ -184,9 +173,7 @@ impl Optimizer {
                     if self.kind == OptimizerKind::AdamW {
                         self.decay(param);
                     }
-                    self.first_moment(grad);
-                    let _ = self.v.g_mul_scalar_(BETA2);
-                    let _ = self.v.addcmul_(grad, &(grad * (1.0 - BETA2)));
+                    self.second_moments(grad);
                     let bc2 = 1.0 - BETA2.powi(self.t as i32);
                     let denom = self.v.sqrt() / bc2.sqrt() + EPS;
                     self.update(param, &self.m, &denom, |lr| -lr / bc1);
@@ -239,13 +226,7 @@ impl Optimizer {
                     let denom = self.v.sqrt() / bc2.sqrt() + EPS;
                     let perturb = &self.m / denom;
                     self.per_group(|lr, at, len| {
-                        let slice = |t: &Tensor| {
-                            if len < 0 {
-                                t.shallow_clone()
-                            } else {
-                                t.narrow(0, at, len)
-                            }
-                        };
+                        let slice = |t: &Tensor| group_slice(t, at, len);
                         let mut p = slice(param);
                         let step = adamp_projection(&p, &slice(grad), slice(&perturb));
                         let _ = p.g_add_(&(step * (-lr / bc1)));
@@ -283,6 +264,15 @@ impl Optimizer {
     fn first_moment(&mut self, grad: &Tensor) {
         let _ = self.m.g_mul_scalar_(BETA1);
         let _ = self.m.g_add_(&(grad * (1.0 - BETA1)));
+    }
+}
+
+/// A group's rows of `t` (all of it when `len` < 0), sharing its storage.
+fn group_slice(t: &Tensor, at: i64, len: i64) -> Tensor {
+    if len < 0 {
+        t.shallow_clone()
+    } else {
+        t.narrow(0, at, len)
     }
 }
 

@@ -316,15 +316,7 @@ fn animate(
     while let Some((frame, end)) = anim.next(generator) {
         anim.load(generator, frame)?;
         while generator.step < end {
-            if let Some(why) = observer.abandon() {
-                return Err(anyhow::Error::new(Abandoned(format!(
-                    "abandoned at step {} of frame {frame}: {why}",
-                    generator.step
-                ))));
-            }
-            crate::panics::catch(|| generator.step())
-                .map_err(|e| explain_step_error(e, &generator.settings))?;
-            let step = generator.step;
+            let step = step_once(generator, &*observer)?;
             if generator.settings.overlay_due(step) && step < total {
                 generator.overlay()?;
             }
@@ -388,15 +380,7 @@ fn steps(
     let save_every = generator.settings.save_every;
     let mut log = run.open_log()?;
     while generator.step < total && !generator.stopped() {
-        if let Some(why) = observer.abandon() {
-            return Err(anyhow::Error::new(Abandoned(format!(
-                "abandoned at step {}: {why}",
-                generator.step
-            ))));
-        }
-        crate::panics::catch(|| generator.step())
-            .map_err(|e| explain_step_error(e, &generator.settings))?;
-        let step = generator.step;
+        let step = step_once(generator, &*observer)?;
         // The last step: the planned one, or the one --auto-stop ended the run at.
         let last = step == total || generator.stopped();
         let zoom_now = generator.settings.zoom_due(step) && !last;
@@ -442,6 +426,24 @@ fn steps(
         }
     }
     Ok(true)
+}
+
+/// One step, unless the observer abandons the run first; a panic or out-of-memory in the step is an
+/// error with advice. Returns the step count after it.
+fn step_once(generator: &mut Generator, observer: &dyn Observer) -> Result<i64> {
+    if let Some(why) = observer.abandon() {
+        let frame = generator
+            .frame()
+            .map(|f| format!(" of frame {}", f + 1))
+            .unwrap_or_default();
+        return Err(anyhow::Error::new(Abandoned(format!(
+            "abandoned at step {}{frame}: {why}",
+            generator.step
+        ))));
+    }
+    crate::panics::catch(|| generator.step())
+        .map_err(|e| explain_step_error(e, &generator.settings))?;
+    Ok(generator.step)
 }
 
 /// The run's `index.html`: written at the start, at every save and at the end. A page that cannot
