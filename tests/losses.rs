@@ -135,8 +135,8 @@ fn a_loss_stop_ends_its_push() {
     assert_eq!(s.loss[1].to_string(), "edge:2");
 }
 
-/// The demo world with `--loss edge:10` (white, 5 % bands): the picture gets a white frame that
-/// the same run without it lacks, and the inside still follows the prompt.
+/// The demo world with `--loss edge:10` (white, 5 % bands), 30 steps: the picture gets a white
+/// frame that the same run without it lacks, and the inside is not washed out.
 #[test]
 fn a_white_edge_loss_draws_a_white_frame() {
     let dir = common::tmp_dir("edge-frame");
@@ -151,6 +151,8 @@ fn a_white_edge_loss_draws_a_white_frame() {
                     "demo",
                     "--seed",
                     "1",
+                    "--steps",
+                    "30",
                     "--quiet",
                     "--out",
                 ])
@@ -309,4 +311,96 @@ fn wallpaper_and_lookup_filters_in_runs() {
         2,
         "apply to --filters wallpaper",
     );
+}
+
+/// Two steps of the engine against pixray's loop (make_loss_fixtures.py) with each loss, the
+/// vector prompt, a stop, and the new optimizers, on the tiny CLIP from the same fast_pixel cells:
+/// logged totals and the cells after the steps.
+#[test]
+fn two_loop_steps_with_each_term_equal_pixrays_loop() {
+    use vqclip::generate::checkpoint::State;
+    use vqclip::generate::engine::{Generator, Models};
+    use vqclip::models::clip::Clip;
+    use vqclip::models::head::Head;
+    let r = reference();
+    let start = get(&r, "loop_start");
+    let head_file = common::fixture("aesthetic_tiny.pth");
+    let cases = [
+        (
+            "edge",
+            "loss = [\"edge:2\"]\nedge-margins = \"10,0,20,5\"\nedge-color = \"(51+102+153)\""
+                .to_string(),
+        ),
+        (
+            "smooth_log_k3",
+            "loss = [\"smoothness:3\"]\nsmoothness-type = \"log\"\nsmoothness-gaussian-kernel = 3"
+                .to_string(),
+        ),
+        ("smooth_stop", "loss = [\"smoothness:3:10\"]".to_string()),
+        (
+            "aesthetic",
+            format!(
+                "loss = [\"aesthetic:2\"]\naesthetic-model = \"{}\"\naesthetic-target = 7.0",
+                head_file.display()
+            ),
+        ),
+        (
+            "vector",
+            format!(
+                "vector-prompts = [\"{}:2\"]",
+                common::fixture("vector_tiny.json").display()
+            ),
+        ),
+        ("diffgrad", "optimizer = \"diffgrad\"".to_string()),
+        ("adamp", "optimizer = \"adamp\"".to_string()),
+        ("radam", "optimizer = \"radam\"".to_string()),
+    ];
+    for (name, extra) in cases {
+        let toml = format!(
+            "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
+             cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
+             prompts = [\"a red square\"]\nlr = 0.2\n{extra}\n",
+            common::CLIP
+        );
+        let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let head =
+            (name == "aesthetic").then(|| (0, Head::load(&head_file, tch::Device::Cpu).unwrap()));
+        let models = Models {
+            vqgan: None,
+            head,
+            clips: vec![Clip::load(Path::new(common::CLIP), tch::Device::Cpu).unwrap()],
+            weights: Vec::new(),
+        };
+        let mut g = Generator::new(s, models, tch::Device::Cpu).unwrap();
+        let mut state = g.state();
+        state.z = start.copy(); // the steps move it in place
+        state.z0 = start.copy();
+        state.m = start.zeros_like();
+        state.v = start.zeros_like();
+        state.vmax = (name == "diffgrad").then(|| start.zeros_like());
+        g.restore(State { ..state }).unwrap();
+        g.step().unwrap();
+        g.step().unwrap();
+        let got: Vec<f64> = g.flush().unwrap().iter().map(|x| x.loss).collect();
+        let want: Vec<f64> =
+            Vec::try_from(get(&r, &format!("loop_{name}_losses")).to_kind(Kind::Double)).unwrap();
+        let dl = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let dp = (g.params() - get(&r, &format!("loop_{name}_final")))
+            .abs()
+            .max()
+            .double_value(&[]);
+        eprintln!("losses: loop {name}: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
+        assert!(
+            dl < 1e-5 && dp < 1e-4,
+            "{name}: {got:?} vs {want:?}, cells {dp}"
+        );
+        assert!(want[0] != want[1], "{name}: the loop did not move");
+    }
 }
