@@ -95,6 +95,12 @@ fn animation_frames_start_from_their_inputs_and_resume_exactly() {
         assert!(anim.join(name).is_file(), "{name}");
     }
     assert_eq!(gif_frames(&anim.join("anim.gif")), 3);
+    let info = vqclip().arg("info").arg(&straight).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        text.contains("# animation: 3 frames in") && text.contains("at steps 20, 20, 20"),
+        "{text}"
+    );
     let log = vqclip::rundir::RunDir::new(&straight).read_log();
     let order: Vec<(i64, i64)> = log.iter().map(|r| (r.frame.unwrap(), r.step)).collect();
     let mut want = Vec::new();

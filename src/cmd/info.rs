@@ -90,6 +90,16 @@ fn run_dir_info(dir: &std::path::Path) -> Result<()> {
         .map(|rd| rd.filter_map(|e| e.ok()).count())
         .unwrap_or(0);
     out.push_str(&format!("# frames: {frames}\n"));
+    if let (Some(steps), Some(adir)) = (&meta.animation, &meta.settings.animation_dir) {
+        let adir = dir.join(adir);
+        let at: Vec<String> = steps.iter().map(|f| f.step.to_string()).collect();
+        out.push_str(&format!(
+            "# animation: {} frames in {}, at steps {}\n",
+            steps.len(),
+            adir.display(),
+            at.join(", ")
+        ));
+    }
     out.push_str(&toml::to_string(&meta.settings).context("cannot print the settings")?);
     crate::cmd::print_stdout(&out)
 }
