@@ -162,6 +162,17 @@ fn animation_frames_start_from_their_inputs_and_resume_exactly() {
         60,
         "each step logged once"
     );
+    // a finished 10-step run continued to 20: the blend its end skipped comes first, as in the
+    // straight run
+    let short = dir.join("short");
+    ok(&animate(&dir, &short, "10", &[]).output().unwrap());
+    ok(&common::resume(&short, &["--steps", "20"]));
+    for name in ["f0.png", "f1.png", "f2.png"] {
+        assert!(
+            common::same_file(&anim.join(name), &short.join("anim").join(name)),
+            "{name} after --resume --steps 20"
+        );
+    }
     // frames are not overwritten: a second run into the same animation directory is refused
     let again = dir.join("again");
     let abs = anim.display().to_string();

@@ -73,11 +73,14 @@ impl Animation {
         Ok(anim)
     }
 
-    /// The animation a checkpoint holds.
+    /// The animation a checkpoint holds; `planned` is the steps the checkpointed run was planned
+    /// for. A finished run ends without the blend of its last round, so one continued with more
+    /// `--steps` blends first when that end closes a round, as the longer run would have.
     pub fn resume(
         generator: &mut Generator,
         run_dir: &Path,
         frames: Vec<FrameState>,
+        planned: Option<i64>,
     ) -> Result<Animation> {
         let (dir, outputs) = plan(&generator.settings, run_dir)?;
         if frames.len() != outputs.len() {
@@ -94,6 +97,11 @@ impl Animation {
             outputs,
             states: frames.into_iter().map(Some).collect(),
         };
+        let steps = anim.steps(generator);
+        let at = steps.first().copied().unwrap_or(0);
+        if planned == Some(at) && at > 0 && at % anim.round(generator) == 0 {
+            anim.blend_if_due(generator, at)?;
+        }
         let (first, _) = anim.next(generator).unwrap_or((0, 0));
         anim.load(generator, first)?;
         Ok(anim)
@@ -115,11 +123,7 @@ impl Animation {
     /// The frame to run next and the step its turn ends at, None when every frame is done.
     pub fn next(&self, generator: &Generator) -> Option<(usize, i64)> {
         let s = &generator.settings;
-        let round = if s.save_every > 0 {
-            s.save_every
-        } else {
-            s.steps
-        };
+        let round = self.round(generator);
         let steps = self.steps(generator);
         let low = *steps.iter().min()?;
         if low >= s.steps {
@@ -127,6 +131,16 @@ impl Animation {
         }
         let end = (low - low % round + round).min(s.steps);
         steps.iter().position(|&n| n < end).map(|i| (i, end))
+    }
+
+    /// Steps per turn: `--save-every`, or the whole run without saves.
+    fn round(&self, generator: &Generator) -> i64 {
+        let s = &generator.settings;
+        if s.save_every > 0 {
+            s.save_every
+        } else {
+            s.steps
+        }
     }
 
     /// Makes frame `index` the generator's (keeping the loaded one's state).

@@ -285,8 +285,9 @@ fn resume(plan: &Plan, run: &RunDir, generator: &mut Generator) -> Result<Option
     }
     // The log holds the frames' steps in the order they ran: as many as they have done.
     run.trim_log_records(frames.iter().map(|f| f.step).sum::<i64>() as usize)?;
+    let planned = state.meta.settings.steps;
     generator.restore(state)?;
-    Animation::resume(generator, &plan.run_dir, frames).map(Some)
+    Animation::resume(generator, &plan.run_dir, frames, planned).map(Some)
 }
 
 /// The animation loop: frames take turns of `--save-every` steps; after each turn the frame's
