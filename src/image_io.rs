@@ -92,6 +92,21 @@ pub fn rgb_to_tensor(img: &RgbImage) -> Tensor {
         / 255.0
 }
 
+/// An image file as RGB stretched to `w`x`h` with `filter` (kept as it is when it has that size
+/// already), `[1, 3, h, w]` f32 in [0, 1] on the CPU: what pixray's `resize((W, H))` gives.
+pub fn load_stretched(
+    path: &Path,
+    w: u32,
+    h: u32,
+    filter: image::imageops::FilterType,
+) -> Result<Tensor> {
+    let img = load_rgb(path)?;
+    if img.dimensions() == (w, h) {
+        return Ok(rgb_to_tensor(&img));
+    }
+    Ok(rgb_to_tensor(&image::imageops::resize(&img, w, h, filter)))
+}
+
 /// From `[1, 3, H, W]` or `[3, H, W]` in [0, 1] (clamped) to 8-bit RGB by rounding.
 pub fn tensor_to_rgb(t: &Tensor) -> Result<RgbImage> {
     let (w, h, buf) = tensor_bytes(t, 3)?;

@@ -12,7 +12,7 @@ use crate::error::usage;
 use crate::settings::{Settings, expand_glob};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// The gif's speed (pixray's `ffmpeg -framerate 10`).
 pub const FPS: u32 = 10;
@@ -174,13 +174,7 @@ impl Animation {
         let alpha = generator.settings.animation_alpha as f64 / 255.0;
         for i in 0..n {
             let prev = &pictures[(i + n - 1) % n];
-            let top = Tensor::cat(
-                &[
-                    prev.shallow_clone(),
-                    prev.ones_like().narrow(1, 0, 1) * alpha,
-                ],
-                1,
-            );
+            let top = with_alpha(prev, alpha);
             self.load(generator, i)?;
             generator.reapply(&paste(&pictures[i], &top))?;
         }
@@ -267,17 +261,18 @@ fn plan(s: &Settings, run_dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
 /// An image stretched to `(h, w)` as straight RGBA `[1, 4, h, w]` with alpha `alpha` (pixray's
 /// `resize` and `putalpha`).
 fn load_stretched(path: &Path, (h, w): (i64, i64), alpha: f64) -> Result<Tensor> {
-    let img = crate::image_io::load_rgb(path)
+    let filter = image::imageops::FilterType::Lanczos3;
+    let rgb = crate::image_io::load_stretched(path, w as u32, h as u32, filter)
         .with_context(|| format!("--init-image {}", path.display()))?;
-    let img = image::imageops::resize(
-        &img,
-        w as u32,
-        h as u32,
-        image::imageops::FilterType::Lanczos3,
-    );
-    let rgb = crate::image_io::rgb_to_tensor(&img).to_kind(Kind::Float);
-    let a = rgb.ones_like().narrow(1, 0, 1) * alpha;
-    Ok(Tensor::cat(&[rgb, a], 1))
+    Ok(with_alpha(&rgb, alpha))
+}
+
+/// `rgb` `[1, 3, H, W]` as straight RGBA with one opacity everywhere (PIL's `putalpha`).
+fn with_alpha(rgb: &Tensor, alpha: f64) -> Tensor {
+    Tensor::cat(
+        &[rgb.shallow_clone(), rgb.ones_like().narrow(1, 0, 1) * alpha],
+        1,
+    )
 }
 
 /// Writes a frame's picture to `path`: a PNG with the run's metadata (and an SVG beside it for

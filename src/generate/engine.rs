@@ -539,19 +539,13 @@ impl Generator {
 
     /// Animation: the loaded frame's state, copied (the optimizer updates its tensors in place).
     pub fn frame_state(&self) -> FrameState {
-        let opt = self.opt.state();
         FrameState {
-            z: self.drawer.params().detach().copy(),
-            z0: self.z0.copy(),
-            opt: OptimizerState {
-                m: opt.m.copy(),
-                v: opt.v.copy(),
-                vmax: opt.vmax.as_ref().map(Tensor::copy),
-                t: opt.t,
-                lr: opt.lr,
-            },
+            z: self.drawer.params().detach(),
+            z0: self.z0.shallow_clone(),
+            opt: self.opt.state(),
             step: self.step,
         }
+        .copy()
     }
 
     /// Animation: loads frame `index`'s state (its own stream of draws). Pending log rows must
@@ -1132,15 +1126,10 @@ fn image_label_params(pattern: &str, settings: &Settings, drawer: &dyn Drawer) -
     let (h, w) = (settings.size.height, settings.size.width);
     let mut rows = Vec::new();
     for path in crate::settings::expand_glob(pattern, "--image-labels")? {
-        let img = crate::image_io::load_rgb(&path)
-            .with_context(|| format!("--image-labels {}", path.display()))?;
-        let img = image::imageops::resize(
-            &img,
-            w as u32,
-            h as u32,
-            image::imageops::FilterType::Lanczos3,
-        );
-        let t = crate::image_io::rgb_to_tensor(&img).to_device(drawer.params().device());
+        let filter = image::imageops::FilterType::Lanczos3;
+        let t = crate::image_io::load_stretched(&path, w as u32, h as u32, filter)
+            .with_context(|| format!("--image-labels {}", path.display()))?
+            .to_device(drawer.params().device());
         let z = tch::no_grad(|| drawer.params_for(&t))?.to_kind(Kind::Float);
         rows.push(&z / z.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12));
     }

@@ -97,17 +97,7 @@ impl ExtraLosses {
 
 /// An image stretched to `(h, w)` (bicubic, as pixray's TF.resize), `[1, 3, h, w]` in [0, 1].
 fn picture(path: &std::path::Path, (h, w): (i64, i64), flag: &str) -> Result<Tensor> {
-    let img =
-        crate::image_io::load_rgb(path).with_context(|| format!("{flag} {}", path.display()))?;
-    let img = if img.dimensions() == (w as u32, h as u32) {
-        img
-    } else {
-        image::imageops::resize(
-            &img,
-            w as u32,
-            h as u32,
-            image::imageops::FilterType::CatmullRom,
-        )
-    };
-    Ok(crate::image_io::rgb_to_tensor(&img).to_kind(Kind::Float))
+    let filter = image::imageops::FilterType::CatmullRom;
+    crate::image_io::load_stretched(path, w as u32, h as u32, filter)
+        .with_context(|| format!("{flag} {}", path.display()))
 }
