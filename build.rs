@@ -1,7 +1,8 @@
 //! Link-time fixes so `target/release/vqclip` runs with no environment variables:
 //! an rpath to the libtorch that tch was built against, and `--no-as-needed` around
 //! `libtorch_cuda` so the CUDA backend is really loaded on a GPU machine (nothing in our
-//! code references its symbols, so `--as-needed` would otherwise drop it).
+//! code references its symbols, so `--as-needed` would otherwise drop it). Also builds
+//! src/shim/aten_shim.cpp, the few libtorch C++ calls tch does not expose (src/aten.rs).
 use std::path::{Path, PathBuf};
 
 fn torch_lib_dir() -> Option<PathBuf> {
@@ -44,11 +45,36 @@ fn main() {
     println!("cargo:rustc-env=VQCLIP_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // Second: a `torch` link beside the binary, which scripts/gpu-check's bundle points at the torch
+    // of a machine that has no .venv at this path.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/torch/lib");
     if has(&lib, "libtorch_cuda.so") {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+    build_shim(&lib);
+}
+
+/// src/shim/aten_shim.cpp against the headers of the same libtorch (ATen's headers only: the CUDA
+/// queries go through ATen's accelerator API and symbols of the CUDA libraries libtorch loads).
+fn build_shim(lib: &Path) {
+    println!("cargo:rerun-if-changed=src/shim/aten_shim.cpp");
+    let torch = lib.join("..");
+    let mut b = cc::Build::new();
+    b.cpp(true)
+        .file("src/shim/aten_shim.cpp")
+        .include(torch.join("include"))
+        .flag_if_supported("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false);
+    if has(lib, "libtorch_cuda.so") {
+        b.define("VQCLIP_SHIM_CUDA", None);
+    }
+    b.compile("vqclip_aten_shim");
+    println!("cargo:rustc-link-lib=dylib=c10");
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
+    println!("cargo:rustc-link-lib=dylib=dl");
 }
 
 fn has(dir: &Path, name: &str) -> bool {

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import statistics
+import re
 import subprocess
 import sys
 import tempfile
@@ -421,6 +422,11 @@ def run_speed(a):
                 d["runs"].append(dict(wall=r["wall"], cpu_s=r["cpu_s"], loadavg=r["loadavg"], steps=steps))
                 if r["gpu_peak_mib"] is not None:
                     d["gpu_peak_mib"].append(r["gpu_peak_mib"])
+                if side != "reference" and a.device != "cpu":
+                    # vqclip's own figure: the caching allocator's peak, from its `done:` line
+                    m = re.search(r"peak device memory ([0-9.]+) GiB", r["stderr_tail"])
+                    if m:
+                        d.setdefault("torch_max_allocated_mib", []).append(float(m.group(1)) * 1024)
                 if side == "reference":
                     d["load"].append(r["t_first_step"])
                     if a.device != "cpu":
@@ -464,8 +470,9 @@ def run_speed(a):
             if d.get("load"):
                 extra += f"; spawn to first step {', '.join(f'{x:.1f}' for x in d['load'])} s"
             if d.get("torch_max_allocated_mib"):
-                extra += (f"; torch max_memory_allocated {fmt_mib(max(d['torch_max_allocated_mib']))}, "
-                          f"reserved {fmt_mib(max(d['torch_max_reserved_mib']))}")
+                extra += f"; torch max_memory_allocated {fmt_mib(max(d['torch_max_allocated_mib']))}"
+                if d.get("torch_max_reserved_mib"):
+                    extra += f", reserved {fmt_mib(max(d['torch_max_reserved_mib']))}"
             if d.get("runs"):
                 # The 1-minute load average at the end of each run (its own threads included) shows other load.
                 extra += "; per run wall s/CPU s/load " + ", ".join(

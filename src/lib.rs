@@ -1,5 +1,6 @@
 //! vqclip: VQGAN+CLIP text-to-image generation, zero-shot classification and image search,
 //! on libtorch through tch, reading the official checkpoints natively.
+pub mod aten;
 pub mod batch;
 pub mod cli;
 pub mod clip_tasks;

@@ -4,9 +4,15 @@ use std::process::ExitCode;
 /// MKL (libtorch's CPU BLAS and FFT) may change its thread count with the machine's load and so
 /// the order of its sums: the same run then differed in the last bits between two processes
 /// (seen as flaky byte-exact resume of the fft drawer under load; 0 failures in 12 runs with
-/// these set). Set before any libtorch call, unless the user set them.
+/// these set). Set before any libtorch call, unless the user set them. cuBLAS's fixed workspace
+/// is what `--deterministic` needs on CUDA (it is read when cuBLAS starts, so it cannot wait for
+/// the settings); it costs 32 MiB of device memory and no speed.
 fn pin_mkl() {
-    for (k, v) in [("MKL_DYNAMIC", "FALSE"), ("MKL_CBWR", "AUTO")] {
+    for (k, v) in [
+        ("MKL_DYNAMIC", "FALSE"),
+        ("MKL_CBWR", "AUTO"),
+        ("CUBLAS_WORKSPACE_CONFIG", ":4096:8"),
+    ] {
         if std::env::var_os(k).is_none() {
             // SAFETY: first thing in main, before any other thread exists.
             unsafe { std::env::set_var(k, v) };

@@ -4,15 +4,18 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
-use common::{fixture, tmp_dir};
+use common::{device, fixture, tmp_dir, tol};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use vqclip::models::clip::{Clip, ClipFormat, preprocess_image, resolve_clip};
 
+/// The reference tensors, on the test device (`VQCLIP_TEST_DEVICE`).
 fn reference() -> std::collections::HashMap<String, Tensor> {
+    let d = device();
     Tensor::read_safetensors(fixture("clip_tiny_ref.safetensors"))
         .unwrap()
         .into_iter()
+        .map(|(k, t)| (k, t.to_device(d)))
         .collect()
 }
 
@@ -25,6 +28,7 @@ const FORMATS: [(&str, ClipFormat); 3] = [
 /// (min cosine over rows, max abs difference).
 fn compare(a: &Tensor, b: &Tensor) -> (f64, f64) {
     assert_eq!(a.size(), b.size());
+    let (a, b) = (&a.to_device(Device::Cpu), &b.to_device(Device::Cpu));
     let cos = Tensor::cosine_similarity(a, b, 1, 1e-12)
         .min()
         .double_value(&[]);
@@ -77,7 +81,7 @@ fn shapes_give_the_tiny_config() {
 fn every_format_matches_the_reference_embeddings() {
     let r = reference();
     for (file, _) in FORMATS {
-        let clip = Clip::load(&fixture(file), Device::Cpu).unwrap();
+        let clip = Clip::load(&fixture(file), device()).unwrap();
         let (text, image) = tch::no_grad(|| {
             (
                 clip.try_encode_text(&r["text_tokens"]).unwrap(),
@@ -90,17 +94,15 @@ fn every_format_matches_the_reference_embeddings() {
             "{file}: text min cos {tc:.8} max abs {td:.2e}; image min cos {ic:.8} max abs {id:.2e}"
         );
         assert!(tc >= 0.99999 && ic >= 0.99999, "{file}: cosines {tc} {ic}");
-        assert!(
-            td < 1e-4 && id < 1e-4,
-            "{file}: max abs diffs {td:e} {id:e}"
-        );
+        let bar = tol(1e-4, 1e-3);
+        assert!(td < bar && id < bar, "{file}: max abs diffs {td:e} {id:e}");
     }
 }
 
 #[test]
 fn zero_shot_probabilities_match() {
     let r = reference();
-    let clip = Clip::load(&fixture("clip_tiny_openclip.safetensors"), Device::Cpu).unwrap();
+    let clip = Clip::load(&fixture("clip_tiny_openclip.safetensors"), device()).unwrap();
     let probs = tch::no_grad(|| {
         zero_shot(
             &clip.encode_image(&r["image_pixels"]),
@@ -109,9 +111,9 @@ fn zero_shot_probabilities_match() {
         )
     });
     assert_eq!(r["logit_scale"].double_value(&[]), clip.logit_scale());
-    let diff = (&probs - &r["probs"]).abs().max().double_value(&[]);
+    let diff = compare(&probs, &r["probs"]).1;
     eprintln!("zero-shot probs max abs diff {diff:.2e}");
-    assert!(diff < 1e-4, "{diff}");
+    assert!(diff < tol(1e-4, 1e-3), "{diff}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
-use common::{run, tmp_dir};
+use common::{device, run, tmp_dir, tol};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -16,15 +16,19 @@ use vqclip::settings::PartialSettings;
 
 const RN: &str = "tests/fixtures/clip_rn_tiny.pt";
 
+/// The reference tensors, on the test device (`VQCLIP_TEST_DEVICE`).
 fn reference(path: &Path) -> HashMap<String, Tensor> {
+    let d = device();
     Tensor::read_safetensors(path)
         .unwrap()
         .into_iter()
+        .map(|(k, t)| (k, t.to_device(d)))
         .collect()
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size(), "shape mismatch");
+    let (a, b) = (&a.to_device(Device::Cpu), &b.to_device(Device::Cpu));
     let d = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
         .abs()
         .max()
@@ -34,8 +38,8 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
 
 /// Row-wise cosine similarity, the smallest.
 fn min_cosine(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_kind(Kind::Double);
-    let b = b.to_kind(Kind::Double);
+    let a = a.to_device(Device::Cpu).to_kind(Kind::Double);
+    let b = b.to_device(Device::Cpu).to_kind(Kind::Double);
     let cos = (&a * &b).sum_dim_intlist([1i64].as_slice(), false, None)
         / (a.norm_scalaropt_dim(2.0, [1], false) * b.norm_scalaropt_dim(2.0, [1], false));
     cos.min().double_value(&[])
@@ -62,7 +66,10 @@ fn check_against(clip: &Clip, r: &HashMap<String, Tensor>, what: &str) {
         if let Some(want) = r.get(name) {
             let got = tch::no_grad(|| clip.resnet_features(&r["pixels"], stage).unwrap());
             let d = max_rel(&got, want);
-            assert!(d < 1e-4, "{what}: {name} differs by {d} (relative)");
+            assert!(
+                d < tol(1e-4, 1e-3),
+                "{what}: {name} differs by {d} (relative)"
+            );
         }
     }
 }
@@ -70,7 +77,7 @@ fn check_against(clip: &Clip, r: &HashMap<String, Tensor>, what: &str) {
 #[test]
 fn resnet_clip_matches_the_reference_in_both_formats() {
     let r = reference(Path::new("tests/fixtures/clip_rn_tiny_ref.safetensors"));
-    let clip = Clip::load(Path::new(RN), Device::Cpu).unwrap();
+    let clip = Clip::load(Path::new(RN), device()).unwrap();
     let c = clip.config();
     assert_eq!(c.vision_resnet_layers, Some([2, 1, 1, 1]));
     assert_eq!(
@@ -129,10 +136,10 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
     let models = Models {
         vqgan: None,
         head: None,
-        clips: vec![Clip::load(Path::new(RN), Device::Cpu).unwrap()],
+        clips: vec![Clip::load(Path::new(RN), device()).unwrap()],
         weights: Vec::new(),
     };
-    let mut g = Generator::new(partial.resolve().unwrap(), models, Device::Cpu).unwrap();
+    let mut g = Generator::new(partial.resolve().unwrap(), models, device()).unwrap();
     let start = &r["rn_loop_init"];
     let meta = g.state().meta;
     g.restore(State {
@@ -149,14 +156,23 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
         g.step().unwrap();
     }
     let got: Vec<f64> = g.flush().unwrap().iter().map(|s| s.loss).collect();
-    let want: Vec<f64> = Vec::try_from(r["rn_loop_losses"].to_kind(Kind::Double)).unwrap();
+    let want: Vec<f64> = Vec::try_from(
+        r["rn_loop_losses"]
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double),
+    )
+    .unwrap();
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         eprintln!("loop step {}: {a} vs reference {b}", i + 1);
-        assert!((a - b).abs() < 1e-4, "step {}: {a} vs {b}", i + 1);
+        assert!(
+            (a - b).abs() < tol(1e-4, 1e-3),
+            "step {}: {a} vs {b}",
+            i + 1
+        );
     }
     assert!(want.windows(2).any(|w| w[0] != w[1]), "{want:?}");
     let d = max_rel(g.params(), &r["rn_loop_final"]);
-    assert!(d < 1e-4, "cells after 4 steps differ by {d}");
+    assert!(d < tol(1e-4, 1e-3), "cells after 4 steps differ by {d}");
 }
 
 #[test]

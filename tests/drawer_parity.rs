@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 mod common;
 
-use common::{CLIP, fixture};
+use common::{CLIP, device, fixture, tol};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 use vqclip::generate::checkpoint::State;
@@ -26,10 +26,8 @@ fn reference() -> HashMap<String, Tensor> {
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size(), "shape mismatch");
-    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-        .abs()
-        .max()
-        .double_value(&[])
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Double);
+    (cpu(a) - cpu(b)).abs().max().double_value(&[])
 }
 
 /// The gradient of `(render(p) * grad_out).sum()` w.r.t. `p`, with the engine's ClampWithGrad
@@ -134,8 +132,10 @@ fn fft_takes_an_image_back_to_its_spectrum() {
     assert!(d < 1e-4, "round trip differs by {d}");
 }
 
-/// Four loop steps of `drawer` from the reference's start, with the reference loop's settings.
+/// Four loop steps of `drawer` from the reference's start, with the reference loop's settings, on
+/// the test device (`VQCLIP_TEST_DEVICE`).
 fn loop_losses(toml: &str, start: &Tensor, amsgrad: bool) -> (Vec<f64>, Tensor) {
+    let start = &start.to_device(device());
     let partial = PartialSettings::from_toml(
         &format!(
             "{toml}\nprompts = [\"a red square\"]\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
@@ -149,10 +149,10 @@ fn loop_losses(toml: &str, start: &Tensor, amsgrad: bool) -> (Vec<f64>, Tensor) 
     let models = Models {
         vqgan: None,
         head: None,
-        clips: vec![Clip::load(std::path::Path::new(CLIP), Device::Cpu).unwrap()],
+        clips: vec![Clip::load(std::path::Path::new(CLIP), device()).unwrap()],
         weights: Vec::new(),
     };
-    let mut g = Generator::new(settings, models, Device::Cpu).unwrap();
+    let mut g = Generator::new(settings, models, device()).unwrap();
     let meta = g.state().meta;
     g.restore(State {
         meta,
@@ -181,7 +181,11 @@ fn assert_close(what: &str, got: &[f64], want: &Tensor) {
         .fold(0.0, f64::max);
     eprintln!("{what}: largest difference to the reference loop {worst:.2e}");
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert!((a - b).abs() < 1e-4, "{what} step {}: {a} vs {b}", i + 1);
+        assert!(
+            (a - b).abs() < tol(1e-4, 1e-3),
+            "{what} step {}: {a} vs {b}",
+            i + 1
+        );
     }
     // the loop moved: the reference losses are not all equal
     assert!(want.windows(2).any(|w| w[0] != w[1]), "{want:?}");
@@ -198,7 +202,7 @@ fn fast_pixel_loop_matches_the_reference_loop() {
     assert_close("fast_pixel loss", &losses, &r["fp_loop_losses"]);
     let d = max_diff(&params, &r["fp_loop_final"]);
     eprintln!("fast_pixel cells after 4 steps: largest difference {d:.2e}");
-    assert!(d < 1e-4, "cells after 4 steps differ by {d}");
+    assert!(d < tol(1e-4, 1e-3), "cells after 4 steps differ by {d}");
 }
 
 #[test]
@@ -208,5 +212,5 @@ fn fft_loop_matches_the_reference_loop() {
     assert_close("fft loss", &losses, &r["fft_loop_losses"]);
     let d = max_diff(&params, &r["fft_loop_final"]);
     eprintln!("fft spectrum after 4 steps: largest difference {d:.2e}");
-    assert!(d < 1e-4, "spectrum after 4 steps differs by {d}");
+    assert!(d < tol(1e-4, 1e-3), "spectrum after 4 steps differs by {d}");
 }

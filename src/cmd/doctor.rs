@@ -27,11 +27,22 @@ pub fn run() -> anyhow::Result<()> {
             }
         );
         for i in 0..n {
-            println!("  cuda:{i}: {}", cuda_device_summary(i));
+            println!("  cuda:{i}: {}", cuda_device_summary(i as usize));
         }
     } else {
         println!("cuda: not available (running on CPU)");
     }
+    println!(
+        "libtorch_cuda: {}",
+        match (
+            crate::aten::torch_cuda_loaded(),
+            crate::aten::shim_has_cuda()
+        ) {
+            (true, _) => "loaded",
+            (false, true) => "NOT loaded (the CUDA backend is missing: rebuild with scripts/setup)",
+            (false, false) => "not part of this libtorch (CPU-only build)",
+        }
+    );
     println!(
         "ffmpeg: {}",
         if crate::video::ffmpeg_available() {
@@ -59,17 +70,19 @@ fn libtorch_version() -> String {
     )
 }
 
-fn cuda_device_summary(i: i64) -> String {
-    // Name and memory through nvidia-smi when present: tch 0.24 has no device-properties call.
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,memory.total",
-            "--format=csv,noheader",
-            &format!("--id={i}"),
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => "CUDA device (name unavailable: nvidia-smi not found)".to_string(),
+/// Name, compute capability and memory, from the CUDA runtime through the shim.
+fn cuda_device_summary(i: usize) -> String {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let name = match crate::aten::cuda_device_name(i) {
+        Some((name, major, minor)) => format!("{name} (compute {major}.{minor})"),
+        None => "CUDA device (name unavailable)".to_string(),
+    };
+    match crate::aten::cuda_mem_info(i) {
+        Some((free, total)) => format!(
+            "{name}, {:.1} GiB, {:.1} GiB free",
+            total as f64 / GIB,
+            free as f64 / GIB
+        ),
+        None => name,
     }
 }

@@ -177,7 +177,10 @@ pub fn available(device: Device) -> Option<Available> {
             });
     }
     let (bytes, source) = match device {
-        Device::Cuda(i) => (cuda_free(i)?, format!("free on cuda:{i} (nvidia-smi)")),
+        Device::Cuda(i) => (
+            crate::aten::cuda_mem_info(i)?.0 as f64,
+            format!("free on cuda:{i}"),
+        ),
         _ => (cpu_available()?, "available RAM".to_string()),
     };
     Some(Available {
@@ -211,19 +214,6 @@ fn cpu_available() -> Option<f64> {
         avail = avail.min((max - cur).max(0.0));
     }
     Some(avail)
-}
-
-fn cuda_free(i: usize) -> Option<f64> {
-    let o = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=memory.free",
-            "--format=csv,noheader,nounits",
-            &format!("--id={i}"),
-        ])
-        .output()
-        .ok()?;
-    let mib: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
-    Some(mib * 1024.0 * 1024.0)
 }
 
 /// Refuses a run whose estimate exceeds what the device has, naming settings that would fit.

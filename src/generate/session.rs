@@ -75,6 +75,14 @@ impl Finished {
             line.push_str(&format!(" ({:.2} it/s)", self.steps as f64 / secs));
         }
         line.push_str(&format!(" on {}", device_name(self.device)));
+        if let tch::Device::Cuda(i) = self.device
+            && let Some(bytes) = crate::aten::cuda_peak_bytes(i)
+        {
+            line.push_str(&format!(
+                ", peak device memory {:.2} GiB (caching allocator)",
+                bytes as f64 / (1024.0 * 1024.0 * 1024.0)
+            ));
+        }
         if let Some(kib) = peak_rss_kib() {
             line.push_str(&format!(
                 ", peak memory {:.2} GiB (process RSS)",
@@ -103,6 +111,13 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Finished> {
     let device = crate::device::parse_device(&plan.settings.device)?;
+    // Process-wide, and before any kernel runs: cuDNN picks its algorithms at the first call.
+    if plan.settings.deterministic || crate::aten::deterministic() {
+        crate::aten::set_deterministic(plan.settings.deterministic)?;
+    }
+    if let tch::Device::Cuda(i) = device {
+        crate::aten::cuda_reset_peak(i);
+    }
     let models = load_models(&plan.settings, device, options.fetch, options.quiet)?;
     // Before the run allocates anything: refuse what cannot fit (exit 2) with settings that would.
     crate::generate::memory::check(&plan.settings, &model_sizes(&models), device, true)?;

@@ -638,6 +638,7 @@ mod tests {
                 "wallpaper_edge_match",
                 "lookup_beta",
                 "aesthetic_target",
+                "deterministic",
                 "aesthetic_model",
             ]
             .contains(&d.key);

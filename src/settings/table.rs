@@ -930,4 +930,16 @@ declare_settings! {
         drawer: (any),
         record: |v| v != "ava_vit_b_16_linear",
     }
+    /// Deterministic algorithms (pixray's --deterministic): ATen's deterministic mode, cuDNN's
+    /// deterministic convolutions without autotuning, and cuBLAS's fixed workspace; an operation
+    /// with no deterministic version stops the run. On CPU the loop is deterministic already, so
+    /// it changes nothing there.
+    deterministic: bool {
+        flag: bool [long],
+        raw: bool,
+        default: false,
+        resume: may_change,
+        drawer: (any),
+        record: |v| *v,
+    }
 }

@@ -16,9 +16,37 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const VQGAN: &str = "tests/fixtures/vqgan_tiny.ckpt";
 pub const CLIP: &str = "tests/fixtures/clip_tiny.pt";
 
+/// The repository root, or `$VQCLIP_TEST_ROOT` (scripts/gpu-check's bundle runs these tests on
+/// another machine, from another directory).
+pub fn root() -> PathBuf {
+    std::env::var_os("VQCLIP_TEST_ROOT").map_or_else(|| PathBuf::from(ROOT), PathBuf::from)
+}
+
+/// The vqclip binary: cargo's, or `$VQCLIP_TEST_BIN` (the bundle's).
+pub fn bin() -> PathBuf {
+    std::env::var_os("VQCLIP_TEST_BIN").map_or_else(|| PathBuf::from(BIN), PathBuf::from)
+}
+
+/// The device the model, drawer and loop tests run on: `$VQCLIP_TEST_DEVICE` (cpu, cuda or
+/// cuda:N; default cpu). On CUDA, TF32 is switched off, so f32 stays f32.
+pub fn device() -> tch::Device {
+    let spec = std::env::var("VQCLIP_TEST_DEVICE").unwrap_or_else(|_| "cpu".to_string());
+    let d = vqclip::device::parse_device(&spec)
+        .unwrap_or_else(|e| panic!("VQCLIP_TEST_DEVICE={spec}: {e:#}"));
+    if d.is_cuda() {
+        vqclip::aten::set_tf32(false).unwrap();
+    }
+    d
+}
+
+/// A parity bar: `cpu` on the CPU, `cuda` on a CUDA test device (other kernels, other sums).
+pub fn tol(cpu: f64, cuda: f64) -> f64 {
+    if device().is_cuda() { cuda } else { cpu }
+}
+
 /// `tests/fixtures/NAME`, as an absolute path.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(ROOT).join("tests/fixtures").join(name)
+    root().join("tests/fixtures").join(name)
 }
 
 /// `vqclip-<test file>-<pid>-<name>` in the system temp directory: one name per test binary and process.
@@ -56,8 +84,8 @@ pub fn shared_dir(name: &str) -> PathBuf {
 
 /// The binary as a `Command`, run from the repository root.
 pub fn vqclip() -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(ROOT);
+    let mut c = Command::new(bin());
+    c.current_dir(root());
     c
 }
 
