@@ -930,10 +930,10 @@ declare_settings! {
         drawer: (any),
         record: |v| v != "ava_vit_b_16_linear",
     }
-    /// Deterministic algorithms (pixray's --deterministic): ATen's deterministic mode, cuDNN's
-    /// deterministic convolutions without autotuning, and cuBLAS's fixed workspace; an operation
-    /// with no deterministic version stops the run. On CPU the loop is deterministic already, so
-    /// it changes nothing there.
+    /// Deterministic kernels (pixray's --deterministic, cuDNN's deterministic convolutions, and
+    /// more): cuDNN without autotuning and ATen's deterministic algorithms wherever libtorch has
+    /// them (on CUDA, grid_sample's and adaptive pooling's backward have none: libtorch warns).
+    /// On CPU the loop is deterministic already, so it changes nothing there.
     deterministic: bool {
         flag: bool [long],
         raw: bool,
