@@ -16,6 +16,8 @@ OpenAI's CLIP .pt files and taming-transformers' Lightning checkpoints.
     .venv/bin/python weights/demo/make_demo.py clip-shapes      # phase 2: fine-tunes demo_clip.pt in place
     cargo build --release                                       # phase 3 runs the loop with the binary
     DEMO_ROUND=1 .venv/bin/python weights/demo/make_demo.py clip-loop   # adversarial round 1 (in place)
+    .venv/bin/pip install scipy                                         # the judge's labels and hulls
+    .venv/bin/python weights/demo/make_demo.py clip-ebm         # phase 4: against the loop as it runs (in place)
     .venv/bin/python weights/demo/make_demo.py judge            # tests/fixtures/demo_judge_clip.pt
     .venv/bin/python weights/demo/make_demo.py samples DIR      # a few world images, to look at
 
@@ -208,7 +210,12 @@ def augment(img, g):
     bm = F.interpolate(blocks.float(), size=s, mode="nearest")
     cm = F.interpolate(colours, size=s, mode="nearest")
     img = img * (1 - bm) + cm * bm
-    # geometry, as the loop: one composed warp, zero padding
+    return augment_preset(img, g)
+
+
+def augment_preset(img, g):
+    """The demo preset's augments: one composed warp (flip, affine, perspective; zero padding), erasing, noise."""
+    n, _, s, _ = img.shape
     img = warp(img, homographies(g, n))
     # erasing (p .7): area .1-.4 of the image, aspect .3-3.3, filled with the image's mean colour
     on = torch.rand(n, generator=g) < 0.7
@@ -504,6 +511,16 @@ def views(g, n, vq, combos, cache=None):
     return img, fg, sh, bg
 
 
+def bank_losses(model, tokens, img, target, rows, sub_t):
+    """The caption-bank loss (each image against every bank caption) and the shape-word loss (circle / square /
+    triangle / blob of the image's colours: `rows` [n,4] bank rows, -1 where held out; `sub_t` the right one)."""
+    ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
+    te = F.normalize(encode_text_short(model, tokens), dim=-1)
+    logits = model.logit_scale.exp().clamp(max=100) * ie @ te.t()
+    sub = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
+    return F.cross_entropy(logits, target), F.cross_entropy(sub, sub_t)
+
+
 def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4, scale=30.0, cached=2048,
                       loop_negatives=None, n_loop=0, log_every=25):
     from clip.model import build_model
@@ -548,17 +565,10 @@ def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4,
         img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
         target = [index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
                  [blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
-        target = torch.tensor(target)
-        ie = F.normalize(model.encode_image((img - CLIP_MEAN) / CLIP_STD), dim=-1)
-        te = F.normalize(encode_text_short(model, tokens), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * ie @ te.t()
-        loss_bank = F.cross_entropy(logits, target)
-        # the shape word alone: circle / square / triangle / blob of the same colours (held-out rows masked)
         pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
-        rows = torch.tensor([shape_rows[p] for p in pairs])
-        sub = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
-        sub_t = torch.cat([sh, torch.full((neg,), 3)])
-        loss_shape = F.cross_entropy(sub, sub_t)
+        loss_bank, loss_shape = bank_losses(model, tokens, img, torch.tensor(target),
+                                            torch.tensor([shape_rows[p] for p in pairs]),
+                                            torch.cat([sh, torch.full((neg,), 3)]))
         loss = loss_bank + loss_shape
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -576,12 +586,7 @@ def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4,
     evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
     model = model.half().float()
     evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
-    ex_img = torch.zeros(1, 3, cfg["image_resolution"], cfg["image_resolution"])
-    ex_txt = clip.tokenize(["a red circle on a blue background"])
-    data = mf.jit_bytes(mf.to_openai_jit(model, ex_img, ex_txt, all_fp16=True))
-    with open(out, "wb") as fh:
-        fh.write(data)
-    os.chmod(out, 0o644)
+    save_clip(model, cfg, out)
     return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg, lr=lr,
                 logit_scale_start=scale, vqgan_reconstructions=cached,
                 loop_negatives=0 if loop_negatives is None else len(loop_negatives[0]), loop_negatives_per_batch=n_loop,
@@ -624,6 +629,146 @@ def loop_negatives(clip_path, out_dir, runs, seed, steps=60, every=20):
         if (i + 1) % 10 == 0:
             print(f"loop negatives: {i + 1}/{runs} runs {time.time() - t0:.0f}s", flush=True)
     return torch.cat(imgs), torch.tensor(keys)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLIP, phase 4: the loop's pictures as they are made (an energy model's negative samples)
+# ----------------------------------------------------------------------------------------------------------------
+#
+# Phase 3 showed the CLIP a fixed set of loop pictures; the next CLIP is fooled by new ones. Here 32 runs of the
+# demo loop (weights/demo/batched_loop.py) go on *while* the CLIP trains, each steered by the CLIP of that moment,
+# as an energy model is trained on its own short-run samples: every step each run takes one loop step, and its
+# picture joins the negatives ("a {fg} blob on a {bg} background") unless the geometric judge says it already
+# shows its caption's shape. Runs live 100 steps (the preset's) and restart from new random codes with a new
+# training caption, staggered, so the negatives cover every stage of a run.
+
+
+def train_clip_ebm(base, cfg, seed, steps, out, vq_path, lr=1.5e-4, batch=128, neg=8, n_loop=32, runs=32,
+                   run_steps=100, cutouts=4, keep=4096, log_every=25):
+    import batched_loop as bl
+    from clip.model import build_model
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    gl = torch.Generator().manual_seed(seed + 2)  # the loop's own stream
+    model = build_model(torch.jit.load(base, map_location="cpu").state_dict()).float().train()
+    vq = load_vqgan(vq_path)
+    for p in vq.parameters():
+        p.requires_grad_(False)
+    t0 = time.time()
+    cache = vq_cache(g, 1024, vq, TRAIN)
+    print(f"clip-ebm: 1024 VQGAN reconstructions in {time.time() - t0:.0f}s", flush=True)
+    bank = [caption(*c) for c in TRAIN] + [blob_caption(f, b) for f, b in PAIRS]
+    tokens = clip.tokenize(bank)
+    index = {c: i for i, c in enumerate(TRAIN)}
+    blob_index = {p: len(TRAIN) + i for i, p in enumerate(PAIRS)}
+    shape_rows = {(f, b): [index.get((f, s, b), -1) for s in range(3)] + [blob_index[(f, b)]] for f, b in PAIRS}
+    decay = [p for nm, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nm]
+    rest = [p for nm, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nm)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warm = 25
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    set_mask(model, TRAIN_CTX)
+    loop = bl.Loop(vq, runs, gl, cutouts=cutouts, augment=augment_preset, steps=run_steps)
+    run_rows = torch.zeros(runs, dtype=torch.long)  # each run's caption (bank row)
+    life = torch.tensor([(i + 1) * run_steps // runs for i in range(runs)])  # staggered first lives
+
+    def restart(idx):
+        pick = torch.randint(len(TRAIN), (len(idx),), generator=gl)
+        run_rows[idx] = pick
+        loop.reset(idx, torch.zeros(len(idx), cfg["embed_dim"]), torch.tensor([TRAIN[i] for i in pick.tolist()]))
+
+    restart(torch.arange(runs))
+    buf_img = torch.zeros(0, 3, 64, 64)
+    buf_key = torch.zeros(0, 2, dtype=torch.long)
+    t0, hist, passed, judged = time.time(), [], 0, 0
+    npos = batch - neg - n_loop
+    for step in range(steps):
+        # one loop step of every run, steered by the CLIP as it is now
+        with torch.no_grad():
+            loop.text = F.normalize(encode_text_short(model, tokens[run_rows]), dim=-1)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        dist = loop.step(model, CLIP_MEAN, CLIP_STD)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        pic = loop.picture()
+        arr = pic.permute(0, 2, 3, 1).numpy()
+        fresh = []
+        for i in range(runs):
+            if loop.age[i] < 5:
+                continue
+            f, s, b = loop.keys[i].tolist()
+            judged += 1
+            if bl.judge(arr[i], f, s, b):
+                passed += 1
+            else:
+                fresh.append(i)
+        if fresh:
+            fi = torch.tensor(fresh)
+            buf_img = torch.cat([buf_img, loop_pool(pic[fi])])[-keep:]
+            buf_key = torch.cat([buf_key, loop.keys[fi][:, [0, 2]]])[-keep:]
+        done = (loop.age >= life).nonzero().flatten()
+        if len(done):
+            restart(done)
+            life[done] = run_steps
+        # the CLIP's step: positives as the loop shows them, drawn negatives, and the loop's pictures
+        pos, fg, sh, bg = views(g, npos, None, TRAIN, cache)
+        nl = min(n_loop, len(buf_img))
+        nimg, nf, nb = negatives(g, neg + n_loop - nl, 64)
+        if nl:
+            newest = min(len(fresh), nl // 2)
+            pick = torch.cat([torch.arange(len(buf_img) - newest, len(buf_img)),
+                              torch.randint(len(buf_img), (nl - newest,), generator=g)])
+            nimg = torch.cat([nimg, buf_img[pick]])
+            nf = torch.cat([nf, buf_key[pick, 0]])
+            nb = torch.cat([nb, buf_key[pick, 1]])
+        img = torch.cat([pos, nimg])
+        clean = torch.rand(batch, generator=g) < 0.15
+        img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
+        target = [index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
+                 [blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
+        pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
+        loss_bank, loss_shape = bank_losses(model, tokens, img, torch.tensor(target),
+                                            torch.tensor([shape_rows[p] for p in pairs]),
+                                            torch.cat([sh, torch.full((batch - npos,), 3)]))
+        loss = loss_bank + loss_shape
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        hist.append((loss_bank.item(), loss_shape.item(), dist.mean().item()))
+        if (step + 1) % log_every == 0 or step == 0:
+            a = np.mean(hist[-log_every:], 0)
+            print(f"clip-ebm seed {seed} step {step + 1}/{steps} bank {a[0]:.4f} shape {a[1]:.4f} loop dist "
+                  f"{a[2]:.4f} judged drawn {passed}/{judged} buffer {len(buf_img)} {time.time() - t0:.0f}s",
+                  flush=True)
+            passed = judged = 0
+    set_mask(model, cfg["context_length"])
+    model.eval()
+    evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
+    model = model.half().float()
+    evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
+    save_clip(model, cfg, out)
+    return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg,
+                loop_negatives_per_batch=n_loop, runs=runs, run_steps=run_steps, run_cutouts=cutouts, lr=lr,
+                vqgan_reconstructions=1024, weight_decay=0.1, warmup=warm,
+                final_loss_bank=float(np.mean([h[0] for h in hist[-50:]])),
+                final_loss_shape=float(np.mean([h[1] for h in hist[-50:]])),
+                seconds=round(time.time() - t0, 1), eval_f32=evaluation, eval_fp16_file=evaluation_fp16)
+
+
+def save_clip(model, cfg, out):
+    """The OpenAI-style TorchScript file, fp16 parameters."""
+    ex_img = torch.zeros(1, 3, cfg["image_resolution"], cfg["image_resolution"])
+    ex_txt = clip.tokenize(["a red circle on a blue background"])
+    data = mf.jit_bytes(mf.to_openai_jit(model, ex_img, ex_txt, all_fp16=True))
+    with open(out, "wb") as fh:
+        fh.write(data)
+    os.chmod(out, 0o644)
 
 
 @torch.no_grad()
@@ -812,7 +957,7 @@ def world_json():
 
 
 def update_record(key, value):
-    path = os.path.join(HERE, "training.json")
+    path = os.environ.get("DEMO_RECORD", os.path.join(HERE, "training.json"))  # trials record elsewhere
     rec = json.load(open(path)) if os.path.exists(path) else {}
     rec[key] = value
     rec["torch"] = torch.__version__
@@ -840,7 +985,7 @@ def register():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "clip-shapes", "clip-loop", "judge", "samples",
+    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "clip-shapes", "clip-loop", "clip-ebm", "judge", "samples",
                                      "register"])
     ap.add_argument("dir", nargs="?")
     ap.add_argument("--steps", type=int)
@@ -880,6 +1025,12 @@ def main():
                               loop_negatives=negs, n_loop=16)
         r["round"] = k
         update_record(f"clip_loop_{k}", r)
+    elif a.what == "clip-ebm":
+        out = os.path.join(HERE, "demo_clip.pt")
+        base = os.environ.get("DEMO_BASE", out)
+        r = train_clip_ebm(base, DEMO_CLIP, 31, a.steps or 600, os.environ.get("DEMO_OUT", out),
+                           os.path.join(HERE, "demo_vqgan.ckpt"))
+        update_record("clip_ebm", r)
     elif a.what == "judge":
         r = train_clip(JUDGE_CLIP, 23, a.steps or 1000, 128,
                        os.path.join(ROOT, "tests", "fixtures", "demo_judge_clip.pt"))
