@@ -326,6 +326,66 @@ def fmt_ratio(a, b):
     return f"{a / b:.2f}x" if a is not None and b else "–"
 
 
+def cpu_peak(threads):
+    """This CPU's peak GFLOP/s on `threads` cores, f32 and bf16, and how it was worked out: vector lanes x 2 (an FMA is
+    two FLOPs) x FMA units x cores x clock. Lanes, AMX and the clock are read from the CPU; the FMA units per core are
+    not exposed anywhere, so 2 is assumed (server cores since Skylake-SP / Zen 4 have two 512-bit or four 256-bit)."""
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    lanes, isa = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2") if "avx2" in flags else (4, "SSE")
+    ghz, src = None, ""
+    try:
+        ghz, src = int(open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read()) / 1e6, "cpufreq max"
+    except OSError:
+        for line in sh(["lscpu"]).splitlines():
+            if line.startswith("CPU max MHz:"):
+                ghz, src = float(line.split(":", 1)[1]) / 1000, "lscpu max"
+        if ghz is None:
+            mhz = [float(line.split(":", 1)[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+            if mhz:
+                ghz, src = max(mhz) / 1000, "/proc/cpuinfo cpu MHz (current clock: no max is exposed)"
+    if ghz is None:
+        return None, None, "no clock could be read"
+    cores = max(1, min(threads, len(os.sched_getaffinity(0))))
+    fma = 2
+    f32 = lanes * 2 * fma * cores * ghz
+    if "amx_bf16" in flags:
+        bf16, how16 = 1024 * cores * ghz, "AMX: 1024 bf16 FLOPs per cycle per core, Intel's figure"
+    elif "avx512_bf16" in flags:
+        bf16, how16 = 2 * f32, "AVX512-BF16: twice the f32 lanes"
+    else:
+        bf16, how16 = f32, "no bf16 instructions: as f32"
+    how = (f"{isa} {lanes} f32 lanes x 2 FLOPs per FMA x {fma} FMA units (assumed) x {cores} cores x {ghz:.2f} GHz "
+           f"({src}) = {f32:.0f} GFLOP/s f32; bf16 {bf16:.0f} GFLOP/s ({how16})")
+    return f32, bf16, how
+
+
+def limit_table(results, info):
+    """GFLOP per step (counted), achieved GFLOP/s of each side and their share of this CPU's peak."""
+    f32, bf16, how = cpu_peak(info["threads"])
+    lines = ["How close to the limit: FLOPs per step counted by torch's FlopCounterMode on one reference step "
+             "(forward, and the backward to the latents: the weights are frozen); " + how + ".", "",
+             "| size x cutouts | GFLOP per step | reference GFLOP/s (f32 peak) | vqclip f32 GFLOP/s (f32 peak) "
+             "| vqclip bf16 GFLOP/s (bf16 peak) |", "|---|---|---|---|---|"]
+    for cfg, per in results.items():
+        fl = info["flops"].get(cfg)
+        if not fl:
+            continue
+        row = [cfg, f"{fl / 1e9:.1f}"]
+        for side, peak in (("reference", f32), ("vqclip f32", f32), ("vqclip bf16", bf16)):
+            s = per[side]["s_per_it"]
+            if s:
+                rate = fl / s / 1e9
+                row.append(f"{rate:.1f} ({100 * rate / peak:.0f} %)" if peak else f"{rate:.1f}")
+            else:
+                row.append("–")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def table(mode, results, info, extra_notes):
     lines = []
     gpu = mode == "gpu"
@@ -352,6 +412,8 @@ def table(mode, results, info, extra_notes):
         lines.append("| " + " | ".join(row) + " |")
     title = f"## vqclip vs reference: {mode}, drawer {info.get('drawer', 'vqgan')}, CLIP {info.get('clip_name', '?')}"
     out = [title, ""] + lines + [""]
+    if not gpu and info.get("flops"):
+        out.extend(limit_table(results, info) + [""])
     out.append(f"Machine: {info.get('gpu', '') + '; host ' if 'gpu' in info else ''}{info['cpu']}, "
                f"{info['cpus_usable']} usable CPUs, {info['mem_gib']} GiB RAM, kernel {info['kernel']}; "
                f"threads {info['threads']} on both sides (OMP_NUM_THREADS/MKL_NUM_THREADS; reference also "
@@ -384,6 +446,13 @@ def run_speed(a):
 
     def one(side, prec, cfg, steps):
         return b.ref(cfg, steps) if prec is None else b.vq(cfg, steps, prec)
+
+    # FLOPs per step of each configuration: one reference step under torch's counter (the same step vqclip takes)
+    flops = {}
+    for cfg in configs:
+        r = b.ref(cfg, 1, extra=("--count-flops",))
+        if r.get("result") and r["result"].get("flops_per_step"):
+            flops[cfg] = r["result"]["flops_per_step"]
 
     say(f"{a.mode}: warm-up, one short run of each side at {configs[0]}")
     warm_steps = 1 if a.device == "cpu" else 11
@@ -456,6 +525,7 @@ def run_speed(a):
         results[cfg] = per
     info["loadavg_end"] = os.getloadavg()
     info["seconds_total"] = time.time() - t_start
+    info["flops"] = flops
 
     notes.append(f"Method: {runs} alternating rounds after one warm-up run per side; "
                  + (f"{steps_map} steps per run, first {discard} iteration(s) of each run dropped, median of the "

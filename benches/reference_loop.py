@@ -439,6 +439,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sync-every", type=int, default=0,
                     help="CUDA: synchronize and report every N iterations (default 10; CPU: every iteration)")
+    ap.add_argument("--count-flops", action="store_true",
+                    help="count one extra (untimed) step's FLOPs with torch's FlopCounterMode (flops_per_step)")
     ap.add_argument("--profile", action="store_true",
                     help="time each part of every iteration (synchronizing between parts; backward split in two)")
     args = ap.parse_args()
@@ -569,6 +571,15 @@ def main():
         return loss
 
     step_fn = profiled_step if args.profile else train_step
+    flops = None
+    if args.count_flops:
+        # One untimed step under torch's FLOP counter: matmuls, convolutions and attention, forward and the
+        # backward to z (the weights are frozen: only activation gradients), counted from the tensors' shapes.
+        from torch.utils.flop_counter import FlopCounterMode
+        counter = FlopCounterMode(display=False)
+        with counter:
+            train_step()
+        flops = counter.get_total_flops()
     windows = []  # (first step, last step, seconds)
     t_first_step = None
     sync(device)
@@ -593,7 +604,7 @@ def main():
         t_process=T_PROCESS, t_imported=t_imported, t_first_step=t_first_step,
         load_seconds=dict(imports=t_imported - T_PROCESS, vqgan=t_vqgan - t_imported, clip=t_clip - t_vqgan,
                           setup=t_ready - t_clip),
-        rss_after_load_mib=rss_after_load, rss_peak_mib=max_rss_mib(),
+        rss_after_load_mib=rss_after_load, rss_peak_mib=max_rss_mib(), flops_per_step=flops,
     )
     if device.type == "cuda":
         result.update(cuda_max_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
