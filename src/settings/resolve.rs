@@ -655,7 +655,7 @@ mod tests {
         assert_eq!(flag_of("prompts"), "PROMPT");
         assert_eq!(
             resume_flags(),
-            "--steps, --save-every, --device, --quiet and --video"
+            "--steps, --save-every, --device, --deterministic, --quiet and --video"
         );
     }
 
