@@ -521,6 +521,59 @@ def bank_losses(model, tokens, img, target, rows, sub_t):
     return F.cross_entropy(logits, target), F.cross_entropy(sub, sub_t)
 
 
+class BankTrainer:
+    """Phases 2 to 4's fine-tuning of a CLIP: the caption bank (every training caption, plus a blob caption per
+    colour pair), AdamW with warm-up and cosine decay, and one step on a batch of positives and negatives."""
+
+    def __init__(self, model, lr, steps, warm):
+        self.model = model
+        bank = [caption(*c) for c in TRAIN] + [blob_caption(f, b) for f, b in PAIRS]
+        self.tokens = clip.tokenize(bank)
+        self.index = {c: i for i, c in enumerate(TRAIN)}
+        self.blob_index = {p: len(TRAIN) + i for i, p in enumerate(PAIRS)}
+        # for each (fg, bg): the bank rows of its three shapes (-1 where held out) and its blob caption
+        self.shape_rows = {(f, b): [self.index.get((f, s, b), -1) for s in range(3)] + [self.blob_index[(f, b)]]
+                           for f, b in PAIRS}
+        decay = [p for nm, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nm]
+        rest = [p for nm, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nm)]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                                     lr=lr, betas=(0.9, 0.98), eps=1e-6)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+        set_mask(model, TRAIN_CTX)
+
+    def step(self, g, pos, fg, sh, bg, nimg, nf, nb):
+        """Positives `pos` of (fg, shape, bg) and negatives `nimg` of (nf, nb), 15 % of them clean and the rest
+        through the loop's augments; returns the two losses."""
+        img = torch.cat([pos, nimg])
+        clean = torch.rand(len(img), generator=g) < 0.15
+        img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
+        target = [self.index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
+                 [self.blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
+        pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
+        loss_bank, loss_shape = bank_losses(self.model, self.tokens, img, torch.tensor(target),
+                                            torch.tensor([self.shape_rows[p] for p in pairs]),
+                                            torch.cat([sh, torch.full((len(nimg),), 3)]))
+        self.opt.zero_grad(set_to_none=True)
+        (loss_bank + loss_shape).backward()
+        self.opt.step()
+        self.sched.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, math.log(100))
+        return loss_bank.item(), loss_shape.item()
+
+    def finish(self, cfg, seed, vq, out):
+        """Evaluated in f32 and as the fp16 file holds it, then written; returns both evaluations."""
+        model = self.model
+        set_mask(model, cfg["context_length"])
+        model.eval()
+        evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
+        model = model.half().float()
+        evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
+        save_clip(model, cfg, out)
+        return evaluation, evaluation_fp16
+
+
 def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4, scale=30.0, cached=2048,
                       loop_negatives=None, n_loop=0, log_every=25):
     from clip.model import build_model
@@ -534,22 +587,8 @@ def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4,
     t0 = time.time()
     cache = vq_cache(g, cached, vq, TRAIN) if vq is not None else None
     print(f"clip-shapes: {cached} VQGAN reconstructions in {time.time() - t0:.0f}s", flush=True)
-    bank = [caption(*c) for c in TRAIN] + [blob_caption(f, b) for f, b in PAIRS]
-    tokens = clip.tokenize(bank)
-    index = {c: i for i, c in enumerate(TRAIN)}
-    blob_index = {p: len(TRAIN) + i for i, p in enumerate(PAIRS)}
-    # for each (fg, bg): the bank rows of its three shapes (-1 where held out) and its blob caption
-    shape_rows = {}
-    for f, b in PAIRS:
-        shape_rows[(f, b)] = [index.get((f, s, b), -1) for s in range(3)] + [blob_index[(f, b)]]
-    decay = [p for nm, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nm]
-    rest = [p for nm, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nm)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warm = 50
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
-    set_mask(model, TRAIN_CTX)
+    trainer = BankTrainer(model, lr, steps, warm)
     t0, hist = time.time(), []
     npos = batch - neg
     for step in range(steps):
@@ -560,33 +599,12 @@ def train_clip_shapes(base, cfg, seed, steps, batch, neg, out, vq_path, lr=3e-4,
             nimg = torch.cat([nimg, loop_negatives[0][pick]])
             nf = torch.cat([nf, loop_negatives[1][pick, 0]])
             nb = torch.cat([nb, loop_negatives[1][pick, 1]])
-        img = torch.cat([pos, nimg])
-        clean = torch.rand(batch, generator=g) < 0.15
-        img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
-        target = [index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
-                 [blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
-        pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
-        loss_bank, loss_shape = bank_losses(model, tokens, img, torch.tensor(target),
-                                            torch.tensor([shape_rows[p] for p in pairs]),
-                                            torch.cat([sh, torch.full((neg,), 3)]))
-        loss = loss_bank + loss_shape
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        hist.append((loss_bank.item(), loss_shape.item()))
+        hist.append(trainer.step(g, pos, fg, sh, bg, nimg, nf, nb))
         if (step + 1) % log_every == 0 or step == 0:
             a = np.mean(hist[-log_every:], 0)
             print(f"clip-shapes seed {seed} step {step + 1}/{steps} bank {a[0]:.4f} shape {a[1]:.4f} "
                   f"{time.time() - t0:.0f}s", flush=True)
-    set_mask(model, cfg["context_length"])
-    model.eval()
-    evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
-    model = model.half().float()
-    evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
-    save_clip(model, cfg, out)
+    evaluation, evaluation_fp16 = trainer.finish(cfg, seed, vq, out)
     return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg, lr=lr,
                 logit_scale_start=scale, vqgan_reconstructions=cached,
                 loop_negatives=0 if loop_negatives is None else len(loop_negatives[0]), loop_negatives_per_batch=n_loop,
@@ -657,19 +675,9 @@ def train_clip_ebm(base, cfg, seed, steps, out, vq_path, lr=1.5e-4, batch=128, n
     t0 = time.time()
     cache = vq_cache(g, 1024, vq, TRAIN)
     print(f"clip-ebm: 1024 VQGAN reconstructions in {time.time() - t0:.0f}s", flush=True)
-    bank = [caption(*c) for c in TRAIN] + [blob_caption(f, b) for f, b in PAIRS]
-    tokens = clip.tokenize(bank)
-    index = {c: i for i, c in enumerate(TRAIN)}
-    blob_index = {p: len(TRAIN) + i for i, p in enumerate(PAIRS)}
-    shape_rows = {(f, b): [index.get((f, s, b), -1) for s in range(3)] + [blob_index[(f, b)]] for f, b in PAIRS}
-    decay = [p for nm, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nm]
-    rest = [p for nm, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nm)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warm = 25
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
-    set_mask(model, TRAIN_CTX)
+    trainer = BankTrainer(model, lr, steps, warm)
+    tokens = trainer.tokens
     loop = bl.Loop(vq, runs, gl, cutouts=cutouts, augment=augment_preset, steps=run_steps)
     run_rows = torch.zeros(runs, dtype=torch.long)  # each run's caption (bank row)
     life = torch.tensor([(i + 1) * run_steps // runs for i in range(runs)])  # staggered first lives
@@ -724,35 +732,14 @@ def train_clip_ebm(base, cfg, seed, steps, out, vq_path, lr=1.5e-4, batch=128, n
             nimg = torch.cat([nimg, buf_img[pick]])
             nf = torch.cat([nf, buf_key[pick, 0]])
             nb = torch.cat([nb, buf_key[pick, 1]])
-        img = torch.cat([pos, nimg])
-        clean = torch.rand(batch, generator=g) < 0.15
-        img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
-        target = [index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
-                 [blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
-        pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
-        loss_bank, loss_shape = bank_losses(model, tokens, img, torch.tensor(target),
-                                            torch.tensor([shape_rows[p] for p in pairs]),
-                                            torch.cat([sh, torch.full((batch - npos,), 3)]))
-        loss = loss_bank + loss_shape
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        hist.append((loss_bank.item(), loss_shape.item(), dist.mean().item()))
+        hist.append((*trainer.step(g, pos, fg, sh, bg, nimg, nf, nb), dist.mean().item()))
         if (step + 1) % log_every == 0 or step == 0:
             a = np.mean(hist[-log_every:], 0)
             print(f"clip-ebm seed {seed} step {step + 1}/{steps} bank {a[0]:.4f} shape {a[1]:.4f} loop dist "
                   f"{a[2]:.4f} judged drawn {passed}/{judged} buffer {len(buf_img)} {time.time() - t0:.0f}s",
                   flush=True)
             passed = judged = 0
-    set_mask(model, cfg["context_length"])
-    model.eval()
-    evaluation = eval_clip_loop(model, cfg, seed + 7, vq)
-    model = model.half().float()
-    evaluation_fp16 = eval_clip_loop(model, cfg, seed + 7, vq)
-    save_clip(model, cfg, out)
+    evaluation, evaluation_fp16 = trainer.finish(cfg, seed, vq, out)
     return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg,
                 loop_negatives_per_batch=n_loop, runs=runs, run_steps=run_steps, run_cutouts=cutouts, lr=lr,
                 vqgan_reconstructions=1024, weight_decay=0.1, warmup=warm,
