@@ -323,6 +323,7 @@ fn image_label_pull_is_the_distance_to_the_labels_parameters() {
         let clip = Clip::load(Path::new(CLIP), Device::Cpu).unwrap();
         let models = Models {
             vqgan: None,
+            vgg: None,
             head: None,
             clips: vec![clip],
             weights: Vec::new(),

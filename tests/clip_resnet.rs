@@ -135,6 +135,7 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
     .unwrap();
     let models = Models {
         vqgan: None,
+        vgg: None,
         head: None,
         clips: vec![Clip::load(Path::new(RN), device()).unwrap()],
         weights: Vec::new(),

@@ -65,6 +65,7 @@ fn first_step_with(
 ) -> vqclip::rundir::StepRecord {
     let models = Models {
         vqgan: None,
+        vgg: None,
         head,
         clips: vec![clip],
         weights: Vec::new(),

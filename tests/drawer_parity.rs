@@ -148,6 +148,7 @@ fn loop_losses(toml: &str, start: &Tensor, amsgrad: bool) -> (Vec<f64>, Tensor) 
     let settings = partial.resolve().unwrap();
     let models = Models {
         vqgan: None,
+        vgg: None,
         head: None,
         clips: vec![Clip::load(std::path::Path::new(CLIP), device()).unwrap()],
         weights: Vec::new(),

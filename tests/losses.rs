@@ -94,7 +94,7 @@ fn smoothness_and_edge_equal_pixrays_code() {
         ),
     ];
     for (name, kind, toml) in through_settings {
-        let extra = ExtraLosses::new(&settings(toml), tch::Device::Cpu).unwrap();
+        let extra = ExtraLosses::new(&settings(toml), tch::Device::Cpu, None).unwrap();
         worst = worst.max(compare(&r, name, &|x| extra.value(kind, x)));
     }
     // an image target and a mask, given as the fixture's tensors (files would be quantized)
@@ -370,6 +370,7 @@ fn two_loop_steps_with_each_term_equal_pixrays_loop() {
         let head = (name == "aesthetic").then(|| (0, Head::load(&head_file, dev).unwrap()));
         let models = Models {
             vqgan: None,
+            vgg: None,
             head,
             clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
             weights: Vec::new(),
@@ -403,4 +404,230 @@ fn two_loop_steps_with_each_term_equal_pixrays_loop() {
         );
         assert!(want[0] != want[1], "{name}: the loop did not move");
     }
+}
+
+fn style_reference() -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(common::fixture("style_ref.safetensors")).unwrap()
+}
+
+fn draws(r: &[(String, Tensor)], name: &str) -> Vec<i64> {
+    Vec::try_from(get(r, name).to_kind(Kind::Int64)).unwrap()
+}
+
+/// pixray's STROTSS style loss (make_style_fixtures.py, with numpy's draws recorded and replayed):
+/// value and picture gradient at one, two and three scales and in VGG space, the VGG16 features
+/// from torchvision's legacy .pth and from LPIPS's names, and the style image's bicubic stretch.
+#[test]
+fn style_loss_equals_pixrays_strotss() {
+    use vqclip::generate::style_loss::{Replay, StyleLoss};
+    use vqclip::models::vgg::Vgg16;
+    use vqclip::settings::StyleSpace;
+    let r = style_reference();
+    let dev = common::device();
+    let pth = common::fixture("vgg16_tiny.pth");
+    let lpips = common::fixture("vgg16_tiny_lpips.safetensors");
+    // The extractor alone, from both files: the sum of each of the ten tensors.
+    let want = get(&r, "vgg_feature_sums");
+    for file in [&pth, &lpips] {
+        let vgg = Vgg16::load(file, dev).unwrap();
+        assert_eq!(vgg.widths(), [3, 4, 4, 8, 8, 16, 16, 16, 32, 32]);
+        let x = get(&r, "one_scale_img").to_device(dev) * 2.0 - 1.0;
+        let x = ((x + 1.0) / 2.0
+            - Tensor::from_slice(&[0.485f32, 0.456, 0.406])
+                .view([1, 3, 1, 1])
+                .to_device(dev))
+            / Tensor::from_slice(&[0.229f32, 0.224, 0.225])
+                .view([1, 3, 1, 1])
+                .to_device(dev);
+        let sums: Vec<f64> = vgg
+            .features(&x)
+            .iter()
+            .map(|f| f.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]))
+            .collect();
+        for (i, s) in sums.iter().enumerate() {
+            let w = want.double_value(&[i as i64]);
+            assert!(
+                (s - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{file:?} layer {i}: {s} vs {w}"
+            );
+        }
+    }
+    let pixels = vqclip::image_io::rgb_to_tensor(
+        &vqclip::image_io::load_rgb(&common::fixture("style_input.png")).unwrap(),
+    );
+    let cases = [
+        ("one_scale", 32.0, StyleSpace::Uniform),
+        ("two_scales", 32.0, StyleSpace::Uniform),
+        ("three_scales", 8.0, StyleSpace::Uniform),
+        ("vgg_space", 0.5, StyleSpace::Vgg),
+    ];
+    for (name, weight, space) in cases {
+        let img = get(&r, &format!("{name}_img"));
+        let (h, w) = (img.size()[2], img.size()[3]);
+        let style = get(&r, &format!("{name}_style"));
+        let stretched = StyleLoss::stretch(&pixels, h, w);
+        let ds = (&stretched - &style).abs().max().double_value(&[]);
+        assert!(
+            ds < 1e-5,
+            "{name}: the style image's bicubic stretch is off by {ds}"
+        );
+        let loss = StyleLoss::new(Vgg16::load(&pth, dev).unwrap(), style, weight, space, dev);
+        let x = img.to_device(dev).set_requires_grad(true);
+        let mut replay = Replay::new(draws(&r, &format!("{name}_draws")));
+        let v = loss.value(&x, &mut replay);
+        assert!(
+            replay.used_up(),
+            "{name}: the draws differ in number from pixray's"
+        );
+        let g = Tensor::run_backward(&[&v], &[&x], false, false)
+            .remove(0)
+            .to_device(tch::Device::Cpu);
+        let want = get(&r, name).double_value(&[0]);
+        let want_g = get(&r, &format!("{name}_grad"));
+        let dv = (v.double_value(&[]) - want).abs() / want.abs();
+        let dg = (g - &want_g).abs().max().double_value(&[]) / want_g.abs().max().double_value(&[]);
+        eprintln!(
+            "losses: style {name} ({h}x{w}): value {want:.6}, relative differences value {dv:.1e}, gradient {dg:.1e}"
+        );
+        assert!(
+            dv < common::tol(1e-5, 1e-4) && dg < common::tol(1e-5, 1e-4),
+            "{name}: {dv} {dg}"
+        );
+    }
+}
+
+/// Two steps of the engine with `--loss style:300` (skip 0) against pixray's loop with its style
+/// loss, replaying the reference's draws: logged totals and the cells after.
+#[test]
+fn two_loop_steps_with_the_style_loss_equal_pixrays_loop() {
+    use vqclip::generate::checkpoint::State;
+    use vqclip::generate::engine::{Generator, Models};
+    use vqclip::models::clip::Clip;
+    use vqclip::models::vgg::Vgg16;
+    let r = style_reference();
+    let dev = common::device();
+    let start = get(&r, "loop_start").to_device(dev);
+    let toml = format!(
+        "drawer = \"fast_pixel\"\npixel-size = \"10x9\"\nsize = \"40x36\"\ncutouts = 4\naugments = \"none\"\n\
+         cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
+         prompts = [\"a red square\"]\nlr = 0.2\nloss = [\"style:300\"]\nstyleloss-skip = 0\nstyle-file = \"{}\"\n",
+        common::CLIP,
+        common::fixture("style_input.png").display()
+    );
+    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap();
+    let models = Models {
+        vqgan: None,
+        vgg: Some(Vgg16::load(&common::fixture("vgg16_tiny.pth"), dev).unwrap()),
+        head: None,
+        clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
+        weights: Vec::new(),
+    };
+    let mut g = Generator::new(s, models, dev).unwrap();
+    g.extra().replay_style_draws(draws(&r, "loop_draws"));
+    let mut state = g.state();
+    state.z = start.copy();
+    state.z0 = start.copy();
+    state.m = start.zeros_like();
+    state.v = start.zeros_like();
+    g.restore(State { ..state }).unwrap();
+    g.step().unwrap();
+    g.step().unwrap();
+    assert!(
+        g.extra().style_draws_used_up(),
+        "the loop drew other than pixray's"
+    );
+    let got: Vec<f64> = g.flush().unwrap().iter().map(|x| x.loss).collect();
+    let want: Vec<f64> = Vec::try_from(get(&r, "loop_losses").to_kind(Kind::Double)).unwrap();
+    let dl = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let dp = (g.params().to_device(tch::Device::Cpu) - get(&r, "loop_final"))
+        .abs()
+        .max()
+        .double_value(&[]);
+    eprintln!("losses: loop style: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
+    assert!(
+        dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
+        "{got:?} vs {want:?}, cells {dp}"
+    );
+}
+
+/// `--loss style` in runs: its term is 0 before --styleloss-skip and off the --styleloss-every
+/// steps, a seeded run repeats itself, and the settings' mistakes are usage errors.
+#[test]
+fn the_style_loss_in_runs() {
+    let dir = common::tmp_dir("style");
+    let run = |name: &str, extra: &[&str]| {
+        let o = dir.join(name);
+        let out = common::vqclip()
+            .args([
+                "generate",
+                "a red apple",
+                "--drawer",
+                "fast-pixel",
+                "--clip",
+            ])
+            .arg(common::CLIP)
+            .args([
+                "--size",
+                "40x36",
+                "--cutouts",
+                "2",
+                "--steps",
+                "5",
+                "--seed",
+                "2",
+            ])
+            .args(["--loss", "style:300,tv:1", "--style-file"])
+            .arg(common::fixture("style_input.png"))
+            .arg("--style-model")
+            .arg(common::fixture("vgg16_tiny.pth"))
+            .args(["--quiet", "--out"])
+            .arg(&o)
+            .args(extra)
+            .output()
+            .unwrap();
+        (o, out)
+    };
+    let (a, out) = run("a", &["--styleloss-skip", "1", "--styleloss-every", "2"]);
+    common::ok(&out);
+    let style: Vec<f64> = common::log(&a)
+        .iter()
+        .map(|r| r["extra"][0].as_f64().unwrap())
+        .collect();
+    // pixray's iteration is step - 1: skip 1 and every 2 score steps 3 and 5
+    assert_eq!(style[0], 0.0);
+    assert_eq!(style[1], 0.0);
+    assert!(style[2] > 0.0, "{style:?}");
+    assert_eq!(style[3], 0.0);
+    assert!(style[4] > 0.0, "{style:?}");
+    let (b, out) = run("b", &["--styleloss-skip", "1", "--styleloss-every", "2"]);
+    common::ok(&out);
+    assert_eq!(common::log_values(&a), common::log_values(&b));
+    assert!(common::same_file(
+        &a.join("final.png"),
+        &b.join("final.png")
+    ));
+    let cases: [(&[&str], &str); 3] = [
+        (&["--size", "40x32"], "at least 33 px"),
+        (&["--loss", "tv:1"], "applies to --loss style"),
+        (&["--style-model", "nonesuch"], "unknown model 'nonesuch'"),
+    ];
+    for (extra, needle) in cases {
+        let (_, out) = run("bad", extra);
+        common::fails(&out, 2, needle);
+    }
+    common::fails(
+        &common::vqclip()
+            .args(["generate", "x", "--loss", "style:1"])
+            .output()
+            .unwrap(),
+        2,
+        "add --style-file IMAGE",
+    );
 }

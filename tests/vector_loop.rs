@@ -47,6 +47,7 @@ fn clip() -> Clip {
 fn engine(s: &Settings) -> (Vec<f64>, Tensor) {
     let models = Models {
         vqgan: None,
+        vgg: None,
         head: None,
         clips: vec![clip()],
         weights: Vec::new(),

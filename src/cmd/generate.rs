@@ -49,6 +49,7 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
             ModelKind::Vqgan => "vqgan",
             ModelKind::Clip => "clip",
             ModelKind::Head => "head",
+            ModelKind::Vgg => "vgg",
         };
         let place = match registry::resolve(spec, kind) {
             Ok(p) => p.display().to_string(),

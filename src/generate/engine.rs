@@ -33,6 +33,8 @@ pub struct Models {
     pub clips: Vec<Clip>,
     /// `--loss aesthetic`'s head and the index of the CLIP model it rates.
     pub head: Option<(usize, crate::models::head::Head)>,
+    /// `--loss style`'s VGG16.
+    pub vgg: Option<crate::models::vgg::Vgg16>,
     pub weights: Vec<WeightFile>,
 }
 
@@ -203,6 +205,7 @@ impl Generator {
             vqgan,
             clips,
             mut head,
+            vgg,
             weights,
         } = models;
         let tokenizer = Tokenizer::new()?;
@@ -317,7 +320,7 @@ impl Generator {
             Some(p) => Some(image_label_params(p, &settings, drawer.as_ref())?),
             None => None,
         };
-        let extra = super::extra_losses::ExtraLosses::new(&settings, device)?;
+        let extra = super::extra_losses::ExtraLosses::new(&settings, device, vgg)?;
         let mut target_rows = Vec::new();
         for (i, t) in settings.target_images.iter().enumerate() {
             target_rows.extend((0..t.files()?.len() as i64).map(|r| (i, r)));
@@ -423,6 +426,11 @@ impl Generator {
 
     pub fn weights(&self) -> &[WeightFile] {
         &self.weights
+    }
+
+    /// The `--loss` terms (tests replay the style loss's draws through it).
+    pub fn extra(&self) -> &super::extra_losses::ExtraLosses {
+        &self.extra
     }
 
     /// The drawer's parameters (what the optimizer moves).
@@ -589,6 +597,7 @@ impl Generator {
         let mut frame = self.prepare(step);
         let clip = self.clip_terms(step, &mut frame)?;
         let extra = self.extra_losses(
+            step,
             &frame.base,
             &frame.img,
             frame.palette_pull.take(),
@@ -964,13 +973,14 @@ impl Generator {
     /// gradient w.r.t. the image leaf `img`.
     fn extra_losses(
         &self,
+        step: i64,
         base: &Tensor,
         img: &Tensor,
         palette: Option<Tensor>,
         transparent: Option<Tensor>,
         filter: Option<Tensor>,
     ) -> Result<ExtraTerms> {
-        let losses = self.extra.terms(base);
+        let losses = self.extra.terms(base, step, self.stream_seed);
         // pixray's init_weight_pix: L1 to the init image / 2, in the total (not a row term).
         let pix = self
             .init_pixels

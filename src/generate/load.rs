@@ -94,10 +94,22 @@ pub fn load_models(
     } else {
         None
     };
+    let vgg = if settings
+        .loss
+        .iter()
+        .any(|t| t.kind == crate::settings::LossKind::Style)
+    {
+        let p = resolve_or_fetch(&settings.style_model, ModelKind::Vgg, fetch, quiet)?;
+        weights.push(weight_file("vgg", &p));
+        Some(crate::models::vgg::Vgg16::load(&p, device)?)
+    } else {
+        None
+    };
     Ok(Models {
         vqgan,
         clips,
         head,
+        vgg,
         weights,
     })
 }

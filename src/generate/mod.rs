@@ -20,6 +20,7 @@ pub mod pixray_cuts;
 pub mod rng;
 pub mod session;
 pub mod spot;
+pub mod style_loss;
 pub mod transparent;
 pub mod wallpaper;
 pub mod zoom;

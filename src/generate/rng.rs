@@ -10,3 +10,11 @@ pub fn step_rng(seed: u64, step: i64) -> ChaCha8Rng {
     s.set_stream(step as u64 + 1);
     s
 }
+
+/// The style loss's draws at step `step` (its sample positions): streams of their own, above any
+/// step's, so turning the loss on changes no other draw.
+pub fn style_rng(seed: u64, step: i64) -> ChaCha8Rng {
+    let mut s = ChaCha8Rng::seed_from_u64(seed);
+    s.set_stream((1 << 48) + step as u64);
+    s
+}

@@ -2,4 +2,5 @@
 //! taming-transformers' VQGAN and OpenAI's CLIP (and pixray's linear head on CLIP embeddings).
 pub mod clip;
 pub mod head;
+pub mod vgg;
 pub mod vqgan;

@@ -185,7 +185,12 @@ setting_enum!(
 );
 setting_enum!(
     /// Extra image losses (pixray style).
-    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge", Aesthetic = "aesthetic" }
+    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge", Aesthetic = "aesthetic", Style = "style" }
+);
+setting_enum!(
+    /// pixray's `--styleloss_ospace`: how the style loss feeds VGG16: `uniform` maps [-1, 1] to
+    /// [0, 1] and normalizes with ImageNet's statistics, `vgg` feeds the picture as it is.
+    StyleSpace, "--styleloss-ospace" { Uniform = "uniform", Vgg = "vgg" }
 );
 setting_enum!(
     /// pixray's `--filters`: the wallpaper pattern, and the colour lookup (vqclip's palette).

@@ -18,7 +18,7 @@ mod values;
 
 pub use enums::{
     Augment, CutMethod, DrawerKind, EnumParser, FilterKind, InitKind, LossKind, OptimizerKind,
-    PixelType, Precision, SettingEnum, SmoothnessType, WallpaperType, enum_parser,
+    PixelType, Precision, SettingEnum, SmoothnessType, StyleSpace, WallpaperType, enum_parser,
 };
 pub use layers::{aesthetic_clip, read_config, resolve_layers};
 pub use prompts::{

@@ -2,7 +2,7 @@
 //! that join settings; and what the resolved settings answer about a run.
 use super::{
     Colour, DrawerKind, FilterKind, InitKind, LossKind, Move, Owner, PartialSettings, Prompt,
-    Settings, SmoothnessType, WallpaperType,
+    Settings, SmoothnessType, StyleSpace, WallpaperType,
 };
 use super::{DECLARATIONS, prompts::check_prompt_limits};
 use crate::error::usage;
@@ -263,6 +263,10 @@ impl Settings {
                     self.loss.iter().any(|t| t.kind == LossKind::Edge),
                     "--loss edge",
                 ),
+                (
+                    self.loss.iter().any(|t| t.kind == LossKind::Style),
+                    "--loss style",
+                ),
             ];
             if let Some((_, flag)) = sized.iter().find(|(on, _)| *on) {
                 return Err(usage(format!(
@@ -306,16 +310,47 @@ impl Settings {
                 "--aesthetic-model",
             ),
         ];
+        let style = [
+            (self.style_file.is_some(), "--style-file"),
+            (
+                self.styleloss_content_weight != 32.0,
+                "--styleloss-content-weight",
+            ),
+            (
+                self.styleloss_ospace != StyleSpace::Uniform,
+                "--styleloss-ospace",
+            ),
+            (self.styleloss_skip != 100, "--styleloss-skip"),
+            (self.styleloss_every != 1, "--styleloss-every"),
+            (self.style_model != "vgg16", "--style-model"),
+        ];
         for (kind, flags) in [
             (LossKind::Smoothness, &smoothness[..]),
             (LossKind::Edge, &edge[..]),
             (LossKind::Aesthetic, &aesthetic[..]),
+            (LossKind::Style, &style[..]),
         ] {
             if let Some((_, flag)) = flags.iter().find(|(on, _)| *on)
                 && !has(kind)
             {
                 return Err(usage(format!(
                     "{flag} applies to --loss {kind}: add it (e.g. --loss {kind}:1)"
+                )));
+            }
+        }
+        if has(LossKind::Style) {
+            if self.style_file.is_none() {
+                return Err(usage(
+                    "--loss style needs the picture whose style it draws: add --style-file IMAGE",
+                ));
+            }
+            let short = self.size.width.min(self.size.height);
+            if short < crate::generate::style_loss::MIN_SIDE {
+                return Err(usage(format!(
+                    "--loss style works on pictures at least {} px on their short side (its coarsest scale); this one is {}x{}",
+                    crate::generate::style_loss::MIN_SIDE,
+                    self.size.width,
+                    self.size.height
                 )));
             }
         }
@@ -640,6 +675,12 @@ mod tests {
                 "aesthetic_target",
                 "deterministic",
                 "aesthetic_model",
+                "style_file",
+                "styleloss_content_weight",
+                "styleloss_ospace",
+                "styleloss_skip",
+                "styleloss_every",
+                "style_model",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

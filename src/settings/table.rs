@@ -942,4 +942,63 @@ declare_settings! {
         drawer: (any),
         record: |v| *v,
     }
+    /// --loss style: the picture whose style is drawn (pixray's --style_file; stretched to the
+    /// picture's size, bicubic, as pixray does).
+    style_file: Option<PathBuf> {
+        flag: Option<PathBuf> [long, value_name = "IMAGE"],
+        raw: PathBuf,
+        default: None,
+        resume: fixed,
+        drawer: (any),
+    }
+    /// --loss style: how much the picture keeps its own layout against the style's statistics
+    /// (pixray's --styleloss_content_weight; default 32, halved at each finer scale).
+    styleloss_content_weight: f64 {
+        flag: Option<f64> [long, value_name = "W", allow_negative_numbers = true],
+        raw: f64,
+        default: 32.0,
+        check: |v| v.is_finite() && *v >= 0.0 => "must be a number >= 0",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 32.0,
+    }
+    /// --loss style: the input VGG16 sees (pixray's --styleloss_ospace): uniform (default) or vgg.
+    styleloss_ospace: StyleSpace {
+        flag: Option<StyleSpace> [long, value_name = "SPACE", value_parser = enum_parser::<StyleSpace>()],
+        raw: StyleSpace,
+        default: StyleSpace::Uniform,
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != StyleSpace::Uniform,
+    }
+    /// --loss style: the steps before it starts (pixray's --styleloss_skip; default 100).
+    styleloss_skip: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 100,
+        check: |v| *v >= 0 => "must be 0 or more",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 100,
+    }
+    /// --loss style: scored on every Nth step only (pixray's --styleloss_every; default 1).
+    styleloss_every: i64 {
+        flag: Option<i64> [long, value_name = "N", allow_negative_numbers = true],
+        raw: i64,
+        default: 1,
+        check: |v| *v >= 1 => "must be 1 or more",
+        resume: fixed,
+        drawer: (any),
+        record: |v| *v != 1,
+    }
+    /// --loss style: the VGG16, a known name (vgg16: torchvision's ImageNet weights) or a path:
+    /// torchvision's .pth, or a taming VQGAN checkpoint (its LPIPS network holds the same VGG16).
+    style_model: String {
+        flag: Option<String> [long, value_name = "NAME|PATH"],
+        raw: String,
+        default: "vgg16".to_string(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| v != "vgg16",
+    }
 }

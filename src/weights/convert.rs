@@ -57,6 +57,10 @@ pub fn keeps(kind: ModelKind, name: &str) -> bool {
             !CLIP_EXTRAS.contains(&last)
         }
         ModelKind::Head => true,
+        // The features only: torchvision's classifier is 90% of the file and never used.
+        ModelKind::Vgg => {
+            name.starts_with("features.") || name.contains("perceptual_loss.net.slice")
+        }
     }
 }
 

@@ -14,6 +14,8 @@ pub enum ModelKind {
     Clip,
     /// A small head on a CLIP model's image embeddings (pixray's aesthetic predictor).
     Head,
+    /// torchvision's VGG16 (the style loss's features).
+    Vgg,
 }
 
 impl ModelKind {
@@ -22,6 +24,7 @@ impl ModelKind {
             ModelKind::Vqgan => "VQGAN",
             ModelKind::Clip => "CLIP",
             ModelKind::Head => "CLIP head",
+            ModelKind::Vgg => "VGG16",
         }
     }
 }
@@ -301,6 +304,7 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
         ModelKind::Vqgan => "--vqgan",
         ModelKind::Clip => "--clip",
         ModelKind::Head => "--aesthetic-model",
+        ModelKind::Vgg => "--style-model",
     };
     if let Some(m) = find(spec, kind) {
         let dir = weights_dir();

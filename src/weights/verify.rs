@@ -176,6 +176,9 @@ pub fn characteristic_key(kind: ModelKind, name: &str) -> bool {
                 || name.ends_with("vision_model.embeddings.patch_embedding.weight")
         }
         ModelKind::Head => name == "weight",
+        ModelKind::Vgg => {
+            name == "features.0.weight" || name.ends_with("perceptual_loss.net.slice1.0.weight")
+        }
     }
 }
 
@@ -214,6 +217,7 @@ fn expected_keys(kind: ModelKind) -> &'static str {
             "no visual.conv1.weight or vision_model.embeddings.patch_embedding.weight"
         }
         ModelKind::Head => "no weight tensor",
+        ModelKind::Vgg => "no features.0.weight (nor an LPIPS network's slice1.0.weight)",
     }
 }
 
