@@ -324,6 +324,7 @@ fn image_label_pull_is_the_distance_to_the_labels_parameters() {
         let models = Models {
             vqgan: None,
             vgg: None,
+            resmem: None,
             head: None,
             clips: vec![clip],
             weights: Vec::new(),

@@ -136,6 +136,7 @@ fn resnet_tower_in_a_generate_loop_matches_the_reference_loop() {
     let models = Models {
         vqgan: None,
         vgg: None,
+        resmem: None,
         head: None,
         clips: vec![Clip::load(Path::new(RN), device()).unwrap()],
         weights: Vec::new(),

@@ -66,6 +66,7 @@ fn first_step_with(
     let models = Models {
         vqgan: None,
         vgg: None,
+        resmem: None,
         head,
         clips: vec![clip],
         weights: Vec::new(),

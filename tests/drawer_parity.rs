@@ -149,6 +149,7 @@ fn loop_losses(toml: &str, start: &Tensor, amsgrad: bool) -> (Vec<f64>, Tensor) 
     let models = Models {
         vqgan: None,
         vgg: None,
+        resmem: None,
         head: None,
         clips: vec![Clip::load(std::path::Path::new(CLIP), device()).unwrap()],
         weights: Vec::new(),

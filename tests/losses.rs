@@ -371,6 +371,7 @@ fn two_loop_steps_with_each_term_equal_pixrays_loop() {
         let models = Models {
             vqgan: None,
             vgg: None,
+            resmem: None,
             head,
             clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
             weights: Vec::new(),
@@ -521,6 +522,7 @@ fn two_loop_steps_with_the_style_loss_equal_pixrays_loop() {
     let models = Models {
         vqgan: None,
         vgg: Some(Vgg16::load(&common::fixture("vgg16_tiny.pth"), dev).unwrap()),
+        resmem: None,
         head: None,
         clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
         weights: Vec::new(),
@@ -629,5 +631,187 @@ fn the_style_loss_in_runs() {
             .unwrap(),
         2,
         "add --style-file IMAGE",
+    );
+}
+
+fn resmem_reference() -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(common::fixture("resmem_ref.safetensors")).unwrap()
+}
+
+/// ResMem and pixray's ResmemLoss (make_resmem_fixtures.py: the package's forward transcribed, on
+/// a random ResMem of resnet152's block counts in the real file's format): the predictions, the
+/// loss on a 224 px cutout (pixray's size) and on three 32 px ones, with their gradient.
+#[test]
+fn resmem_equals_its_reference() {
+    use vqclip::models::resmem::ResMem;
+    let r = resmem_reference();
+    let dev = common::device();
+    let model = ResMem::load(&common::fixture("resmem_tiny.pt"), dev).unwrap();
+    assert_eq!(model.blocks(), [3, 8, 36, 3], "resnet152's blocks");
+    let cut = get(&r, "cut32").to_device(dev);
+    let recentered = cut.internal_upsample_bilinear2d_aa([256, 256], false, None, None);
+    let pred = model
+        .forward(&recentered.narrow(2, 14, 227).narrow(3, 14, 227))
+        .to_device(tch::Device::Cpu);
+    let dp = (&pred - get(&r, "cut32_predictions"))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(dp < common::tol(1e-6, 1e-4), "predictions off by {dp}");
+    for name in ["cut224", "cut32"] {
+        let x = get(&r, name).to_device(dev).set_requires_grad(true);
+        let v = model.loss(&x);
+        let want = get(&r, &format!("{name}_loss")).double_value(&[0]);
+        let dv = (v.double_value(&[]) - want).abs() / want.abs();
+        let mut dg = 0.0;
+        if name == "cut32" {
+            let g = Tensor::run_backward(&[&v], &[&x], false, false)
+                .remove(0)
+                .to_device(tch::Device::Cpu);
+            let want_g = get(&r, "cut32_grad");
+            dg = (g - &want_g).abs().max().double_value(&[]) / want_g.abs().max().double_value(&[]);
+        }
+        eprintln!(
+            "losses: resmem {name}: value {want:.6}, relative differences value {dv:.1e}, gradient {dg:.1e}; predictions within {dp:.1e}"
+        );
+        assert!(
+            dv < common::tol(1e-5, 1e-4) && dg < common::tol(1e-5, 1e-4),
+            "{name}: {dv} {dg}"
+        );
+    }
+}
+
+/// The real ResMem (PyPI resmem 1.1.6's resmem/model.pt, 528 MB: not in the repository) against
+/// the package's own class: `VQCLIP_RESMEM_REAL=model.pt VQCLIP_RESMEM_REF=ref.safetensors`, the
+/// reference from `make_resmem_fixtures.py --real model.pt --out ref.safetensors`.
+#[test]
+#[ignore = "needs the real ResMem weights (VQCLIP_RESMEM_REAL, VQCLIP_RESMEM_REF)"]
+fn real_resmem_equals_the_package() {
+    use vqclip::models::resmem::ResMem;
+    let (Some(model), Some(reference)) = (
+        std::env::var_os("VQCLIP_RESMEM_REAL"),
+        std::env::var_os("VQCLIP_RESMEM_REF"),
+    ) else {
+        panic!("set VQCLIP_RESMEM_REAL and VQCLIP_RESMEM_REF");
+    };
+    let r = Tensor::read_safetensors(reference).unwrap();
+    // One thread, as the reference: with two, the reference's own gradient moves by 5e-4
+    // (relative to its largest element) through resnet152's summation order.
+    tch::set_num_threads(1);
+    let model = ResMem::load(Path::new(&model), tch::Device::Cpu).unwrap();
+    assert_eq!(model.blocks(), [3, 8, 36, 3]);
+    let x = get(&r, "cutouts").set_requires_grad(true);
+    let v = model.loss(&x);
+    let g = Tensor::run_backward(&[&v], &[&x], false, false).remove(0);
+    let want = get(&r, "loss").double_value(&[0]);
+    let want_g = get(&r, "grad");
+    let dv = (v.double_value(&[]) - want).abs() / want.abs();
+    let dg = (g - &want_g).abs().max().double_value(&[]) / want_g.abs().max().double_value(&[]);
+    eprintln!(
+        "losses: real resmem: loss {want:.6}, relative differences value {dv:.1e}, gradient {dg:.1e}"
+    );
+    assert!(dv < 1e-5 && dg < 1e-5, "{dv} {dg}");
+}
+
+/// Two steps of the engine with `--loss resmem:20` against pixray's loop with its ResmemLoss on
+/// the cutouts the tiny CLIP sees (make_resmem_fixtures.py).
+#[test]
+fn two_loop_steps_with_resmem_equal_pixrays_loop() {
+    use vqclip::generate::checkpoint::State;
+    use vqclip::generate::engine::{Generator, Models};
+    use vqclip::models::clip::Clip;
+    use vqclip::models::resmem::ResMem;
+    let r = resmem_reference();
+    let dev = common::device();
+    let start = get(&r, "loop_start").to_device(dev);
+    let toml = format!(
+        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
+         cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
+         prompts = [\"a red square\"]\nlr = 0.2\nloss = [\"resmem:20\"]\n",
+        common::CLIP
+    );
+    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap();
+    let models = Models {
+        vqgan: None,
+        vgg: None,
+        resmem: Some(ResMem::load(&common::fixture("resmem_tiny.pt"), dev).unwrap()),
+        head: None,
+        clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
+        weights: Vec::new(),
+    };
+    let mut g = Generator::new(s, models, dev).unwrap();
+    let mut state = g.state();
+    state.z = start.copy();
+    state.z0 = start.copy();
+    state.m = start.zeros_like();
+    state.v = start.zeros_like();
+    g.restore(State { ..state }).unwrap();
+    g.step().unwrap();
+    g.step().unwrap();
+    let rows = g.flush().unwrap();
+    let got: Vec<f64> = rows.iter().map(|x| x.loss).collect();
+    let want: Vec<f64> = Vec::try_from(get(&r, "loop_losses").to_kind(Kind::Double)).unwrap();
+    let dl = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let dp = (g.params().to_device(tch::Device::Cpu) - get(&r, "loop_final"))
+        .abs()
+        .max()
+        .double_value(&[]);
+    eprintln!("losses: loop resmem: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
+    assert!(
+        dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
+        "{got:?} vs {want:?}, cells {dp}"
+    );
+}
+
+/// `--loss resmem` in a run: its term is logged (pixray's 0.05 x the mapped mean, 0.03 or so for the
+/// tiny model), and --resmem-model needs the loss.
+#[test]
+fn resmem_in_a_run() {
+    let dir = common::tmp_dir("resmem");
+    let o = dir.join("a");
+    let run = |extra: &[&str]| {
+        common::vqclip()
+            .args([
+                "generate",
+                "a red apple",
+                "--drawer",
+                "fast-pixel",
+                "--clip",
+            ])
+            .arg(common::CLIP)
+            .args([
+                "--size",
+                "32x32",
+                "--cutouts",
+                "2",
+                "--steps",
+                "2",
+                "--seed",
+                "2",
+            ])
+            .arg("--resmem-model")
+            .arg(common::fixture("resmem_tiny.pt"))
+            .args(["--quiet", "--out"])
+            .arg(&o)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::ok(&run(&["--loss", "resmem:1"]));
+    for row in common::log(&o) {
+        let v = row["extra"][0].as_f64().unwrap();
+        assert!(v > 0.0 && v < 0.05, "{row}");
+    }
+    common::fails(
+        &run(&["--loss", "tv:1", "--force"]),
+        2,
+        "applies to --loss resmem",
     );
 }

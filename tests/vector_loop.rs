@@ -48,6 +48,7 @@ fn engine(s: &Settings) -> (Vec<f64>, Tensor) {
     let models = Models {
         vqgan: None,
         vgg: None,
+        resmem: None,
         head: None,
         clips: vec![clip()],
         weights: Vec::new(),

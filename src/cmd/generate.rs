@@ -50,6 +50,7 @@ fn dry_run(args: &GenerateArgs) -> Result<()> {
             ModelKind::Clip => "clip",
             ModelKind::Head => "head",
             ModelKind::Vgg => "vgg",
+            ModelKind::Resmem => "resmem",
         };
         let place = match registry::resolve(spec, kind) {
             Ok(p) => p.display().to_string(),

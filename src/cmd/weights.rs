@@ -302,5 +302,8 @@ pub fn load_model(path: &Path, kind: ModelKind) -> Result<()> {
         ModelKind::Clip => crate::models::clip::Clip::load(path, tch::Device::Cpu).map(|_| ()),
         ModelKind::Head => crate::models::head::Head::load(path, tch::Device::Cpu).map(|_| ()),
         ModelKind::Vgg => crate::models::vgg::Vgg16::load(path, tch::Device::Cpu).map(|_| ()),
+        ModelKind::Resmem => {
+            crate::models::resmem::ResMem::load(path, tch::Device::Cpu).map(|_| ())
+        }
     }
 }

@@ -35,6 +35,8 @@ pub struct Models {
     pub head: Option<(usize, crate::models::head::Head)>,
     /// `--loss style`'s VGG16.
     pub vgg: Option<crate::models::vgg::Vgg16>,
+    /// `--loss resmem`'s model (it scores the first CLIP model's cutouts).
+    pub resmem: Option<crate::models::resmem::ResMem>,
     pub weights: Vec<WeightFile>,
 }
 
@@ -49,6 +51,8 @@ struct Perceptor {
     vectors: Vec<Option<Tensor>>,
     /// `--loss aesthetic`'s head, on the model it rates.
     aesthetic: Option<crate::models::head::Head>,
+    /// `--loss resmem`'s model, on the first CLIP model (its cutouts, before CLIP's normalization).
+    resmem: Option<crate::models::resmem::ResMem>,
     /// Per `--target-image`: its files' normalized embeddings, one row per file.
     targets: Vec<Tensor>,
     /// `--label` embeddings: each the normalized mean of its templated texts', one row per label.
@@ -141,6 +145,8 @@ struct ClipTerms {
     spot_off: Vec<Tensor>,
     /// `--loss aesthetic` (scored on CLIP embeddings, logged among the `--loss` terms).
     aesthetic: Option<Tensor>,
+    /// `--loss resmem` (scored on the first CLIP model's cutouts, logged among the `--loss` terms).
+    resmem: Option<Tensor>,
     grad: Option<Tensor>,
 }
 
@@ -206,6 +212,7 @@ impl Generator {
             clips,
             mut head,
             vgg,
+            mut resmem,
             weights,
         } = models;
         let tokenizer = Tokenizer::new()?;
@@ -262,6 +269,7 @@ impl Generator {
                 noise,
                 vectors,
                 aesthetic: head.take_if(|(i, _)| *i == index).map(|(_, h)| h),
+                resmem: resmem.take(),
                 targets,
                 spot_text,
                 spot_off_text,
@@ -614,20 +622,23 @@ impl Generator {
             .chain(&clip.noise_prompts)
             .chain(&clip.vector_prompts)
             .chain(&clip.aesthetic)
+            .chain(&clip.resmem)
             .chain(&clip.spot)
             .chain(&clip.spot_off)
             .fold(extra.total.detach(), |acc, t| acc + t);
         let total = self.apply(frame, grad, image_total)?;
-        // The aesthetic term was scored with the CLIP terms; the row logs it in its --loss place.
+        // The aesthetic and resmem terms were scored with the CLIP terms; the row logs them in
+        // their --loss places.
         let mut extra_row = extra.losses;
-        if let Some(a) = clip.aesthetic
-            && let Some(i) = self
-                .settings
-                .loss
-                .iter()
-                .position(|t| t.kind == LossKind::Aesthetic)
-        {
-            extra_row[i] = a;
+        for (kind, value) in [
+            (LossKind::Aesthetic, clip.aesthetic),
+            (LossKind::Resmem, clip.resmem),
+        ] {
+            if let Some(v) = value
+                && let Some(i) = self.settings.loss.iter().position(|t| t.kind == kind)
+            {
+                extra_row[i] = v;
+            }
         }
         // Auto-stop judges every step's loss: one host sync, only when it is on.
         let loss = self.auto_stop.is_some().then(|| total.double_value(&[]));
@@ -759,6 +770,11 @@ impl Generator {
                 .perceptors
                 .iter()
                 .any(|p| p.aesthetic.is_some())
+                .then(|| Tensor::zeros([], (Kind::Float, self.device))),
+            resmem: self
+                .perceptors
+                .iter()
+                .any(|p| p.resmem.is_some())
                 .then(|| Tensor::zeros([], (Kind::Float, self.device))),
             spot: zeros(self.settings.spot.len()),
             spot_off: zeros(self.settings.spot_off.len()),
@@ -925,6 +941,18 @@ impl Generator {
                 let term = losses::weighted_with_stop(value, t.weight, t.stop);
                 take_share(term, batches, logged, batch_terms);
             }
+        }
+        // pixray's ResmemLoss: on the cutouts as CLIP gets them, before its normalization.
+        if let (Some(model), Some(logged)) = (&p.resmem, terms.resmem.as_mut())
+            && let Some(t) = self
+                .settings
+                .loss
+                .iter()
+                .find(|t| t.kind == LossKind::Resmem)
+        {
+            let value = model.loss(&cuts.image.to_kind(Kind::Float));
+            let term = losses::weighted_with_stop(value, t.weight, t.stop);
+            take_share(term, batches, logged, batch_terms);
         }
         // pixray scores vector prompts as text prompts at a tenth of their weight.
         for (i, (vp, row)) in self

@@ -171,7 +171,9 @@ impl ExtraLosses {
             },
             // Scored on CLIP embeddings or cutouts with the prompts (the engine's perceptor
             // terms), or needing the step (terms).
-            LossKind::Aesthetic | LossKind::Style => Tensor::zeros([], (Kind::Float, img.device())),
+            LossKind::Aesthetic | LossKind::Resmem | LossKind::Style => {
+                Tensor::zeros([], (Kind::Float, img.device()))
+            }
         }
     }
 }

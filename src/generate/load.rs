@@ -105,11 +105,23 @@ pub fn load_models(
     } else {
         None
     };
+    let resmem = if settings
+        .loss
+        .iter()
+        .any(|t| t.kind == crate::settings::LossKind::Resmem)
+    {
+        let p = resolve_or_fetch(&settings.resmem_model, ModelKind::Resmem, fetch, quiet)?;
+        weights.push(weight_file("resmem", &p));
+        Some(crate::models::resmem::ResMem::load(&p, device)?)
+    } else {
+        None
+    };
     Ok(Models {
         vqgan,
         clips,
         head,
         vgg,
+        resmem,
         weights,
     })
 }

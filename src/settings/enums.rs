@@ -185,7 +185,7 @@ setting_enum!(
 );
 setting_enum!(
     /// Extra image losses (pixray style).
-    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge", Aesthetic = "aesthetic", Style = "style" }
+    LossKind, "--loss" { Tv = "tv", Saturation = "saturation", Symmetry = "symmetry", Smoothness = "smoothness", Edge = "edge", Aesthetic = "aesthetic", Style = "style", Resmem = "resmem" }
 );
 setting_enum!(
     /// pixray's `--styleloss_ospace`: how the style loss feeds VGG16: `uniform` maps [-1, 1] to

@@ -324,7 +324,9 @@ impl Settings {
             (self.styleloss_every != 1, "--styleloss-every"),
             (self.style_model != "vgg16", "--style-model"),
         ];
+        let resmem = [(self.resmem_model != "resmem", "--resmem-model")];
         for (kind, flags) in [
+            (LossKind::Resmem, &resmem[..]),
             (LossKind::Smoothness, &smoothness[..]),
             (LossKind::Edge, &edge[..]),
             (LossKind::Aesthetic, &aesthetic[..]),
@@ -681,6 +683,7 @@ mod tests {
                 "styleloss_skip",
                 "styleloss_every",
                 "style_model",
+                "resmem_model",
             ]
             .contains(&d.key);
             let recorded = d.owner.records(DrawerKind::Vqgan) && !unset;

@@ -1001,4 +1001,14 @@ declare_settings! {
         drawer: (any),
         record: |v| v != "vgg16",
     }
+    /// --loss resmem: the ResMem model, a known name (resmem: the memorability model pixray
+    /// uses) or a path to its model.pt.
+    resmem_model: String {
+        flag: Option<String> [long, value_name = "NAME|PATH"],
+        raw: String,
+        default: "resmem".to_string(),
+        resume: fixed,
+        drawer: (any),
+        record: |v| v != "resmem",
+    }
 }

@@ -61,6 +61,8 @@ pub fn keeps(kind: ModelKind, name: &str) -> bool {
         ModelKind::Vgg => {
             name.starts_with("features.") || name.contains("perceptual_loss.net.slice")
         }
+        // BatchNorm's step counters are never read.
+        ModelKind::Resmem => !name.ends_with("num_batches_tracked"),
     }
 }
 

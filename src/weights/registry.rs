@@ -16,6 +16,8 @@ pub enum ModelKind {
     Head,
     /// torchvision's VGG16 (the style loss's features).
     Vgg,
+    /// The ResMem memorability model (the resmem loss).
+    Resmem,
 }
 
 impl ModelKind {
@@ -25,6 +27,7 @@ impl ModelKind {
             ModelKind::Clip => "CLIP",
             ModelKind::Head => "CLIP head",
             ModelKind::Vgg => "VGG16",
+            ModelKind::Resmem => "ResMem",
         }
     }
 }
@@ -305,6 +308,7 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
         ModelKind::Clip => "--clip",
         ModelKind::Head => "--aesthetic-model",
         ModelKind::Vgg => "--style-model",
+        ModelKind::Resmem => "--resmem-model",
     };
     if let Some(m) = find(spec, kind) {
         let dir = weights_dir();

@@ -179,6 +179,7 @@ pub fn characteristic_key(kind: ModelKind, name: &str) -> bool {
         ModelKind::Vgg => {
             name == "features.0.weight" || name.ends_with("perceptual_loss.net.slice1.0.weight")
         }
+        ModelKind::Resmem => name == "fc12.weight",
     }
 }
 
@@ -218,6 +219,7 @@ fn expected_keys(kind: ModelKind) -> &'static str {
         }
         ModelKind::Head => "no weight tensor",
         ModelKind::Vgg => "no features.0.weight (nor an LPIPS network's slice1.0.weight)",
+        ModelKind::Resmem => "no fc12.weight",
     }
 }
 
