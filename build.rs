@@ -24,7 +24,14 @@ fn torch_lib_dir() -> Option<PathBuf> {
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=VQCLIP_WHEEL");
     println!("cargo:rerun-if-changed=build.rs");
+    // scripts/build-wheel: the binary of the pip package (no path of this machine inside it).
+    println!("cargo::rustc-check-cfg=cfg(vqclip_wheel)");
+    let wheel = std::env::var_os("VQCLIP_WHEEL").is_some_and(|v| v == "1");
+    if wheel {
+        println!("cargo:rustc-cfg=vqclip_wheel");
+    }
     let Some(lib) = torch_lib_dir() else {
         println!(
             "cargo:warning=libtorch not found in .venv; run scripts/setup (the binary will need LD_LIBRARY_PATH)"
@@ -44,10 +51,16 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=VQCLIP_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-link-search=native={}", lib.display());
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-    // Second: a `torch` link beside the binary, which scripts/gpu-check's bundle points at the torch
-    // of a machine that has no .venv at this path.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/torch/lib");
+    if wheel {
+        // site-packages/vqclip/bin/vqclip finds site-packages/torch/lib; the launcher
+        // (python/vqclip/_launcher.py) sets the library path where torch lives elsewhere.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../torch/lib");
+    } else {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        // Second: a `torch` link beside the binary, which scripts/gpu-check's bundle points at the
+        // torch of a machine that has no .venv at this path.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/torch/lib");
+    }
     if has(&lib, "libtorch_cuda.so") {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch_cuda");

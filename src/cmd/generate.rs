@@ -173,11 +173,26 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
 struct Progress {
     quiet: bool,
     bar: ProgressBar,
+    /// `VQCLIP_PROGRESS=lines`: `step K/N loss L` lines on stderr instead of the bar, at most
+    /// twice a second and at the last step (the Python API's notebook progress reads them).
+    lines: Option<LineProgress>,
+}
+
+struct LineProgress {
+    total: i64,
+    loss: Option<f64>,
+    last: Option<std::time::Instant>,
 }
 
 impl Progress {
     fn new(quiet: bool) -> Progress {
-        let target = if quiet || !std::io::stderr().is_terminal() {
+        let lines = (!quiet && std::env::var_os("VQCLIP_PROGRESS").is_some_and(|v| v == "lines"))
+            .then_some(LineProgress {
+                total: 0,
+                loss: None,
+                last: None,
+            });
+        let target = if quiet || lines.is_some() || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
@@ -188,7 +203,7 @@ impl Progress {
         {
             bar.set_style(style);
         }
-        Progress { quiet, bar }
+        Progress { quiet, bar, lines }
     }
 
     /// A line on stderr above the bar (indicatif drops lines when its bar is hidden, as it is
@@ -209,14 +224,32 @@ impl Observer for Progress {
     fn started(&mut self, step: i64, total: i64) {
         self.bar.set_length(total as u64);
         self.bar.set_position(step as u64);
+        if let Some(l) = &mut self.lines {
+            l.total = total;
+        }
     }
     fn logged(&mut self, records: &[StepRecord]) {
         if let Some(last) = records.last() {
             self.bar.set_message(format!("loss {:.4}", last.loss));
+            if let Some(l) = &mut self.lines {
+                l.loss = Some(last.loss);
+            }
         }
     }
     fn stepped(&mut self, step: i64) {
         self.bar.set_position(step as u64);
+        if let Some(l) = &mut self.lines {
+            let due = l
+                .last
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(500));
+            if due || step >= l.total {
+                l.last = Some(std::time::Instant::now());
+                match l.loss {
+                    Some(loss) => eprintln!("step {step}/{} loss {loss:.4}", l.total),
+                    None => eprintln!("step {step}/{}", l.total),
+                }
+            }
+        }
     }
     fn saved(&mut self, frame: &Path) {
         self.line(&format!("saved {}", frame.display()));

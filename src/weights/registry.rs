@@ -178,17 +178,51 @@ pub fn find(name: &str, kind: ModelKind) -> Option<&'static ModelEntry> {
     })
 }
 
-/// `$VQCLIP_WEIGHTS`, else `weights/` in the current directory.
+/// `$VQCLIP_WEIGHTS`, else `weights/` in the current directory (the pip package: the per-user
+/// cache, `$XDG_CACHE_HOME/vqclip/weights`, by default `~/.cache/vqclip/weights`).
 pub fn weights_dir() -> PathBuf {
     match std::env::var_os("VQCLIP_WEIGHTS") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from("weights"),
+        _ => default_weights_dir(),
     }
 }
 
-/// The repository's `weights/`, where bundled models live (compiled in: the tree vqclip was built from).
+#[cfg(not(vqclip_wheel))]
+fn default_weights_dir() -> PathBuf {
+    PathBuf::from("weights")
+}
+
+#[cfg(vqclip_wheel)]
+fn default_weights_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("vqclip").join("weights")
+}
+
+/// Where bundled models live: the package's `weights/` beside the binary's `bin/` (the pip
+/// package), else the repository's `weights/` (the tree vqclip was built from).
 pub fn bundled_dir() -> PathBuf {
+    let packaged = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent()?.parent().map(|p| p.join("weights")));
+    match packaged {
+        Some(d) if d.join("demo").is_dir() => d,
+        _ => source_weights_dir(),
+    }
+}
+
+#[cfg(not(vqclip_wheel))]
+fn source_weights_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
+}
+
+/// The pip package's binary holds no path of the machine that built it.
+#[cfg(vqclip_wheel)]
+fn source_weights_dir() -> PathBuf {
+    PathBuf::from("weights")
 }
 
 /// The directory a model's files are looked up in: the weights directory, except for a bundled
