@@ -648,6 +648,16 @@ fn resmem_equals_its_reference() {
     let dev = common::device();
     let model = ResMem::load(&common::fixture("resmem_tiny.pt"), dev).unwrap();
     assert_eq!(model.blocks(), [3, 8, 36, 3], "resnet152's blocks");
+    // Every float tensor of the file is in the model (the memory estimate counts them).
+    let file =
+        vqclip::weights::load_tensors(&common::fixture("resmem_tiny.pt"), &|_| true).unwrap();
+    let floats: i64 = file
+        .tensors
+        .iter()
+        .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+        .map(|(_, t)| t.numel() as i64 * 4)
+        .sum();
+    assert_eq!(model.bytes(), floats);
     let cut = get(&r, "cut32").to_device(dev);
     let recentered = cut.internal_upsample_bilinear2d_aa([256, 256], false, None, None);
     let pred = model

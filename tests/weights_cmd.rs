@@ -963,3 +963,45 @@ fn user_registry_and_mirror_through_the_command_line() {
         );
     }
 }
+
+/// The loss models by name: `verify` and `convert` know the ResMem and the aesthetic head (every
+/// kind, not only VQGAN and CLIP), and the cache of a ResMem loads to the same tensors.
+#[test]
+fn verify_and_convert_know_every_kind_of_model() {
+    let dir = tmp_dir("lossmodels").join("w");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        common::fixture("resmem_tiny.pt"),
+        dir.join("resmem_model.pt"),
+    )
+    .unwrap();
+    let (code, out, err) = run_weights(&dir, &["weights", "verify", "resmem"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("loads as ResMem"), "{out}");
+    let (code, _, err) = run_weights(&dir, &["weights", "verify", "ava_vit_b_16_linear"]);
+    assert!(!err.contains("unknown model"), "{err}");
+    assert_ne!(code, 0, "the head is missing: {err}");
+    let (code, out, err) = run_weights(&dir, &["weights", "convert", "resmem"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let cache = read_st(&dir.join("resmem_model.safetensors"));
+    let original =
+        vqclip::weights::load_tensors(&common::fixture("resmem_tiny.pt"), &|_| true).unwrap();
+    assert!(!cache.contains_key("features.bn1.num_batches_tracked"));
+    assert_eq!(
+        cache.len()
+            + original
+                .names()
+                .filter(|n| n.ends_with("num_batches_tracked"))
+                .count(),
+        original.len()
+    );
+    for (name, t) in &cache {
+        assert_eq!(max_abs_diff(t, original.get(name).unwrap()), 0.0, "{name}");
+    }
+    let (code, out, err) = run_weights(&dir, &["weights", "verify", "resmem"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("resmem_model.safetensors") && out.contains("loads as ResMem"),
+        "{out}"
+    );
+}

@@ -26,7 +26,10 @@ pub fn model_sizes(models: &Models) -> crate::generate::memory::ModelSizes<'_> {
                 .clips
                 .iter()
                 .map(|c| bytes(c.var_store()))
-                .sum::<f64>(),
+                .sum::<f64>()
+            // The loss models' weights (their activations are not in the estimate).
+            + models.vgg.as_ref().map_or(0, |v| v.bytes()) as f64
+            + models.resmem.as_ref().map_or(0, |r| r.bytes()) as f64,
     }
 }
 

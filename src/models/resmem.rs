@@ -68,6 +68,17 @@ impl ResMem {
         })
     }
 
+    /// The bytes of its weights.
+    pub fn bytes(&self) -> i64 {
+        let pairs: i64 = self
+            .convs
+            .iter()
+            .chain(&self.fcs)
+            .map(|(w, b)| (w.numel() + b.numel()) as i64)
+            .sum();
+        (pairs + self.features.numel()) * 4
+    }
+
     /// The ResNet's blocks per layer (resnet152: 3, 8, 36, 3).
     pub fn blocks(&self) -> Vec<usize> {
         self.features.blocks()

@@ -135,6 +135,29 @@ impl ResNet {
         })
     }
 
+    /// The number of numbers in its tensors.
+    pub fn numel(&self) -> i64 {
+        let norm = |n: &Norm| (n.weight.numel() * 4) as i64;
+        let blocks: i64 = self
+            .layers
+            .iter()
+            .flatten()
+            .map(|b| {
+                (b.conv1.numel() + b.conv2.numel() + b.conv3.numel()) as i64
+                    + norm(&b.bn1)
+                    + norm(&b.bn2)
+                    + norm(&b.bn3)
+                    + b.downsample
+                        .as_ref()
+                        .map_or(0, |(w, n)| w.numel() as i64 + norm(n))
+            })
+            .sum();
+        self.conv1.numel() as i64
+            + norm(&self.bn1)
+            + blocks
+            + (self.fc.0.numel() + self.fc.1.numel()) as i64
+    }
+
     /// The number of classes `fc` scores (ImageNet's 1000).
     pub fn fc_out(&self) -> i64 {
         self.fc.0.size()[0]

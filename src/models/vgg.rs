@@ -76,6 +76,14 @@ impl Vgg16 {
         Ok(Vgg16 { convs })
     }
 
+    /// The bytes of its weights.
+    pub fn bytes(&self) -> i64 {
+        self.convs
+            .iter()
+            .map(|(w, b)| (w.numel() + b.numel()) as i64 * 4)
+            .sum()
+    }
+
     /// The channel count of each of the ten tensors [`Vgg16::features`] returns (the picture's 3 first).
     pub fn widths(&self) -> Vec<i64> {
         let mut w = vec![3];

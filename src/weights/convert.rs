@@ -108,15 +108,19 @@ pub fn convert_file(
     .with_context(|| format!("cannot read {}", src.display()))?;
     let names = names.into_inner();
     let detected = verify::detect_kind(names.iter().map(|s| s.as_str()));
+    // A named kind needs its own characteristic tensor (the VQGAN/CLIP detection knows only those
+    // two; a VQGAN checkpoint also holds a VGG16 in its LPIPS network).
+    let has_key = |k: ModelKind| names.iter().any(|n| verify::characteristic_key(k, n));
     let kind = match (kind, detected) {
         (Some(k), Some(d)) if k == d => k,
+        (Some(k), _) if !matches!(k, ModelKind::Vqgan | ModelKind::Clip) && has_key(k) => k,
         (Some(k), _) => bail!(
             "{} is not a {} checkpoint ({})",
             src.display(),
             k.as_str(),
             match detected {
                 Some(d) => format!("it looks like a {} model", d.as_str()),
-                None => "none of its tensors is a decoder.conv_in or visual.conv1 weight".into(),
+                None => format!("it has {}", verify::expected_keys(k)),
             }
         ),
         (None, Some(d)) => d,

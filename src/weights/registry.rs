@@ -371,9 +371,12 @@ pub fn resolve(spec: &str, kind: ModelKind) -> Result<PathBuf> {
     )))
 }
 
-/// Finds an entry of either kind by name or alias (case-insensitive).
+/// Finds an entry of any kind by name or alias (case-insensitive).
 pub fn find_any(name: &str) -> Option<&'static ModelEntry> {
-    find(name, ModelKind::Vqgan).or_else(|| find(name, ModelKind::Clip))
+    let n = name.trim();
+    models().iter().find(|m| {
+        m.name.eq_ignore_ascii_case(n) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(n))
+    })
 }
 
 /// Usage error for a name that is not in the registry, listing the known names.

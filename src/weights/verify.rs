@@ -211,7 +211,7 @@ pub fn check_kind_light(path: &Path, kind: ModelKind) -> Result<()> {
     Ok(())
 }
 
-fn expected_keys(kind: ModelKind) -> &'static str {
+pub fn expected_keys(kind: ModelKind) -> &'static str {
     match kind {
         ModelKind::Vqgan => "no decoder.conv_in.weight",
         ModelKind::Clip => {
