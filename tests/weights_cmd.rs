@@ -38,6 +38,8 @@ fn entry(name: &str, bytes: &[u8], urls: Vec<String>, with_sha: bool) -> FileEnt
         sha256: with_sha.then(|| sha256_hex(bytes)),
         size: Some(bytes.len() as u64),
         urls,
+        member: None,
+        archive_sha256: None,
     }
 }
 
@@ -500,6 +502,8 @@ fn fetch_model_falls_back_to_the_safetensors_mirror() {
             approx_mb: 0,
             sha256: Some("1".repeat(64)),
             size: None,
+            member: None,
+            archive_sha256: None,
             urls: vec![server.url("/dead")],
         }],
         alt: vec![entry(
@@ -1004,4 +1008,71 @@ fn verify_and_convert_know_every_kind_of_model() {
         out.contains("resmem_model.safetensors") && out.contains("loads as ResMem"),
         "{out}"
     );
+}
+
+/// A file served inside a zip archive (ResMem's weights inside PyPI's resmem wheel): the archive's
+/// sha256 is checked, the member unpacked and checked as the file (its sha256, loading), and a wrong
+/// archive or one without the member is another source's failure, leaving nothing behind.
+#[test]
+fn a_member_of_an_archive_is_unpacked_and_checked() {
+    use std::io::Write;
+    let model = std::fs::read(fixture("resmem_tiny.pt")).unwrap();
+    let wheel = |member: &str| {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default();
+        z.start_file("resmem/__init__.py", opts).unwrap();
+        z.write_all(b"# the package\n").unwrap();
+        z.start_file(member, opts).unwrap();
+        z.write_all(&model).unwrap();
+        z.finish().unwrap();
+        buf.into_inner()
+    };
+    let good = wheel("resmem/model.pt");
+    let other = wheel("resmem/other.pt");
+    let server = serve(vec![
+        ("/good.whl", route(good.clone(), Mode::Normal)),
+        ("/other.whl", route(other, Mode::Normal)),
+    ]);
+    let dir = tmp_dir("member");
+    let mut f = entry(
+        "resmem_model.pt",
+        &model,
+        vec![server.url("/good.whl")],
+        true,
+    );
+    f.size = None;
+    f.member = Some("resmem/model.pt".into());
+    f.archive_sha256 = Some(sha256_hex(&good));
+    let got = fetch::fetch_file(&f, Some(ModelKind::Resmem), &dir, &quiet()).unwrap();
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        model,
+        "the member, byte for byte"
+    );
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    vqclip::models::resmem::ResMem::load(&got, tch::Device::Cpu).unwrap();
+    std::fs::remove_file(&got).unwrap();
+    // Wrong archive hash, then an archive without the member: both refused, nothing kept.
+    f.archive_sha256 = Some(sha256_hex(b"something else"));
+    let err = fetch::fetch_file(&f, Some(ModelKind::Resmem), &dir, &quiet()).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("archive sha256 mismatch"),
+        "{err:#}"
+    );
+    f.urls = vec![server.url("/other.whl")];
+    f.archive_sha256 = None;
+    let err = fetch::fetch_file(&f, Some(ModelKind::Resmem), &dir, &quiet()).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("holds no resmem/model.pt"),
+        "{err:#}"
+    );
+    assert!(!dir.join("resmem_model.pt").exists());
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    // The registry's entry: pixray's copy first, then the wheel's member with both hashes.
+    let entry = vqclip::weights::registry::find("resmem", ModelKind::Resmem).unwrap();
+    let alt = &entry.alt[0];
+    assert_eq!(alt.member.as_deref(), Some("resmem/model.pt"));
+    assert!(alt.sha256.is_some() && alt.archive_sha256.is_some());
+    assert!(alt.urls[0].starts_with("https://files.pythonhosted.org/"));
 }

@@ -506,11 +506,13 @@ fn attempt(
         Ok(m) if same_source => m.len(),
         _ => 0,
     };
-    if offset > 0 && file.size.is_some_and(|s| offset > s) {
+    // A member file's size is the member's, not the archive's download.
+    let size = file.size.filter(|_| file.member.is_none());
+    if offset > 0 && size.is_some_and(|s| offset > s) {
         discard(paths);
         offset = 0;
     }
-    if offset > 0 && file.size == Some(offset) {
+    if offset > 0 && size == Some(offset) {
         // Complete already (a previous run stopped before checking it).
         return finish(file, kind, paths, opts);
     }
@@ -607,6 +609,7 @@ fn attempt(
     }
     let total = total.or(content_length.map(|n| n + start));
     if let Some(t) = total
+        && file.member.is_none()
         && let Err(why) = verify::plausible_size(file, t)
     {
         return Ok(Attempt::NextSource(
@@ -695,6 +698,11 @@ fn finish(
         discard(paths);
         Ok(Attempt::NextSource(why, false))
     };
+    if let Some(member) = &file.member
+        && let Err(why) = unpack(file, member, paths, opts)?
+    {
+        return bad(why);
+    }
     let head = verify::read_head(&paths.part)?;
     if let Err(why) = verify::check_head(&file.name, &head) {
         return bad(format!("wrong content: {why}"));
@@ -728,6 +736,78 @@ fn finish(
         return bad(format!("{e:#}"));
     }
     Ok(Attempt::Done)
+}
+
+/// A `member` file: the downloaded `.part` is a zip archive (checked against `archive_sha256`);
+/// its member replaces it, to be checked as the file itself. `Ok(Err(why))`: the archive is wrong.
+fn unpack(
+    file: &FileEntry,
+    member: &str,
+    paths: &Paths,
+    opts: &FetchOptions,
+) -> Result<std::result::Result<(), String>> {
+    if let Some(want) = &file.archive_sha256 {
+        let spinner = spinner(
+            opts,
+            &format!("checking the sha256 of {}'s archive", file.name),
+        );
+        let got = verify::sha256_file(&paths.part)?;
+        spinner.finish_and_clear();
+        if !got.eq_ignore_ascii_case(want) {
+            return Ok(Err(format!(
+                "archive sha256 mismatch: got {got}, expected {want}; the partial file was removed"
+            )));
+        }
+    }
+    let archive =
+        File::open(&paths.part).with_context(|| format!("cannot open {}", paths.part.display()))?;
+    let mut zip = match zip::ZipArchive::new(archive) {
+        Ok(z) => z,
+        Err(e) => {
+            return Ok(Err(format!(
+                "it is not a zip archive holding {member}: {e}"
+            )));
+        }
+    };
+    let mut entry = match zip.by_name(member) {
+        Ok(e) => e,
+        Err(_) => return Ok(Err(format!("the archive holds no {member}"))),
+    };
+    // Never unpack more than the file can be (a hostile archive could expand without end).
+    let limit = file
+        .size
+        .unwrap_or_else(|| (file.approx_mb.max(1) * 1_000_000) * 5 / 2);
+    if entry.size() > limit {
+        return Ok(Err(format!(
+            "its {member} is {} bytes, more than the {limit} expected",
+            entry.size()
+        )));
+    }
+    let tmp = paths.part.with_extension("part.member");
+    let mut out = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let copied = std::io::copy(&mut (&mut entry).take(limit + 1), &mut out)
+        .with_context(|| format!("cannot unpack {member} into {}", tmp.display()))?;
+    drop(out);
+    if copied > limit {
+        let _ = fs::remove_file(&tmp);
+        return Ok(Err(format!(
+            "its {member} unpacks to more than {limit} bytes"
+        )));
+    }
+    // The source note goes first: a .part without it is never resumed from the archive's URL.
+    let _ = fs::remove_file(&paths.source);
+    fs::rename(&tmp, &paths.part).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            tmp.display(),
+            paths.part.display()
+        )
+    })?;
+    note(
+        opts,
+        &format!("unpacked {member} ({})", human_bytes(copied)),
+    );
+    Ok(Ok(()))
 }
 
 /// `bytes 100-199/200` -> (100, Some(200)); `bytes 100-199/*` -> (100, None).

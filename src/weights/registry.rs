@@ -45,6 +45,13 @@ pub struct FileEntry {
     /// Download sources; empty for files that ship with vqclip.
     #[serde(default)]
     pub urls: Vec<String>,
+    /// The sources serve a zip archive (e.g. a PyPI wheel) that holds the file as this member;
+    /// `sha256` and the size are the member's.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// The archive's own sha256 (a `member` file's download, checked before unpacking).
+    #[serde(default)]
+    pub archive_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,10 +160,23 @@ pub fn parse(text: &str) -> Result<Vec<ModelEntry>> {
                     f.name
                 );
             }
-            if let Some(h) = &f.sha256
-                && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            for h in f.sha256.iter().chain(&f.archive_sha256) {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("model {}: {}: sha256 must be 64 hex digits", m.name, f.name);
+                }
+            }
+            if let Some(member) = &f.member
+                && (member.is_empty()
+                    || member.starts_with('/')
+                    || member
+                        .split('/')
+                        .any(|c| c.is_empty() || c == "." || c == ".."))
             {
-                bail!("model {}: {}: sha256 must be 64 hex digits", m.name, f.name);
+                bail!(
+                    "model {}: {}: member {member:?} must be a relative path inside the archive",
+                    m.name,
+                    f.name
+                );
             }
             if let Some(u) = f
                 .urls
