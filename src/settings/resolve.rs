@@ -13,10 +13,11 @@ impl PartialSettings {
     /// Parses a TOML settings file (`--config`); unknown keys name the key and the file.
     pub fn from_toml(text: &str, origin: &Path) -> Result<PartialSettings> {
         toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
             usage(format!(
                 "{}: {}",
                 origin.display(),
-                e.message().trim().replace('\n', " ")
+                unknown_key_message(&message).unwrap_or(message)
             ))
         })
     }
@@ -28,6 +29,42 @@ impl PartialSettings {
         s.check_together(self)?;
         Ok(s)
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, …" (every key, a hundred of them) as
+/// one short line with the nearest key.
+fn unknown_key_message(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let nearest = known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    let hint = match nearest {
+        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    };
+    Some(format!(
+        "unknown setting `{key}`{hint}; the keys are the long flags of `vqclip generate --help` without the --"
+    ))
+}
+
+/// Levenshtein distance (short ASCII keys).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 impl Settings {
@@ -529,6 +566,32 @@ pub fn check_resume_layer(flags: &PartialSettings) -> Result<()> {
 mod tests {
     use super::super::*;
     use std::path::Path;
+
+    #[test]
+    fn an_unknown_key_is_one_short_line_with_the_nearest() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                PartialSettings::from_toml(text, Path::new("s.toml"))
+                    .err()
+                    .unwrap_or_else(|| panic!("{text} was accepted"))
+            )
+        };
+        let e = err("stepz = 2\n");
+        assert!(
+            e.contains("unknown setting `stepz` (did you mean `steps`?)"),
+            "{e}"
+        );
+        assert!(!e.contains("expected one of"), "{e}");
+        let e = err("cut_pow = 2.0\n");
+        assert!(e.contains("did you mean `cut-pow`?"), "{e}");
+        let e = err("nonsense-thing = 1\n");
+        assert!(
+            e.contains("unknown setting `nonsense-thing`;") && !e.contains("did you mean"),
+            "{e}"
+        );
+        assert_eq!(super::edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn story_phases_parse_schedule_and_round_trip() {
