@@ -313,14 +313,83 @@ fn wallpaper_and_lookup_filters_in_runs() {
     );
 }
 
+/// The loop tests' run: fast_pixel cells of `pixel` drawn at `size`, 4 pooled cutouts of the tiny
+/// CLIP without augments, f32 on the CPU, two steps of Adam at 0.2 (unless `extra` says
+/// otherwise), and `extra`.
+fn loop_settings(pixel: &str, size: &str, extra: &str) -> Settings {
+    let toml = format!(
+        "drawer = \"fast_pixel\"\npixel-size = \"{pixel}\"\nsize = \"{size}\"\ncutouts = 4\naugments = \"none\"\n\
+         cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
+         prompts = [\"a red square\"]\nlr = 0.2\n{extra}\n",
+        common::CLIP
+    );
+    PartialSettings::from_toml(&toml, Path::new("t.toml"))
+        .unwrap()
+        .resolve()
+        .unwrap()
+}
+
+/// The loop tests' models: the tiny CLIP, no loss models.
+fn tiny_clip_models(dev: tch::Device) -> vqclip::generate::engine::Models {
+    vqclip::generate::engine::Models {
+        vqgan: None,
+        vgg: None,
+        resmem: None,
+        head: None,
+        clips: vec![vqclip::models::clip::Clip::load(Path::new(common::CLIP), dev).unwrap()],
+        weights: Vec::new(),
+    }
+}
+
+/// Two engine steps from the cells `start` (Adam's moments zero, and DiffGrad's with `vmax`):
+/// the logged totals.
+fn two_steps(g: &mut vqclip::generate::engine::Generator, start: &Tensor, vmax: bool) -> Vec<f64> {
+    let mut state = g.state();
+    state.z = start.copy(); // the steps move it in place
+    state.z0 = start.copy();
+    state.m = start.zeros_like();
+    state.v = start.zeros_like();
+    state.vmax = vmax.then(|| start.zeros_like());
+    g.restore(state).unwrap();
+    g.step().unwrap();
+    g.step().unwrap();
+    g.flush().unwrap().iter().map(|x| x.loss).collect()
+}
+
+/// A loop's logged totals and final cells against the reference's `{prefix}losses` and
+/// `{prefix}final`, within the loop bars; returns the reference's totals.
+fn check_loop(
+    r: &[(String, Tensor)],
+    prefix: &str,
+    name: &str,
+    got: &[f64],
+    params: &Tensor,
+) -> Vec<f64> {
+    let want: Vec<f64> =
+        Vec::try_from(get(r, &format!("{prefix}losses")).to_kind(Kind::Double)).unwrap();
+    let dl = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let dp = (params.to_device(tch::Device::Cpu) - get(r, &format!("{prefix}final")))
+        .abs()
+        .max()
+        .double_value(&[]);
+    eprintln!("losses: loop {name}: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
+    assert!(
+        dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
+        "{name}: {got:?} vs {want:?}, cells {dp}"
+    );
+    want
+}
+
 /// Two steps of the engine against pixray's loop (make_loss_fixtures.py) with each loss, the
 /// vector prompt, a stop, and the new optimizers, on the tiny CLIP from the same fast_pixel cells:
 /// logged totals and the cells after the steps.
 #[test]
 fn two_loop_steps_with_each_term_equal_pixrays_loop() {
-    use vqclip::generate::checkpoint::State;
-    use vqclip::generate::engine::{Generator, Models};
-    use vqclip::models::clip::Clip;
+    use vqclip::generate::engine::Generator;
     use vqclip::models::head::Head;
     let r = reference();
     let dev = common::device();
@@ -357,52 +426,12 @@ fn two_loop_steps_with_each_term_equal_pixrays_loop() {
         ("radam", "optimizer = \"radam\"".to_string()),
     ];
     for (name, extra) in cases {
-        let toml = format!(
-            "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
-             cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
-             prompts = [\"a red square\"]\nlr = 0.2\n{extra}\n",
-            common::CLIP
-        );
-        let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
-            .unwrap()
-            .resolve()
-            .unwrap();
-        let head = (name == "aesthetic").then(|| (0, Head::load(&head_file, dev).unwrap()));
-        let models = Models {
-            vqgan: None,
-            vgg: None,
-            resmem: None,
-            head,
-            clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
-            weights: Vec::new(),
-        };
+        let s = loop_settings("12x8", "48x32", &extra);
+        let mut models = tiny_clip_models(dev);
+        models.head = (name == "aesthetic").then(|| (0, Head::load(&head_file, dev).unwrap()));
         let mut g = Generator::new(s, models, dev).unwrap();
-        let mut state = g.state();
-        state.z = start.copy(); // the steps move it in place
-        state.z0 = start.copy();
-        state.m = start.zeros_like();
-        state.v = start.zeros_like();
-        state.vmax = (name == "diffgrad").then(|| start.zeros_like());
-        g.restore(State { ..state }).unwrap();
-        g.step().unwrap();
-        g.step().unwrap();
-        let got: Vec<f64> = g.flush().unwrap().iter().map(|x| x.loss).collect();
-        let want: Vec<f64> =
-            Vec::try_from(get(&r, &format!("loop_{name}_losses")).to_kind(Kind::Double)).unwrap();
-        let dl = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        let dp = (g.params().to_device(tch::Device::Cpu) - get(&r, &format!("loop_{name}_final")))
-            .abs()
-            .max()
-            .double_value(&[]);
-        eprintln!("losses: loop {name}: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
-        assert!(
-            dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
-            "{name}: {got:?} vs {want:?}, cells {dp}"
-        );
+        let got = two_steps(&mut g, &start, name == "diffgrad");
+        let want = check_loop(&r, &format!("loop_{name}_"), name, &got, g.params());
         assert!(want[0] != want[1], "{name}: the loop did not move");
     }
 }
@@ -501,62 +530,25 @@ fn style_loss_equals_pixrays_strotss() {
 /// loss, replaying the reference's draws: logged totals and the cells after.
 #[test]
 fn two_loop_steps_with_the_style_loss_equal_pixrays_loop() {
-    use vqclip::generate::checkpoint::State;
-    use vqclip::generate::engine::{Generator, Models};
-    use vqclip::models::clip::Clip;
+    use vqclip::generate::engine::Generator;
     use vqclip::models::vgg::Vgg16;
     let r = style_reference();
     let dev = common::device();
     let start = get(&r, "loop_start").to_device(dev);
-    let toml = format!(
-        "drawer = \"fast_pixel\"\npixel-size = \"10x9\"\nsize = \"40x36\"\ncutouts = 4\naugments = \"none\"\n\
-         cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
-         prompts = [\"a red square\"]\nlr = 0.2\nloss = [\"style:300\"]\nstyleloss-skip = 0\nstyle-file = \"{}\"\n",
-        common::CLIP,
+    let extra = format!(
+        "loss = [\"style:300\"]\nstyleloss-skip = 0\nstyle-file = \"{}\"",
         common::fixture("style_input.png").display()
     );
-    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
-        .unwrap()
-        .resolve()
-        .unwrap();
-    let models = Models {
-        vqgan: None,
-        vgg: Some(Vgg16::load(&common::fixture("vgg16_tiny.pth"), dev).unwrap()),
-        resmem: None,
-        head: None,
-        clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
-        weights: Vec::new(),
-    };
-    let mut g = Generator::new(s, models, dev).unwrap();
+    let mut models = tiny_clip_models(dev);
+    models.vgg = Some(Vgg16::load(&common::fixture("vgg16_tiny.pth"), dev).unwrap());
+    let mut g = Generator::new(loop_settings("10x9", "40x36", &extra), models, dev).unwrap();
     g.extra().replay_style_draws(draws(&r, "loop_draws"));
-    let mut state = g.state();
-    state.z = start.copy();
-    state.z0 = start.copy();
-    state.m = start.zeros_like();
-    state.v = start.zeros_like();
-    g.restore(State { ..state }).unwrap();
-    g.step().unwrap();
-    g.step().unwrap();
+    let got = two_steps(&mut g, &start, false);
     assert!(
         g.extra().style_draws_used_up(),
         "the loop drew other than pixray's"
     );
-    let got: Vec<f64> = g.flush().unwrap().iter().map(|x| x.loss).collect();
-    let want: Vec<f64> = Vec::try_from(get(&r, "loop_losses").to_kind(Kind::Double)).unwrap();
-    let dl = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    let dp = (g.params().to_device(tch::Device::Cpu) - get(&r, "loop_final"))
-        .abs()
-        .max()
-        .double_value(&[]);
-    eprintln!("losses: loop style: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
-    assert!(
-        dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
-        "{got:?} vs {want:?}, cells {dp}"
-    );
+    check_loop(&r, "loop_", "style", &got, g.params());
 }
 
 /// `--loss style` in runs: its term is 0 before --styleloss-skip and off the --styleloss-every
@@ -727,57 +719,17 @@ fn real_resmem_equals_the_package() {
 /// the cutouts the tiny CLIP sees (make_resmem_fixtures.py).
 #[test]
 fn two_loop_steps_with_resmem_equal_pixrays_loop() {
-    use vqclip::generate::checkpoint::State;
-    use vqclip::generate::engine::{Generator, Models};
-    use vqclip::models::clip::Clip;
+    use vqclip::generate::engine::Generator;
     use vqclip::models::resmem::ResMem;
     let r = resmem_reference();
     let dev = common::device();
     let start = get(&r, "loop_start").to_device(dev);
-    let toml = format!(
-        "drawer = \"fast_pixel\"\npixel-size = \"12x8\"\nsize = \"48x32\"\ncutouts = 4\naugments = \"none\"\n\
-         cut-method = \"pooled\"\nclip = [\"{}\"]\nprecision = \"f32\"\ndevice = \"cpu\"\nsteps = 2\nseed = 1\n\
-         prompts = [\"a red square\"]\nlr = 0.2\nloss = [\"resmem:20\"]\n",
-        common::CLIP
-    );
-    let s = PartialSettings::from_toml(&toml, Path::new("t.toml"))
-        .unwrap()
-        .resolve()
-        .unwrap();
-    let models = Models {
-        vqgan: None,
-        vgg: None,
-        resmem: Some(ResMem::load(&common::fixture("resmem_tiny.pt"), dev).unwrap()),
-        head: None,
-        clips: vec![Clip::load(Path::new(common::CLIP), dev).unwrap()],
-        weights: Vec::new(),
-    };
+    let mut models = tiny_clip_models(dev);
+    models.resmem = Some(ResMem::load(&common::fixture("resmem_tiny.pt"), dev).unwrap());
+    let s = loop_settings("12x8", "48x32", "loss = [\"resmem:20\"]");
     let mut g = Generator::new(s, models, dev).unwrap();
-    let mut state = g.state();
-    state.z = start.copy();
-    state.z0 = start.copy();
-    state.m = start.zeros_like();
-    state.v = start.zeros_like();
-    g.restore(State { ..state }).unwrap();
-    g.step().unwrap();
-    g.step().unwrap();
-    let rows = g.flush().unwrap();
-    let got: Vec<f64> = rows.iter().map(|x| x.loss).collect();
-    let want: Vec<f64> = Vec::try_from(get(&r, "loop_losses").to_kind(Kind::Double)).unwrap();
-    let dl = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    let dp = (g.params().to_device(tch::Device::Cpu) - get(&r, "loop_final"))
-        .abs()
-        .max()
-        .double_value(&[]);
-    eprintln!("losses: loop resmem: {want:?}, losses within {dl:.1e}, cells within {dp:.1e}");
-    assert!(
-        dl < common::tol(1e-5, 1e-3) && dp < common::tol(1e-4, 1e-3),
-        "{got:?} vs {want:?}, cells {dp}"
-    );
+    let got = two_steps(&mut g, &start, false);
+    check_loop(&r, "loop_", "resmem", &got, g.params());
 }
 
 /// `--loss resmem` in a run: its term is logged (pixray's 0.05 x the mapped mean, 0.03 or so for the

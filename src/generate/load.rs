@@ -5,7 +5,7 @@ use super::engine::Models;
 use crate::models::clip::Clip;
 use crate::models::head::Head;
 use crate::models::vqgan::Vqgan;
-use crate::settings::{DrawerKind, Settings};
+use crate::settings::{DrawerKind, LossKind, Settings};
 use crate::weights::registry::{self, ModelKind};
 use anyhow::{Result, bail};
 use std::path::Path;
@@ -72,11 +72,8 @@ pub fn load_models(
         weights.push(weight_file("clip", &p));
         clips.push(Clip::load(&p, device)?);
     }
-    let head = if settings
-        .loss
-        .iter()
-        .any(|t| t.kind == crate::settings::LossKind::Aesthetic)
-    {
+    let uses = |kind| settings.loss.iter().any(|t| t.kind == kind);
+    let head = if uses(LossKind::Aesthetic) {
         let p = resolve_or_fetch(&settings.aesthetic_model, ModelKind::Head, fetch, quiet)?;
         weights.push(weight_file("head", &p));
         let head = Head::load(&p, device)?;
@@ -97,22 +94,14 @@ pub fn load_models(
     } else {
         None
     };
-    let vgg = if settings
-        .loss
-        .iter()
-        .any(|t| t.kind == crate::settings::LossKind::Style)
-    {
+    let vgg = if uses(LossKind::Style) {
         let p = resolve_or_fetch(&settings.style_model, ModelKind::Vgg, fetch, quiet)?;
         weights.push(weight_file("vgg", &p));
         Some(crate::models::vgg::Vgg16::load(&p, device)?)
     } else {
         None
     };
-    let resmem = if settings
-        .loss
-        .iter()
-        .any(|t| t.kind == crate::settings::LossKind::Resmem)
-    {
+    let resmem = if uses(LossKind::Resmem) {
         let p = resolve_or_fetch(&settings.resmem_model, ModelKind::Resmem, fetch, quiet)?;
         weights.push(weight_file("resmem", &p));
         Some(crate::models::resmem::ResMem::load(&p, device)?)

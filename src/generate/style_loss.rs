@@ -82,6 +82,8 @@ pub struct StyleLoss {
     space: StyleSpace,
     mean: Tensor,
     std: Tensor,
+    /// RGB to YUV, for the colour term.
+    yuv: Tensor,
 }
 
 /// `F.interpolate(x, [h, w], mode="bilinear", align_corners=False)`.
@@ -155,36 +157,27 @@ fn content_loss(x: &Tensor, y: &Tensor) -> Tensor {
         .mean(Kind::Float)
 }
 
-/// Relaxed EMD between the rows of `x` `[n, d]` and `y` `[m, d]`; for colours (d = 3) in YUV with
-/// the L2 distance added.
+/// Relaxed EMD between the rows of `x` `[n, d]` and `y` `[m, d]` (cosine distances).
 fn remd(x: &Tensor, y: &Tensor) -> Tensor {
-    let d = x.size()[1];
-    let m = if d == 3 {
-        let c = Tensor::from_slice(&[
-            0.577350f32,
-            0.577350,
-            0.577350,
-            -0.577350,
-            0.788675,
-            -0.211325,
-            -0.577350,
-            -0.211325,
-            0.788675,
-        ])
-        .view([3, 3])
-        .to_device(x.device());
-        let x = c.mm(&x.tr()).tr();
-        let y = c.mm(&y.tr()).tr();
-        cos_distances(&x, &y) + l2_distances(&x, &y)
-    } else {
-        cos_distances(x, y)
-    };
+    relaxed(&cos_distances(x, y))
+}
+
+/// The colour term's relaxed EMD: rows `[n, 3]` in YUV (`yuv` `[3, 3]`), cosine plus L2
+/// distances (pixray's style_loss with d = 3).
+fn colour_remd(x: &Tensor, y: &Tensor, yuv: &Tensor) -> Tensor {
+    let x = yuv.mm(&x.tr()).tr();
+    let y = yuv.mm(&y.tr()).tr();
+    relaxed(&(cos_distances(&x, &y) + l2_distances(&x, &y)))
+}
+
+/// The larger of the mean row-wise and column-wise minima of a distance matrix.
+fn relaxed(m: &Tensor) -> Tensor {
     let m1 = m.min_dim(1, false).0.mean(Kind::Float);
     let m2 = m.min_dim(0, false).0.mean(Kind::Float);
     m1.maximum(&m2)
 }
 
-/// The mean and covariance differences of `x` `[n, d]` and `y` `[m, d]`.
+/// The mean and covariance differences of `x` `[n, d]` and the style columns (their [`Moments`]).
 fn moment_loss(x: &Tensor, y: &Moments) -> Tensor {
     let mx = x.mean_dim(0, true, Kind::Float);
     let means = (&mx - &y.mean).abs().mean(Kind::Float);
@@ -305,6 +298,19 @@ impl StyleLoss {
             space,
             mean: stat([0.485, 0.456, 0.406]),
             std: stat([0.229, 0.224, 0.225]),
+            yuv: Tensor::from_slice(&[
+                0.577350f32,
+                0.577350,
+                0.577350,
+                -0.577350,
+                0.788675,
+                -0.211325,
+                -0.577350,
+                -0.211325,
+                0.788675,
+            ])
+            .view([3, 3])
+            .to_device(device),
         }
     }
 
@@ -442,7 +448,8 @@ impl StyleLoss {
         let loss_content = content_loss(&res, &con);
         let loss_remd = remd(&res, style);
         let rgb = |t: &Tensor| t.narrow(1, 0, 3);
-        let palette = remd(&rgb(&res), &rgb(style)) * (1.0 / content_weight.max(1.0));
+        let palette =
+            colour_remd(&rgb(&res), &rgb(style), &self.yuv) * (1.0 / content_weight.max(1.0));
         let moment = moment_loss(&res, moments) + palette;
         let loss_style = loss_remd + moment;
         let style_weight = 2.0;
