@@ -2,6 +2,7 @@
 //! frozen model runs in), and host-to-device copies that do not stall.
 use crate::error::usage;
 use crate::models::clip::ClipConfig;
+use crate::precision::{AutoRule, Tower};
 use crate::settings::Precision;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
@@ -92,27 +93,46 @@ impl ModelRole {
 /// The dtype a frozen model's weights run in for `--precision` on `device`: the one policy that
 /// `Generator::new`, the drawers and the memory estimate all follow.
 pub fn model_kind(precision: Precision, device: Device, role: ModelRole) -> Kind {
-    // Only `auto` on the CPU needs the CPU's flags (a /proc/cpuinfo read).
-    policy(precision, device.is_cuda(), cpu_has_native_bf16, role)
+    // Only `auto` on the CPU needs the CPU's flags (a /proc/cpuinfo read), and only `auto` on a
+    // CPU with native bf16 needs the measurement.
+    policy(
+        precision,
+        device.is_cuda(),
+        cpu_has_native_bf16,
+        |role| match crate::precision::auto_rule() {
+            AutoRule::Measure => crate::precision::measured_kind(Tower::of(role)),
+            AutoRule::Flags => flags_rule(role),
+        },
+        role,
+    )
 }
 
 /// [`model_kind`] with the machine's facts passed in (the table the unit tests check).
-/// `auto` is bf16 on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16, where it halves the step
-/// time), f32 elsewhere; a ResNet CLIP tower stays f32 on the CPU under `auto`: its bf16 path there
-/// measured 6x slower than f32 (RN50 in the 256x256x32 loop, 2 cores), unlike the ViTs'.
+/// `auto` is bf16 on CUDA, f32 on CPUs without native bf16 (where bf16 is emulated), and on CPUs
+/// with it (AMX or AVX512-BF16) the faster kind for the tower, as measured (`crate::precision`).
 fn policy(
     precision: Precision,
     cuda: bool,
     native_bf16: impl FnOnce() -> bool,
+    native_choice: impl FnOnce(ModelRole) -> Kind,
     role: ModelRole,
 ) -> Kind {
     match precision {
         Precision::F32 => Kind::Float,
         Precision::Bf16 => Kind::BFloat16,
         Precision::Auto if cuda => Kind::BFloat16,
-        Precision::Auto if role == (ModelRole::Clip { resnet: true }) => Kind::Float,
-        Precision::Auto if native_bf16() => Kind::BFloat16,
+        Precision::Auto if native_bf16() => native_choice(role),
         Precision::Auto => Kind::Float,
+    }
+}
+
+/// The rule before measuring (`VQCLIP_PRECISION_AUTO=flags`): bf16 on a CPU with native bf16,
+/// except a ResNet CLIP tower, whose bf16 path measured 6x slower than f32 on one such host (RN50
+/// in the 256x256x32 loop, 2 cores), unlike the ViTs'.
+pub fn flags_rule(role: ModelRole) -> Kind {
+    match role {
+        ModelRole::Clip { resnet: true } => Kind::Float,
+        _ => Kind::BFloat16,
     }
 }
 
@@ -163,17 +183,24 @@ mod tests {
             (Precision::Auto, false, false, rn, F),
         ];
         for (precision, cuda, native, role, want) in table {
-            let got = policy(precision, cuda, || native, role);
+            let got = policy(precision, cuda, || native, flags_rule, role);
             assert_eq!(
                 got, want,
                 "{precision:?} cuda={cuda} native={native} {role:?}"
             );
         }
-        // The CPU facts of this machine decide only `auto` on the CPU.
-        assert_eq!(
-            model_kind(Precision::Auto, Device::Cpu, rn),
-            Kind::Float,
-            "a ResNet tower is f32 on the CPU under auto"
-        );
+        // On a CPU with native bf16, `auto` is whatever the measurement says, per tower.
+        let measured = |role| match role {
+            Vqgan => F,
+            _ => B,
+        };
+        for (role, want) in [(Vqgan, F), (vit, B), (rn, B)] {
+            assert_eq!(
+                policy(Precision::Auto, false, || true, measured, role),
+                want
+            );
+            assert_eq!(policy(Precision::Auto, false, || false, measured, role), F);
+            assert_eq!(policy(Precision::Auto, true, || true, measured, role), B);
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod interrupt;
 pub mod models;
 pub mod palette;
 pub mod panics;
+pub mod precision;
 pub mod presets;
 pub mod report;
 pub mod rundir;

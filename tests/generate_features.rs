@@ -506,6 +506,7 @@ fn summary_line_unless_quiet() {
         vqclip()
             .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
             .args(["--size", "32x32", "--cutouts", "2", "--device", "cpu"])
+            .args(["--precision", "f32"])
             .arg("--out")
             .arg(out)
             .args(extra)
@@ -518,7 +519,8 @@ fn summary_line_unless_quiet() {
     let err = String::from_utf8_lossy(&o.stderr);
     let last = err.trim().lines().last().unwrap_or("");
     assert!(
-        last.starts_with("done: 3 steps in ") && last.contains(" it/s) on cpu, peak memory "),
+        last.starts_with("done: 3 steps in ")
+            && last.contains(" it/s) on cpu [vqgan f32, clip_tiny.pt f32], peak memory "),
         "{err}"
     );
     let o = vqclip()

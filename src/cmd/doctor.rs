@@ -5,16 +5,7 @@ pub fn run() -> anyhow::Result<()> {
     println!("vqclip {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch {}", libtorch_version());
     println!("cpu threads: {}", tch::get_num_threads());
-    let bf16 = crate::device::cpu_has_native_bf16();
-    println!(
-        "cpu bf16: {} (--precision auto on CPU uses {})",
-        if bf16 {
-            "native (AMX/AVX512-BF16)"
-        } else {
-            "no"
-        },
-        if bf16 { "bf16" } else { "f32" }
-    );
+    print_cpu_precision();
     let cuda = tch::Cuda::is_available();
     let n = tch::Cuda::device_count();
     if cuda {
@@ -60,6 +51,68 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CPU's bf16 support and what `--precision auto` picks per tower on it.
+fn print_cpu_precision() {
+    use crate::precision::{AutoRule, Tower};
+    if !crate::device::cpu_has_native_bf16() {
+        println!("cpu bf16: no (--precision auto on CPU uses f32: bf16 would be emulated)");
+        return;
+    }
+    println!("cpu bf16: native (AMX/AVX512-BF16)");
+    if crate::precision::auto_rule() == AutoRule::Flags {
+        let role = |t| match t {
+            Tower::Vqgan => crate::device::ModelRole::Vqgan,
+            Tower::Vit => crate::device::ModelRole::Clip { resnet: false },
+            Tower::Resnet => crate::device::ModelRole::Clip { resnet: true },
+        };
+        let picks: Vec<String> = Tower::ALL
+            .iter()
+            .map(|&t| {
+                format!(
+                    "{} {}",
+                    t.name(),
+                    kind_name(crate::device::flags_rule(role(t)))
+                )
+            })
+            .collect();
+        println!(
+            "--precision auto on CPU: by the CPU-flag rule (VQCLIP_PRECISION_AUTO=flags): {}",
+            picks.join(", ")
+        );
+        return;
+    }
+    match crate::precision::cached() {
+        Some(v) => {
+            println!(
+                "--precision auto on CPU: measured ({}, {}):",
+                v.key,
+                crate::precision::cache_path().display()
+            );
+            for (t, timing) in &v.towers {
+                println!(
+                    "  {:7} {}: {}",
+                    t.name(),
+                    crate::precision::describe(timing),
+                    t.workload()
+                );
+            }
+        }
+        None => println!(
+            "--precision auto on CPU: not measured yet on this machine; the first auto run on the CPU times f32 \
+             against bf16 per tower (a few seconds, once) and saves the verdict in {}",
+            crate::precision::cache_path().display()
+        ),
+    }
+}
+
+fn kind_name(k: tch::Kind) -> &'static str {
+    if k == tch::Kind::BFloat16 {
+        "bf16"
+    } else {
+        "f32"
+    }
 }
 
 fn libtorch_version() -> String {

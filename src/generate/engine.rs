@@ -592,6 +592,25 @@ impl Generator {
         &self.warnings
     }
 
+    /// What each frozen model runs in, as `name kind` ("vqgan bf16", "ViT-B/32 f32"): `auto`
+    /// decides per machine and tower, so the closing line says what it picked.
+    pub fn precisions(&self) -> Vec<String> {
+        let name = |k: Kind| if k == Kind::BFloat16 { "bf16" } else { "f32" };
+        let mut out = Vec::new();
+        if self.settings.drawer == crate::settings::DrawerKind::Vqgan {
+            let k = device::model_kind(self.settings.precision, self.device, ModelRole::Vqgan);
+            out.push(format!("vqgan {}", name(k)));
+        }
+        for (p, spec) in self.perceptors.iter().zip(&self.settings.clip) {
+            out.push(format!(
+                "{} {}",
+                short_model_name(spec),
+                name(p.clip.kind())
+            ));
+        }
+        out
+    }
+
     /// The animation frame loaded, if any.
     pub fn frame(&self) -> Option<usize> {
         self.frame
@@ -1315,6 +1334,17 @@ fn sum_terms<'a>(terms: impl IntoIterator<Item = &'a Tensor>, device: Device) ->
     terms
         .into_iter()
         .fold(Tensor::zeros([], (Kind::Float, device)), |acc, t| acc + t)
+}
+
+/// A `--clip` value as the closing line names it: a file by its name, a known model by its own.
+fn short_model_name(spec: &str) -> String {
+    let p = std::path::Path::new(spec);
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("pt" | "safetensors" | "pth" | "bin") => p
+            .file_name()
+            .map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned()),
+        _ => spec.to_string(),
+    }
 }
 
 #[cfg(test)]

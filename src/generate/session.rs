@@ -64,6 +64,8 @@ pub struct Finished {
     pub step: i64,
     pub elapsed: Duration,
     pub device: tch::Device,
+    /// What each frozen model ran in ([`super::engine::Generator::precisions`]).
+    pub precisions: Vec<String>,
 }
 
 impl Finished {
@@ -75,6 +77,9 @@ impl Finished {
             line.push_str(&format!(" ({:.2} it/s)", self.steps as f64 / secs));
         }
         line.push_str(&format!(" on {}", device_name(self.device)));
+        if !self.precisions.is_empty() {
+            line.push_str(&format!(" [{}]", self.precisions.join(", ")));
+        }
         if let tch::Device::Cuda(i) = self.device
             && let Some(bytes) = crate::aten::cuda_peak_bytes(i)
         {
@@ -225,6 +230,7 @@ pub fn run(
                 step: state.meta.step,
                 elapsed: started.elapsed(),
                 device,
+                precisions: generator.precisions(),
             };
             page.write(&done.status(), observer);
             Ok(done)

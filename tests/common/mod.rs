@@ -86,6 +86,9 @@ pub fn shared_dir(name: &str) -> PathBuf {
 pub fn vqclip() -> Command {
     let mut c = Command::new(bin());
     c.current_dir(root());
+    // `--precision auto` by the CPU-flag rule, not by this machine's timings (tests/precision.rs
+    // checks the measurement itself).
+    c.env("VQCLIP_PRECISION_AUTO", "flags");
     c
 }
 

@@ -294,7 +294,7 @@ impl Vqgan {
 }
 
 /// The same NCHW tensor with NHWC strides (tch 0.24 has no memory-format argument).
-fn to_channels_last(t: &Tensor) -> Tensor {
+pub(crate) fn to_channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
