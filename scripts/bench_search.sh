@@ -3,7 +3,7 @@
 # given by $VQCLIP_BENCH_CLIP, e.g. target/bench-weights/RN50.pt), side by side with the torch reference
 # (benches/embed_reference.py: clip.load + clip's preprocess + encode_image on the same files), and the time of a
 # repeated search over an already indexed folder.
-# Usage: scripts/bench_search.sh [--images N] [--runs R] [--device cpu|cuda] [--batch B]
+# Usage: scripts/bench_search.sh [--images N] [--runs R] [--device cpu|cuda] [--batch B] [--precision f32|bf16|auto]
 #   Weights: $VQCLIP_BENCH_CLIP, else target/bench-weights/ViT-B-32.pt (full-size random weights in OpenAI's
 #   TorchScript format, written by tests/fixtures/make_fixtures.py --full when absent; about 2 minutes).
 #   Images: N (default 1000) generated 320x240 JPEGs in target/bench-search/images-N (kept between runs).
@@ -18,13 +18,14 @@ cd "$root"
 die() { echo "bench_search: error: $*" >&2; exit 1; }
 say() { echo "bench_search: $*" >&2; }
 
-n_images=1000; runs=5; device=cpu; batch=32
+n_images=1000; runs=5; device=cpu; batch=32; precision=f32
 while [ $# -gt 0 ]; do
   case "$1" in
     --images) n_images="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --device) device="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -79,7 +80,7 @@ run_search() {  # prints the wall time; stderr of vqclip goes to $log
   local t0 t1
   t0=$(now)
   "$bin" search "$images" --query "a photo of a red car" --clip "$clip" --device "$device" --batch "$batch" \
-    --top 5 --json >/dev/null 2>"$log" || { cat "$log" >&2; die "vqclip search failed"; }
+    --precision "$precision" --top 5 --json >/dev/null 2>"$log" || { cat "$log" >&2; die "vqclip search failed"; }
   t1=$(now)
   echo "$t1 - $t0" | bc -l
 }
@@ -102,7 +103,7 @@ median=$(printf '%s\n' "${repeats[@]}" | sort -g | awk '{a[NR]=$1} END {print (N
 t0=$(now); "$bin" --help >/dev/null; t_start=$(echo "$(now) - $t0" | bc -l)
 # what every search pays before looking at the folder: start-up, loading CLIP, encoding the query
 t0=$(now)
-"$bin" embed --text "a photo of a red car" --clip "$clip" --device "$device" >/dev/null 2>"$log" \
+"$bin" embed --text "a photo of a red car" --clip "$clip" --device "$device" --precision "$precision" >/dev/null 2>"$log" \
   || { cat "$log" >&2; die "vqclip embed failed"; }
 t_load=$(echo "$(now) - $t0" | bc -l)
 rate=$(echo "$n_images / ($t_index - $median)" | bc -l)
@@ -113,8 +114,8 @@ ref_rate=$(echo "$ref_line" | "$py" -c 'import json, sys; print(json.load(sys.st
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || echo unknown)"
 printf '\n## vqclip search benchmark\n\n'
-printf -- '- machine: %s, %s cores; device %s; batch %s; CLIP %s (%s bytes)\n' \
-  "$cpu" "$(nproc)" "$device" "$batch" "$(basename "$clip")" "$(stat -c %s "$clip")"
+printf -- '- machine: %s, %s cores; device %s; batch %s; precision %s; CLIP %s (%s bytes)\n' \
+  "$cpu" "$(nproc)" "$device" "$batch" "$precision" "$(basename "$clip")" "$(stat -c %s "$clip")"
 printf -- '- load average before the runs: %s\n' "$load"
 printf -- '- folder: %s generated 320x240 JPEGs in %s subfolders\n\n' "$n_images" "$(( (n_images + 99) / 100 ))"
 printf '| measure | value |\n|---|---|\n'

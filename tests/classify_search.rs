@@ -676,3 +676,75 @@ fn search_usage_and_runtime_errors() {
     assert_eq!(stats_of(&report), (0, 0, 0));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `--precision bf16`: the bf16 tower ranks the folder as f32 does (scores within bf16's
+/// rounding), keeps an index of its own beside the f32 one (neither is reused for the other), and
+/// classify picks the same labels with probabilities close to f32's. A bad value is exit 2.
+#[test]
+fn bf16_search_and_classify_agree_with_f32_and_keep_their_own_index() {
+    let dir = tmp_dir("search-bf16");
+    make_images(&dir);
+    let query = "a painting of a lighthouse at night";
+    let f32_hits = hits(&search(&dir, &["--query", query, "--top", "100"]));
+    let first = search(
+        &dir,
+        &["--query", query, "--top", "100", "--precision", "bf16"],
+    );
+    assert_eq!(
+        stats(&first),
+        (6, 0, 0),
+        "the f32 index is not reused for bf16"
+    );
+    let bf16_hits = hits(&first);
+    let mut files: Vec<String> = std::fs::read_dir(dir.join(INDEX_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("-bf16.safetensors"), "{files:?}");
+    let score = |h: &[(String, f64)], p: &str| h.iter().find(|x| x.0 == p).unwrap().1;
+    let worst = f32_hits
+        .iter()
+        .map(|(p, s)| (s - score(&bf16_hits, p)).abs())
+        .fold(0f64, f64::max);
+    eprintln!("bf16 search: scores within {worst:.2e} of f32's");
+    assert!(worst < 0.03, "{worst}");
+    assert_eq!(bf16_hits[0].0, f32_hits[0].0, "the best match");
+    assert!(
+        worst > 0.0,
+        "bf16 gave f32's scores exactly: the flag did nothing"
+    );
+    // each kind reuses its own index
+    let again = search(&dir, &["--query", query, "--precision", "bf16"]);
+    assert_eq!(stats(&again), (0, 6, 0));
+    assert_eq!(stats(&search(&dir, &["--query", query])), (0, 6, 0));
+
+    let c = clip_path();
+    let img = fixture("clip_input.png");
+    let classify = |extra: &[&str]| {
+        let mut args = vec![
+            "classify",
+            "--clip",
+            c.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--json",
+            "--labels",
+            "a cat|a dog|a lighthouse|a car",
+            img.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        json(&o)[0].clone()
+    };
+    let (a, b) = (classify(&[]), classify(&["--precision", "bf16"]));
+    assert_eq!(a["top"], b["top"]);
+    eprintln!("bf16 classify: {b}\nf32: {a}");
+    assert_eq!(
+        exit_code_in_process(&["classify", "--precision", "f16", "--labels", "a", "x.png"]),
+        2
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -64,7 +64,11 @@ pub fn update_index(
     opts: &UpdateOptions,
     progress: Progress,
 ) -> Result<(Indexed, IndexReport)> {
-    let id = model_id(&opts.weights)?;
+    // A bf16 model's embeddings differ from f32's in the last digits: each kind has its own index.
+    let id = match clip.kind() {
+        tch::Kind::Float => model_id(&opts.weights)?,
+        _ => format!("{}-bf16", model_id(&opts.weights)?),
+    };
     let dim = clip.config().embed_dim;
     let path = index_path(dir, &id);
     let mut report = IndexReport::default();

@@ -16,13 +16,19 @@ pub mod weights;
 use crate::cli::{Cli, Command};
 use anyhow::Result;
 
-/// Resolves `--clip` and `--device` and loads the model; returns it with its weight file.
+/// Resolves `--clip`, `--device` and `--precision` and loads the model in the precision's kind
+/// (the generator's policy, `device::model_kind`); returns it with its weight file.
 pub fn load_clip(
     a: &crate::cli::ClipArgs,
 ) -> Result<(crate::models::clip::Clip, std::path::PathBuf)> {
+    use crate::device::{ModelRole, model_kind};
     let device = crate::device::parse_device(&a.device)?;
     let path = crate::models::clip::resolve_clip(&a.clip)?;
-    let clip = crate::models::clip::Clip::load(&path, device)?;
+    let mut clip = crate::models::clip::Clip::load(&path, device)?;
+    let kind = model_kind(a.precision, device, ModelRole::clip(clip.config()));
+    if kind != tch::Kind::Float {
+        clip.to_kind(kind);
+    }
     Ok((clip, path))
 }
 

@@ -201,13 +201,13 @@ def generate(prompt=None, *, out=None, preset=None, force=False, fetch=False, qu
 
 
 def classify(images, labels=None, *, labels_file=None, template=None, templates=None, clip=None, top=None,
-             device=None):
+             device=None, precision=None):
     """`vqclip classify --json`: one row per image with its labels' probabilities."""
     args = ["classify", *(map(str, [images] if isinstance(images, (str, os.PathLike)) else images)), "--json"]
     if labels is not None:
         args += ["--labels", "|".join(labels) if isinstance(labels, (list, tuple)) else labels]
     for flag, value in (("--labels-file", labels_file), ("--templates", templates), ("--clip", clip),
-                        ("--top", top), ("--device", device)):
+                        ("--top", top), ("--device", device), ("--precision", precision)):
         if value is not None:
             args += [flag, str(value)]
     for t in [template] if isinstance(template, str) else (template or []):
@@ -215,11 +215,12 @@ def classify(images, labels=None, *, labels_file=None, template=None, templates=
     return json.loads(_run(args))
 
 
-def search(directory, query=None, *, image_query=None, top=None, clip=None, device=None, reindex=False):
+def search(directory, query=None, *, image_query=None, top=None, clip=None, device=None, reindex=False,
+           precision=None):
     """`vqclip search DIR --json`: the best matches of a text (or image) query, best first."""
     args = ["search", str(directory), "--json"]
     for flag, value in (("--query", query), ("--image-query", image_query), ("--top", top), ("--clip", clip),
-                        ("--device", device)):
+                        ("--device", device), ("--precision", precision)):
         if value is not None:
             args += [flag, str(value)]
     if reindex:
