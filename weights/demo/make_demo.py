@@ -18,6 +18,7 @@ OpenAI's CLIP .pt files and taming-transformers' Lightning checkpoints.
     DEMO_ROUND=1 .venv/bin/python weights/demo/make_demo.py clip-loop   # adversarial round 1 (in place)
     .venv/bin/pip install scipy                                         # the judge's labels and hulls
     .venv/bin/python weights/demo/make_demo.py clip-ebm         # phase 4: against the loop as it runs (in place)
+    DEMO_EPS=1.0 .venv/bin/python weights/demo/make_demo.py clip-robust   # phase 5 trial: PGD adversarial training
     .venv/bin/python weights/demo/make_demo.py judge            # tests/fixtures/demo_judge_clip.pt
     .venv/bin/python weights/demo/make_demo.py samples DIR      # a few world images, to look at
 
@@ -32,6 +33,7 @@ with noise) and images with a few wrong-coloured blocks, so a shape has to look 
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -521,6 +523,33 @@ def bank_losses(model, tokens, img, target, rows, sub_t):
     return F.cross_entropy(logits, target), F.cross_entropy(sub, sub_t)
 
 
+def pgd_l2(model, tokens, img, target, rows, sub_t, eps, steps):
+    """Per-picture L2 perturbations of norm <= eps[i] (in [0, 1] pixel units at CLIP's 64x64) that raise the bank
+    and shape losses: projected gradient ascent from zero, step 2.5 eps / steps, pictures kept in [0, 1]."""
+    grads = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        te = F.normalize(encode_text_short(model, tokens), dim=-1)
+    scale = model.logit_scale.exp().clamp(max=100)
+    e = eps.view(-1, 1, 1, 1)
+    delta = torch.zeros_like(img)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        ie = F.normalize(model.encode_image((img + delta - CLIP_MEAN) / CLIP_STD), dim=-1)
+        logits = scale * ie @ te.t()
+        sub = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
+        loss = F.cross_entropy(logits, target, reduction="sum") + F.cross_entropy(sub, sub_t, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            delta = delta + 2.5 * e / steps * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            delta = delta * (e / delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1).clamp_min(1e-12)).clamp(max=1)
+            delta = (img + delta).clamp(0, 1) - img
+    for p, r in zip(model.parameters(), grads):
+        p.requires_grad_(r)
+    return delta.detach()
+
+
 class BankTrainer:
     """Phases 2 to 4's fine-tuning of a CLIP: the caption bank (every training caption, plus a blob caption per
     colour pair), AdamW with warm-up and cosine decay, and one step on a batch of positives and negatives."""
@@ -542,18 +571,22 @@ class BankTrainer:
             self.opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
         set_mask(model, TRAIN_CTX)
 
-    def step(self, g, pos, fg, sh, bg, nimg, nf, nb):
+    def step(self, g, pos, fg, sh, bg, nimg, nf, nb, adv_eps=0.0, adv_steps=0):
         """Positives `pos` of (fg, shape, bg) and negatives `nimg` of (nf, nb), 15 % of them clean and the rest
-        through the loop's augments; returns the two losses."""
+        through the loop's augments; with `adv_steps`, each picture is first moved by L2 PGD within a radius drawn
+        from U(0, adv_eps) to where the losses are highest (adversarial training); returns the two losses."""
         img = torch.cat([pos, nimg])
         clean = torch.rand(len(img), generator=g) < 0.15
         img = torch.where(clean[:, None, None, None], img, augment_loop(img, g))
         target = [self.index[(int(a), int(b), int(c))] for a, b, c in zip(fg, sh, bg)] + \
                  [self.blob_index[(int(a), int(c))] for a, c in zip(nf, nb)]
         pairs = [(int(a), int(c)) for a, c in zip(fg, bg)] + [(int(a), int(c)) for a, c in zip(nf, nb)]
-        loss_bank, loss_shape = bank_losses(self.model, self.tokens, img, torch.tensor(target),
-                                            torch.tensor([self.shape_rows[p] for p in pairs]),
-                                            torch.cat([sh, torch.full((len(nimg),), 3)]))
+        target, rows = torch.tensor(target), torch.tensor([self.shape_rows[p] for p in pairs])
+        sub_t = torch.cat([sh, torch.full((len(nimg),), 3)])
+        if adv_steps:
+            img = img + pgd_l2(self.model, self.tokens, img, target, rows, sub_t,
+                               adv_eps * torch.rand(len(img), generator=g), adv_steps)
+        loss_bank, loss_shape = bank_losses(self.model, self.tokens, img, target, rows, sub_t)
         self.opt.zero_grad(set_to_none=True)
         (loss_bank + loss_shape).backward()
         self.opt.step()
@@ -746,6 +779,54 @@ def train_clip_ebm(base, cfg, seed, steps, out, vq_path, lr=1.5e-4, batch=128, n
                 final_loss_bank=float(np.mean([h[0] for h in hist[-50:]])),
                 final_loss_shape=float(np.mean([h[1] for h in hist[-50:]])),
                 seconds=round(time.time() - t0, 1), eval_f32=evaluation, eval_fp16_file=evaluation_fp16)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLIP, phase 5: adversarial training (gradients that point at shapes)
+# ----------------------------------------------------------------------------------------------------------------
+#
+# Phases 3 and 4 showed the CLIP pictures that some loop had made; the loop then finds other pictures that fool it.
+# A classifier trained on its own worst-case perturbations (PGD, Madry et al. 2018) has gradients that change what
+# a picture shows rather than its texture ("perceptually aligned gradients", Santurkar et al. 2019): the loop
+# follows exactly that gradient. Here every training picture (positives and blob negatives) is first moved within
+# an L2 ball to where the caption-bank losses are highest, and the CLIP learns to score it right anyway.
+
+
+def train_clip_robust(base, cfg, seed, steps, batch, neg, out, vq_path, eps, adv_steps, lr=1.5e-4, cached=1024,
+                      log_every=25):
+    from clip.model import build_model
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    model = build_model(torch.jit.load(base, map_location="cpu").state_dict()).float().train()
+    vq = load_vqgan(vq_path)
+    t0 = time.time()
+    cache = vq_cache(g, cached, vq, TRAIN)
+    print(f"clip-robust: {cached} VQGAN reconstructions in {time.time() - t0:.0f}s", flush=True)
+    warm = 25
+    trainer = BankTrainer(model, lr, steps, warm)
+    t0, hist = time.time(), []
+    for step in range(steps):
+        pos, fg, sh, bg = views(g, batch - neg, None, TRAIN, cache)
+        nimg, nf, nb = negatives(g, neg, 64)
+        hist.append(trainer.step(g, pos, fg, sh, bg, nimg, nf, nb, adv_eps=eps, adv_steps=adv_steps))
+        if (step + 1) % log_every == 0 or step == 0:
+            a = np.mean(hist[-log_every:], 0)
+            print(f"clip-robust seed {seed} step {step + 1}/{steps} bank {a[0]:.4f} shape {a[1]:.4f} "
+                  f"{time.time() - t0:.0f}s", flush=True)
+            if os.environ.get("DEMO_SNAPSHOTS") and (step + 1) % 100 == 0:
+                snap = model.state_dict()
+                set_mask(model, cfg["context_length"])
+                save_clip(copy.deepcopy(model).eval().half().float(), cfg, f"{out}.step{step + 1}")
+                set_mask(model, TRAIN_CTX)
+                model.load_state_dict(snap)
+    evaluation, evaluation_fp16 = trainer.finish(cfg, seed, vq, out)
+    return dict(base=os.path.basename(base), config=cfg, seed=seed, steps=steps, batch=batch, negatives=neg, lr=lr,
+                adversarial=dict(norm="L2, [0, 1] pixels at 64x64", eps_max=eps, eps="U(0, eps_max) per picture",
+                                 pgd_steps=adv_steps, step_size="2.5 eps / pgd_steps"),
+                vqgan_reconstructions=cached, weight_decay=0.1, warmup=warm,
+                final_loss_bank=float(np.mean([h[0] for h in hist[-50:]])),
+                final_loss_shape=float(np.mean([h[1] for h in hist[-50:]])), seconds=round(time.time() - t0, 1),
+                eval_f32=evaluation, eval_fp16_file=evaluation_fp16)
 
 
 def save_clip(model, cfg, out):
@@ -972,7 +1053,7 @@ def register():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "clip-shapes", "clip-loop", "clip-ebm", "judge", "samples",
+    ap.add_argument("what", choices=["world", "vqgan", "vqgan-finetune", "clip", "clip-shapes", "clip-loop", "clip-ebm", "clip-robust", "judge", "samples",
                                      "register"])
     ap.add_argument("dir", nargs="?")
     ap.add_argument("--steps", type=int)
@@ -1018,6 +1099,13 @@ def main():
         r = train_clip_ebm(base, DEMO_CLIP, 31, a.steps or 600, os.environ.get("DEMO_OUT", out),
                            os.path.join(HERE, "demo_vqgan.ckpt"))
         update_record("clip_ebm", r)
+    elif a.what == "clip-robust":
+        out = os.path.join(HERE, "demo_clip.pt")
+        base = os.environ.get("DEMO_BASE", out)
+        r = train_clip_robust(base, DEMO_CLIP, 41, a.steps or 400, 128, 32, os.environ.get("DEMO_OUT", out),
+                              os.path.join(HERE, "demo_vqgan.ckpt"), float(os.environ.get("DEMO_EPS", "2.0")),
+                              int(os.environ.get("DEMO_PGD", "3")))
+        update_record("clip_robust", r)
     elif a.what == "judge":
         r = train_clip(JUDGE_CLIP, 23, a.steps or 1000, 128,
                        os.path.join(ROOT, "tests", "fixtures", "demo_judge_clip.pt"))
