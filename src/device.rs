@@ -101,7 +101,7 @@ pub fn model_kind(precision: Precision, device: Device, role: ModelRole) -> Kind
         cpu_has_native_bf16,
         |role| match crate::precision::auto_rule() {
             AutoRule::Measure => crate::precision::measured_kind(Tower::of(role)),
-            AutoRule::Flags => flags_rule(role),
+            AutoRule::Flags => Tower::of(role).flags_kind(),
         },
         role,
     )
@@ -123,16 +123,6 @@ fn policy(
         Precision::Auto if cuda => Kind::BFloat16,
         Precision::Auto if native_bf16() => native_choice(role),
         Precision::Auto => Kind::Float,
-    }
-}
-
-/// The rule before measuring (`VQCLIP_PRECISION_AUTO=flags`): bf16 on a CPU with native bf16,
-/// except a ResNet CLIP tower, whose bf16 path measured 6x slower than f32 on one such host (RN50
-/// in the 256x256x32 loop, 2 cores), unlike the ViTs'.
-pub fn flags_rule(role: ModelRole) -> Kind {
-    match role {
-        ModelRole::Clip { resnet: true } => Kind::Float,
-        _ => Kind::BFloat16,
     }
 }
 
@@ -183,7 +173,8 @@ mod tests {
             (Precision::Auto, false, false, rn, F),
         ];
         for (precision, cuda, native, role, want) in table {
-            let got = policy(precision, cuda, || native, flags_rule, role);
+            let flags = |role| Tower::of(role).flags_kind();
+            let got = policy(precision, cuda, || native, flags, role);
             assert_eq!(
                 got, want,
                 "{precision:?} cuda={cuda} native={native} {role:?}"

@@ -54,6 +54,16 @@ impl Tower {
         }
     }
 
+    /// The rule before measuring (`VQCLIP_PRECISION_AUTO=flags`): bf16 on a CPU with native
+    /// bf16, except a ResNet tower, whose bf16 path measured 6x slower than f32 on one such host
+    /// (RN50 in the 256x256x32 loop, 2 cores), unlike the ViTs'.
+    pub fn flags_kind(self) -> Kind {
+        match self {
+            Tower::Resnet => Kind::Float,
+            Tower::Vqgan | Tower::Vit => Kind::BFloat16,
+        }
+    }
+
     /// What is timed, in words (doctor shows it).
     pub fn workload(self) -> &'static str {
         match self {
@@ -226,7 +236,7 @@ type Forward = Box<dyn Fn(&Tensor) -> Tensor>;
 
 fn time_tower(tower: Tower) -> Timing {
     tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
+    let mut vs = nn::VarStore::new(Device::Cpu);
     let (forward, input): (Forward, Tensor) = match tower {
         Tower::Vqgan => {
             let d = Decoder::new(vs.root() / "decoder", &VqganConfig::imagenet_f16_16384());
@@ -244,7 +254,6 @@ fn time_tower(tower: Tower) -> Timing {
             (Box::new(move |x: &Tensor| r.features(x, 2)), x)
         }
     };
-    let mut vs = vs;
     vs.freeze(); // frozen as in a run: the backward reaches the input only
     // Weights of a trained model's scale (the constructors' constant init would time zeros).
     tch::no_grad(|| {
@@ -257,13 +266,7 @@ fn time_tower(tower: Tower) -> Timing {
         _ => t.shallow_clone(),
     };
     if tower == Tower::Vqgan {
-        tch::no_grad(|| {
-            for (_, mut v) in vs.variables() {
-                if v.dim() == 4 {
-                    v.set_data(&crate::models::vqgan::to_channels_last(&v));
-                }
-            }
-        });
+        crate::models::vqgan::weights_channels_last(&vs);
     }
     let mut time_kind = |kind: Kind| -> f64 {
         vs.set_kind(kind);
@@ -313,11 +316,7 @@ fn rn50() -> ClipConfig {
 pub fn describe(t: &Timing) -> String {
     format!(
         "{} (f32 {:.1} ms, bf16 {:.1} ms)",
-        if t.choice() == Kind::BFloat16 {
-            "bf16"
-        } else {
-            "f32"
-        },
+        crate::weights::kind_name(t.choice()),
         t.f32_ms,
         t.bf16_ms
     )

@@ -9,19 +9,15 @@ use std::process::Output;
 
 const MESSAGE: &str = "timing f32 against bf16 on this CPU";
 
-fn native_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-        s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
-            l.split_whitespace()
-                .any(|f| f == "amx_bf16" || f == "avx512_bf16")
-        })
-    })
-}
-
 /// One step of the tiny models with `--precision auto` (unless `extra` says otherwise), measuring.
 fn auto_run(cache: &Path, out: &Path, extra: &[&str]) -> Output {
+    run_by(cache, out, "measure", extra)
+}
+
+/// [`auto_run`] with `VQCLIP_PRECISION_AUTO=rule`.
+fn run_by(cache: &Path, out: &Path, rule: &str, extra: &[&str]) -> Output {
     vqclip()
-        .env("VQCLIP_PRECISION_AUTO", "measure")
+        .env("VQCLIP_PRECISION_AUTO", rule)
         .env("XDG_CACHE_HOME", cache)
         .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
         .args([
@@ -81,7 +77,7 @@ fn auto_precision_is_measured_once_cached_shown_and_followed() {
     let out = tmp_dir("precision-run");
     let first = auto_run(&cache, &out, &[]);
     ok(&first);
-    if !native_bf16() {
+    if !vqclip::device::cpu_has_native_bf16() {
         assert!(!stderr(&first).contains(MESSAGE), "{}", stderr(&first));
         assert!(!file.exists(), "nothing to measure without native bf16");
         assert_eq!(kinds(&first), "vqgan f32, clip_tiny.pt f32");
@@ -152,23 +148,7 @@ fn auto_precision_is_measured_once_cached_shown_and_followed() {
 
     // The flag rule measures nothing.
     let flags = tmp_dir("precision-flags");
-    let o = vqclip()
-        .env("XDG_CACHE_HOME", &flags)
-        .args(["generate", "a red apple", "--vqgan", VQGAN, "--clip", CLIP])
-        .args([
-            "--size",
-            "32x32",
-            "--cutouts",
-            "2",
-            "--device",
-            "cpu",
-            "--steps",
-            "1",
-        ])
-        .args(["--force", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_by(&flags, &out, "flags", &[]);
     ok(&o);
     assert!(!stderr(&o).contains(MESSAGE));
     assert!(!flags.join("vqclip").exists());

@@ -56,26 +56,16 @@ pub fn run() -> anyhow::Result<()> {
 /// The CPU's bf16 support and what `--precision auto` picks per tower on it.
 fn print_cpu_precision() {
     use crate::precision::{AutoRule, Tower};
+    use crate::weights::kind_name;
     if !crate::device::cpu_has_native_bf16() {
         println!("cpu bf16: no (--precision auto on CPU uses f32: bf16 would be emulated)");
         return;
     }
     println!("cpu bf16: native (AMX/AVX512-BF16)");
     if crate::precision::auto_rule() == AutoRule::Flags {
-        let role = |t| match t {
-            Tower::Vqgan => crate::device::ModelRole::Vqgan,
-            Tower::Vit => crate::device::ModelRole::Clip { resnet: false },
-            Tower::Resnet => crate::device::ModelRole::Clip { resnet: true },
-        };
         let picks: Vec<String> = Tower::ALL
             .iter()
-            .map(|&t| {
-                format!(
-                    "{} {}",
-                    t.name(),
-                    kind_name(crate::device::flags_rule(role(t)))
-                )
-            })
+            .map(|&t| format!("{} {}", t.name(), kind_name(t.flags_kind())))
             .collect();
         println!(
             "--precision auto on CPU: by the CPU-flag rule (VQCLIP_PRECISION_AUTO=flags): {}",
@@ -104,14 +94,6 @@ fn print_cpu_precision() {
              against bf16 per tower (a few seconds, once) and saves the verdict in {}",
             crate::precision::cache_path().display()
         ),
-    }
-}
-
-fn kind_name(k: tch::Kind) -> &'static str {
-    if k == tch::Kind::BFloat16 {
-        "bf16"
-    } else {
-        "f32"
     }
 }
 

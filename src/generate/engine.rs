@@ -595,7 +595,7 @@ impl Generator {
     /// What each frozen model runs in, as `name kind` ("vqgan bf16", "ViT-B/32 f32"): `auto`
     /// decides per machine and tower, so the closing line says what it picked.
     pub fn precisions(&self) -> Vec<String> {
-        let name = |k: Kind| if k == Kind::BFloat16 { "bf16" } else { "f32" };
+        let name = crate::weights::kind_name;
         let mut out = Vec::new();
         if self.settings.drawer == crate::settings::DrawerKind::Vqgan {
             let k = device::model_kind(self.settings.precision, self.device, ModelRole::Vqgan);
