@@ -241,6 +241,12 @@ pub struct GenerateArgs {
     /// No progress bar or notices (errors are still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// After the run, print where a step's time went: the median seconds of each part (render,
+    /// cutouts, CLIP forward, losses, CLIP backward, render backward, optimizer) over the steps
+    /// after the first, on stderr. The device is synchronized between parts (CUDA runs a little
+    /// slower).
+    #[arg(long)]
+    pub profile: bool,
     /// Make N images with the seeds SEED, SEED+1, ...: one run directory each, `seed-<n>` inside
     /// the run directory (default 1).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]

@@ -430,3 +430,46 @@ fn bf16_loss_curve_stays_within_2_percent_of_f32() {
         "bf16 run identical to f32: precision flag not applied"
     );
 }
+
+#[test]
+fn profile_times_each_part_and_changes_nothing() {
+    let (a, b) = (tmp_path("prof-on"), tmp_path("prof-off"));
+    let on = run(&a, &["--steps", "3", "--profile"]);
+    let err = ok(&on);
+    ok(&run(&b, &["--steps", "3"]));
+    // Printed even with --quiet: it was asked for.
+    assert!(
+        err.contains("profile: median over steps 2..3"),
+        "stderr: {err}"
+    );
+    let secs = |part: &str| -> f64 {
+        let line = err
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(part))
+            .unwrap_or_else(|| panic!("no {part} row in: {err}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let parts = [
+        "render",
+        "cutouts",
+        "clip_fwd",
+        "losses",
+        "clip_bwd",
+        "render_bwd",
+        "optimizer",
+    ];
+    let sum: f64 = parts.iter().map(|p| secs(p)).sum();
+    let step = secs("step");
+    assert!(parts.iter().all(|p| secs(p) >= 0.0) && step > 0.0);
+    // With two timed steps the medians are means, so the parts add up to the step.
+    assert!(
+        (sum - step).abs() < 0.005 + 0.02 * step,
+        "{sum} vs {step}: {err}"
+    );
+    assert!(secs("clip_fwd") > 0.0 && secs("render_bwd") > 0.0, "{err}");
+    assert_eq!(
+        common::pixels(&a.join("final.png")),
+        common::pixels(&b.join("final.png")),
+        "--profile changed the picture"
+    );
+}

@@ -337,6 +337,7 @@ impl Worker<'_> {
             let options = crate::generate::session::Options {
                 fetch: g.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
                 quiet: true,
+                profile: false,
             };
             crate::generate::session::run(&plan, options, Some(lock), &mut observer).map(|_| ())
         })();

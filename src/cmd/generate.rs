@@ -147,12 +147,17 @@ pub(crate) fn run_single(args: &GenerateArgs) -> Result<()> {
     let options = Options {
         fetch: args.fetch || std::env::var("VQCLIP_FETCH").is_ok_and(|v| v == "1"),
         quiet: args.quiet,
+        profile: args.profile,
     };
     let mut progress = Progress::new(args.quiet);
     let done = session::run(&plan, options, None, &mut progress)?;
     println!("{}", done.final_png.display());
     if !args.quiet {
         eprintln!("{}", done.summary());
+    }
+    // Asked for, so printed even with --quiet.
+    if let Some(table) = &done.profile {
+        eprintln!("{table}");
     }
     if args.video {
         // The video is derived from this run's frames, so replacing an older one is fine.

@@ -14,6 +14,7 @@ use super::grad::clamp_grad_mask;
 use super::loss_row::{Layout, LossRow};
 use super::losses;
 use super::optim::{Optimizer, OptimizerState};
+use super::profile::StepProfile;
 pub use super::rng::step_rng;
 use crate::device::{self, ModelRole};
 pub use crate::image_io::resize_cover;
@@ -199,6 +200,8 @@ pub struct Generator {
     drop_steps: Vec<i64>,
     /// `--auto-stop`'s watch over the loss.
     auto_stop: Option<AutoStop>,
+    /// `generate --profile`: each step's time by part.
+    profile: Option<StepProfile>,
 }
 
 /// Prompts encoded per text-encoder batch.
@@ -370,6 +373,7 @@ impl Generator {
             weights,
             drop_steps,
             auto_stop: settings_auto_stop.then(AutoStop::new),
+            profile: None,
         })
     }
 
@@ -620,8 +624,12 @@ impl Generator {
     /// batch by batch), `extra_losses`, `apply` (stage 2 and the optimizer) and `log_step`.
     pub fn step(&mut self) -> Result<()> {
         let started = std::time::Instant::now();
+        if let Some(p) = &self.profile {
+            p.start();
+        }
         let step = self.step + 1;
         let mut frame = self.prepare(step);
+        self.mark("filters");
         let clip = self.clip_terms(step, &mut frame)?;
         let extra = self.extra_losses(
             step,
@@ -631,6 +639,7 @@ impl Generator {
             frame.alpha_term.take(),
             frame.filter_term.take(),
         )?;
+        self.mark("extra_losses");
         let grad = accumulate(clip.grad, extra.grad);
         let image_total = clip
             .prompts
@@ -682,7 +691,27 @@ impl Generator {
                 self.opt.lr /= 10.0;
             }
         }
+        if let Some(p) = &self.profile {
+            p.end();
+        }
         Ok(())
+    }
+
+    /// `generate --profile`: time each step by part from now on.
+    pub fn enable_profile(&mut self) {
+        self.profile = Some(StepProfile::new(self.device));
+    }
+
+    /// The profile's table (median seconds per part), when profiling.
+    pub fn profile_table(&self) -> Option<String> {
+        self.profile.as_ref().and_then(StepProfile::table)
+    }
+
+    /// Profiling: the time since the last mark belongs to `part`.
+    fn mark(&self, part: &str) {
+        if let Some(p) = &self.profile {
+            p.mark(part);
+        }
     }
 
     /// Whether `--auto-stop` ended the run (no more steps).
@@ -708,6 +737,7 @@ impl Generator {
             (rng.random_range(0..h), rng.random_range(0..w))
         });
         let x = self.drawer.render();
+        self.mark("render");
         let img = x.detach().clamp(0.0, 1.0).set_requires_grad(true);
         let (rgb, alpha) = if img.size()[1] == 4 {
             (img.narrow(1, 0, 3), Some(img.narrow(1, 3, 1)))
@@ -805,13 +835,16 @@ impl Generator {
             for p in &self.perceptors {
                 let size = p.clip.input_resolution();
                 let cuts = self.cutouts_for(size, &mut by_resolution, frame)?;
+                self.mark("cutouts");
                 self.perceptor_terms(p, cuts, phase, &mut terms, &mut batch_terms);
             }
             let batch_total = sum_terms(&batch_terms, self.device);
+            self.mark("losses");
             if batch_total.requires_grad() {
                 let gb = image_grad(&batch_total, &frame.img)?;
                 terms.grad = accumulate(terms.grad.take(), Some(gb));
             }
+            self.mark("clip_bwd");
         }
         Ok(terms)
     }
@@ -892,6 +925,7 @@ impl Generator {
             .clip
             .encode_image(&Clip::normalize(&cuts.image))
             .to_kind(Kind::Float);
+        self.mark("clip_fwd");
         let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
         for (i, pr) in self.settings.prompts.iter().enumerate() {
             if pr.phase != phase {
@@ -1003,10 +1037,12 @@ impl Generator {
         ];
         for (cut, prompts, text, logged) in spot_kinds {
             let Some(cut) = cut else { continue };
+            self.mark("losses");
             let emb = p
                 .clip
                 .encode_image(&Clip::normalize(cut))
                 .to_kind(Kind::Float);
+            self.mark("clip_fwd");
             let emb = &emb / emb.norm_scalaropt_dim(2.0, [-1], true);
             for (i, pr) in prompts.iter().enumerate() {
                 let target = text.narrow(0, i as i64, 1);
@@ -1088,6 +1124,7 @@ impl Generator {
         let grad_z = Tensor::run_backward(&[&z_objective], &[self.drawer.params()], false, false)
             .pop()
             .context("no gradient for the drawer's parameters")?;
+        self.mark("render_bwd");
         // The optimizer updates the leaf in place (a shallow clone shares its storage).
         let mut params = self.drawer.params().shallow_clone();
         self.opt.step(&mut params, &grad_z);

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod optim;
 pub mod outputs;
 pub mod pixray_cuts;
+pub mod profile;
 pub mod rng;
 pub mod session;
 pub mod spot;

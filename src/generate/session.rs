@@ -51,6 +51,8 @@ pub struct Options {
     pub fetch: bool,
     /// No download progress.
     pub quiet: bool,
+    /// Time each step by part ([`Finished::profile`]).
+    pub profile: bool,
 }
 
 /// A finished run.
@@ -66,6 +68,8 @@ pub struct Finished {
     pub device: tch::Device,
     /// What each frozen model ran in ([`super::engine::Generator::precisions`]).
     pub precisions: Vec<String>,
+    /// With [`Options::profile`]: the median time of each part of a step, as a table.
+    pub profile: Option<String>,
 }
 
 impl Finished {
@@ -144,6 +148,9 @@ pub fn run(
         }
     }
     let mut generator = Generator::new(plan.settings.clone(), models, device)?;
+    if options.profile {
+        generator.enable_profile();
+    }
     for w in generator.warnings() {
         observer.warning(w);
     }
@@ -231,6 +238,7 @@ pub fn run(
                 elapsed: started.elapsed(),
                 device,
                 precisions: generator.precisions(),
+                profile: generator.profile_table(),
             };
             page.write(&done.status(), observer);
             Ok(done)
