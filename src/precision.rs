@@ -234,6 +234,21 @@ pub fn measure() -> Verdict {
 /// A tower's forward pass on the probe's input.
 type Forward = Box<dyn Fn(&Tensor) -> Tensor>;
 
+/// Frozen as in a run (the backward reaches the input only), with weights of a trained model's
+/// scale: the constructors' constant init would time zeros. Variances stay positive.
+fn randomize(vs: &mut nn::VarStore) {
+    vs.freeze();
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            let _ = if name.ends_with("running_var") {
+                v.uniform_(0.5, 1.5)
+            } else {
+                v.uniform_(-0.05, 0.05)
+            };
+        }
+    });
+}
+
 fn time_tower(tower: Tower) -> Timing {
     tch::manual_seed(0);
     let mut vs = nn::VarStore::new(Device::Cpu);
@@ -249,18 +264,16 @@ fn time_tower(tower: Tower) -> Timing {
             (Box::new(move |x: &Tensor| t.forward(x, false)), x)
         }
         Tower::Resnet => {
-            let r = ModifiedResNet::new(vs.root() / "visual", &rn50(), [3, 4, 6, 3]);
+            let mut r = ModifiedResNet::new(vs.root() / "visual", &rn50(), [3, 4, 6, 3]);
+            randomize(&mut vs);
+            r.fold(&vs); // as a loaded model is
             let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
             (Box::new(move |x: &Tensor| r.features(x, 2)), x)
         }
     };
-    vs.freeze(); // frozen as in a run: the backward reaches the input only
-    // Weights of a trained model's scale (the constructors' constant init would time zeros).
-    tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            let _ = v.uniform_(-0.05, 0.05);
-        }
-    });
+    if tower != Tower::Resnet {
+        randomize(&mut vs);
+    }
     let layout = |t: &Tensor| match tower {
         Tower::Vqgan => crate::models::vqgan::to_channels_last(t),
         _ => t.shallow_clone(),

@@ -81,7 +81,7 @@ impl Clip {
             None => bail!("{}: no logit_scale tensor", path.display()),
         };
         let mut vs = nn::VarStore::new(device);
-        let visual = match config.vision_resnet_layers {
+        let mut visual = match config.vision_resnet_layers {
             Some(layers) => Visual::ResNet(Box::new(ModifiedResNet::new(
                 vs.root() / "visual",
                 &config,
@@ -95,6 +95,9 @@ impl Clip {
         let text = TextTransformer::new(vs.root(), &config);
         crate::weights::fill_var_store(&vs, &map, "CLIP").context("cannot load CLIP weights")?;
         vs.freeze();
+        if let Visual::ResNet(r) = &mut visual {
+            r.fold(&vs);
+        }
         Ok(Clip {
             vs,
             config,

@@ -2,11 +2,14 @@
 //! three changes, as OpenAI describes them: a three-convolution stem with an average pool instead
 //! of a max pool; anti-aliased strided convolutions (an average pool before the stride); and an
 //! attention pooling head (one query, the mean of the feature map, attends to every position).
-//! BatchNorm runs with its stored statistics (the model is frozen). Gradients flow to the pixels.
+//! BatchNorm runs with its stored statistics (the model is frozen), so [`ModifiedResNet::fold`]
+//! folds each into the convolution before it; the tower then runs channels-last, as the
+//! reference's does (its cutouts come out of a channels-last decoder). Gradients flow to the pixels.
 //! Upstream: https://github.com/openai/CLIP/blob/d05afc4/clip/model.py (`Bottleneck`,
 //! `AttentionPool2d`, `ModifiedResNet`).
 use super::config::ClipConfig;
-use tch::{Tensor, nn, nn::Module};
+use crate::models::vqgan::to_channels_last;
+use tch::{Kind, Tensor, nn, nn::Module};
 
 /// `nn.BatchNorm2d` in eval mode (eps 1e-5); `num_batches_tracked` is not needed.
 #[derive(Debug)]
@@ -41,15 +44,71 @@ impl BatchNorm {
     }
 }
 
-fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding,
-        bias: false,
-        ws_init: nn::Init::Const(0.0),
-        ..Default::default()
-    };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
+/// A bias-free convolution and the BatchNorm after it (`conv`/`bn` under `vs`, or the named
+/// paths): after [`ConvBn::fold`], one convolution with a bias. Folding saves a pass over the
+/// activations forward and back, and BatchNorm's saved input: on 2 cores RN50 at 8x224 took
+/// 0.87 s forward + backward unfolded, 0.74 s folded (PyTorch, channels-last).
+#[derive(Debug)]
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: BatchNorm,
+    /// The convolution's path in the var store, where the folded bias is added (`.bias`).
+    path: Vec<String>,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        conv_vs: nn::Path,
+        bn_vs: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+        padding: i64,
+    ) -> ConvBn {
+        let cfg = nn::ConvConfig {
+            stride,
+            padding,
+            bias: false,
+            ws_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        ConvBn {
+            path: conv_vs.components().map(String::from).collect(),
+            conv: nn::conv2d(conv_vs, c_in, c_out, k, cfg),
+            bn: BatchNorm::new(bn_vs, c_out),
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let y = self.conv.forward(xs);
+        if self.conv.bs.is_some() {
+            y
+        } else {
+            self.bn.forward(&y)
+        }
+    }
+
+    /// `w * s` and `b - mean * s` with `s = gamma / sqrt(var + eps)`, computed in f64, in the
+    /// weights' kind: the weight in place (channels-last), the bias a new frozen variable
+    /// `<conv>.bias`, so the var store holds what runs and casts it with the rest. Once only.
+    fn fold(&mut self, vs: &nn::VarStore) {
+        if self.conv.bs.is_some() {
+            return;
+        }
+        tch::no_grad(|| {
+            let kind = self.conv.ws.kind();
+            let f = |t: &Tensor| t.to_kind(Kind::Double);
+            let bn = &self.bn;
+            let scale = f(&bn.weight) / (f(&bn.running_var) + 1e-5).sqrt();
+            let w = f(&self.conv.ws) * scale.view([-1, 1, 1, 1]);
+            let b = f(&bn.bias) - f(&bn.running_mean) * &scale;
+            self.conv.ws.set_data(&to_channels_last(&w.to_kind(kind)));
+            let path = self.path.iter().fold(vs.root(), |p, c| &p / c.as_str());
+            self.conv.bs = Some(path.add("bias", b.to_kind(kind), false));
+        });
+    }
 }
 
 /// `AvgPool2d(k)`: kernel and stride `k`, no padding.
@@ -61,14 +120,11 @@ fn avg_pool(xs: &Tensor, k: i64) -> Tensor {
 /// (avgpool, 1x1 conv, BatchNorm under `downsample.{-1,0,1}`) when the shape changes.
 #[derive(Debug)]
 struct Bottleneck {
-    conv1: nn::Conv2D,
-    bn1: BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: BatchNorm,
-    conv3: nn::Conv2D,
-    bn3: BatchNorm,
+    c1: ConvBn,
+    c2: ConvBn,
+    c3: ConvBn,
     stride: i64,
-    downsample: Option<(nn::Conv2D, BatchNorm)>,
+    downsample: Option<ConvBn>,
 }
 
 const EXPANSION: i64 = 4;
@@ -78,40 +134,40 @@ impl Bottleneck {
         let out = planes * EXPANSION;
         let downsample = (stride > 1 || inplanes != out).then(|| {
             let ds = &vs / "downsample";
-            (
-                conv(&ds / "0", inplanes, out, 1, 1, 0),
-                BatchNorm::new(&ds / "1", out),
-            )
+            ConvBn::new(&ds / "0", &ds / "1", inplanes, out, 1, 1, 0)
         });
         Bottleneck {
-            conv1: conv(&vs / "conv1", inplanes, planes, 1, 1, 0),
-            bn1: BatchNorm::new(&vs / "bn1", planes),
-            conv2: conv(&vs / "conv2", planes, planes, 3, 1, 1),
-            bn2: BatchNorm::new(&vs / "bn2", planes),
-            conv3: conv(&vs / "conv3", planes, out, 1, 1, 0),
-            bn3: BatchNorm::new(&vs / "bn3", out),
+            c1: ConvBn::new(&vs / "conv1", &vs / "bn1", inplanes, planes, 1, 1, 0),
+            c2: ConvBn::new(&vs / "conv2", &vs / "bn2", planes, planes, 3, 1, 1),
+            c3: ConvBn::new(&vs / "conv3", &vs / "bn3", planes, out, 1, 1, 0),
             stride,
             downsample,
         }
     }
 
+    fn conv_bns(&mut self) -> impl Iterator<Item = &mut ConvBn> {
+        [&mut self.c1, &mut self.c2, &mut self.c3]
+            .into_iter()
+            .chain(self.downsample.as_mut())
+    }
+
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let out = self.bn1.forward(&self.conv1.forward(xs)).relu();
-        let out = self.bn2.forward(&self.conv2.forward(&out)).relu();
+        let out = self.c1.forward(xs).relu();
+        let out = self.c2.forward(&out).relu();
         let out = if self.stride > 1 {
             avg_pool(&out, self.stride)
         } else {
             out
         };
-        let out = self.bn3.forward(&self.conv3.forward(&out));
+        let out = self.c3.forward(&out);
         let identity = match &self.downsample {
-            Some((c, bn)) => {
+            Some(c) => {
                 let x = if self.stride > 1 {
                     avg_pool(xs, self.stride)
                 } else {
                     xs.shallow_clone()
                 };
-                bn.forward(&c.forward(&x))
+                c.forward(&x)
             }
             None => xs.shallow_clone(),
         };
@@ -185,8 +241,8 @@ impl AttentionPool2d {
 
     fn forward(&self, xs: &Tensor) -> Tensor {
         let (b, c, h, w) = xs.size4().unwrap_or_default();
-        // [b, c, h, w] -> [b, h*w, c], the mean first: [b, 1 + h*w, c]
-        let tokens = xs.flatten(2, -1).permute([0, 2, 1]);
+        // [b, c, h, w] -> [b, h*w, c] (a view of a channels-last map), the mean first: [b, 1 + h*w, c]
+        let tokens = xs.permute([0, 2, 3, 1]).reshape([b, h * w, c]);
         let tokens = Tensor::cat(&[tokens.mean_dim([1i64].as_slice(), true, None), tokens], 1);
         let tokens = tokens + self.positions(h, w).to_kind(xs.kind());
         let n = tokens.size()[1];
@@ -215,12 +271,7 @@ impl AttentionPool2d {
 /// `layer2.0.downsample.0.weight`, `attnpool.q_proj.bias`, ...).
 #[derive(Debug)]
 pub struct ModifiedResNet {
-    conv1: nn::Conv2D,
-    bn1: BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: BatchNorm,
-    conv3: nn::Conv2D,
-    bn3: BatchNorm,
+    stem: [ConvBn; 3],
     layers: Vec<Vec<Bottleneck>>,
     attnpool: AttentionPool2d,
 }
@@ -243,12 +294,11 @@ impl ModifiedResNet {
             stages.push(stage);
         }
         ModifiedResNet {
-            conv1: conv(&vs / "conv1", 3, w / 2, 3, 2, 1),
-            bn1: BatchNorm::new(&vs / "bn1", w / 2),
-            conv2: conv(&vs / "conv2", w / 2, w / 2, 3, 1, 1),
-            bn2: BatchNorm::new(&vs / "bn2", w / 2),
-            conv3: conv(&vs / "conv3", w / 2, w, 3, 1, 1),
-            bn3: BatchNorm::new(&vs / "bn3", w),
+            stem: [
+                ConvBn::new(&vs / "conv1", &vs / "bn1", 3, w / 2, 3, 2, 1),
+                ConvBn::new(&vs / "conv2", &vs / "bn2", w / 2, w / 2, 3, 1, 1),
+                ConvBn::new(&vs / "conv3", &vs / "bn3", w / 2, w, 3, 1, 1),
+            ],
             layers: stages,
             attnpool: AttentionPool2d::new(
                 &vs / "attnpool",
@@ -260,11 +310,30 @@ impl ModifiedResNet {
         }
     }
 
-    /// The three-convolution stem and its average pool.
+    /// Folds every BatchNorm into its convolution and stores the convolutions channels-last;
+    /// call once the weights in `vs` (this tower's store) are loaded: the statistics are frozen
+    /// from then on.
+    pub fn fold(&mut self, vs: &nn::VarStore) {
+        for c in self.conv_bns() {
+            c.fold(vs);
+        }
+    }
+
+    fn conv_bns(&mut self) -> impl Iterator<Item = &mut ConvBn> {
+        self.stem.iter_mut().chain(
+            self.layers
+                .iter_mut()
+                .flatten()
+                .flat_map(Bottleneck::conv_bns),
+        )
+    }
+
+    /// The three-convolution stem and its average pool. The pixels go in channels-last.
     pub fn stem(&self, pixels: &Tensor) -> Tensor {
-        let xs = self.bn1.forward(&self.conv1.forward(pixels)).relu();
-        let xs = self.bn2.forward(&self.conv2.forward(&xs)).relu();
-        let xs = self.bn3.forward(&self.conv3.forward(&xs)).relu();
+        let mut xs = to_channels_last(pixels);
+        for c in &self.stem {
+            xs = c.forward(&xs).relu();
+        }
         avg_pool(&xs, 2)
     }
 
