@@ -634,9 +634,84 @@ def run_startup(a):
     return "\n".join(lines), dict(mode="startup", info=info, rows=rows)
 
 
+# The parts of the two loops' profiles that do the same work: (name, reference parts, vqclip parts, FLOPs key).
+PROFILE_GROUPS = [
+    ("VQGAN decoder (quantize, forward, backward)", ["quantize", "decoder_fwd", "decoder_bwd"],
+     ["render", "render_bwd"], "decoder"),
+    ("CLIP image tower (forward, backward to the cutouts' picture)", ["clip_fwd", "clip_cutouts_bwd"],
+     ["clip_fwd", "clip_bwd"], "clip"),
+    ("cutouts and augments (forward)", ["cutouts_augments_fwd"], ["cutouts"], None),
+    ("loss, optimizer, clamp", ["loss_fwd", "adam_clamp"], ["losses", "optimizer"], None),
+]
+
+
+def vq_profile(stderr):
+    """`generate --profile`'s table: {part: median seconds}."""
+    parts, on = {}, False
+    for line in stderr.splitlines():
+        if line.startswith("profile:"):
+            on = True
+        elif on and line.startswith("  "):
+            f = line.split()
+            parts[f[0]] = float(f[1])
+    return parts
+
+
+def run_profile(a):
+    """Each loop's time per part (median over the steps after the first, synchronized between parts), side by
+    side, f32 on both; the decoder's and the CLIP tower's FLOPs (counted on the reference) give each one's
+    GFLOP/s and share of this CPU's f32 peak."""
+    cfg = (a.configs or "128x128x8").split(",")[0]
+    steps = a.steps or 5
+    b = Bench(a)
+    info = machine_info(a)
+    say(f"profile: reference loop, {cfg}, {steps} steps")
+    r = b.ref(cfg, steps, extra=("--profile", "--count-flops"))
+    if not r.get("result"):
+        sys.exit(f"bench: the reference loop failed: {r.get('error')}")
+    ref = {k: med(v[1:] if len(v) > 1 else v) for k, v in r["result"]["profile"].items()}
+    flops = r["result"].get("flops_parts") or {}
+    say(f"profile: vqclip generate --profile, {cfg}, {steps} steps")
+    w, h, n = parse_config(cfg)
+    out = tempfile.mkdtemp(dir=b.tmp)
+    cmd = [a.bin, "generate", PROMPT, "--vqgan", a.vqgan, "--clip", a.clip, "--size", f"{w}x{h}", "--cutouts",
+           str(n), "--steps", str(steps), "--device", a.device, "--precision", "f32", "--out", out, "--profile",
+           "--drawer", "vqgan", *VQ_SETTINGS]
+    p = subprocess.run(cmd, env=b.env, capture_output=True, text=True)
+    vq = vq_profile(p.stderr)
+    if p.returncode != 0 or not vq:
+        sys.exit(f"bench: vqclip generate --profile failed (exit {p.returncode}): {p.stderr[-600:]}")
+    peak, _, how = cpu_peak(a.threads) if a.device == "cpu" else (None, None, "")
+    rows = ["| part | reference s | vqclip s | vqclip / ref | GFLOP | reference GFLOP/s (f32 peak) "
+            "| vqclip GFLOP/s (f32 peak) |", "|---|---|---|---|---|---|---|"]
+    tot_ref, tot_vq = sum(ref.values()), sum(vq.get(p, 0.0) for p in vq if p != "step")
+    data = dict(config=cfg, steps=steps, reference=ref, vqclip=vq, flops_parts=flops, info=info)
+
+    def rate(gflop, s):
+        if gflop is None or not s:
+            return "–"
+        g = gflop / s
+        return f"{g:.0f} ({100 * g / peak:.0f} %)" if peak else f"{g:.0f}"
+
+    for name, rp, vp, fk in PROFILE_GROUPS:
+        rs = sum(ref.get(p, 0.0) for p in rp)
+        vs = sum(vq.get(p, 0.0) for p in vp)
+        gflop = flops[fk] / 1e9 if fk and flops.get(fk) else None
+        rows.append(f"| {name} | {fmt_s(rs)} | {fmt_s(vs)} | {fmt_ratio(vs, rs)} | "
+                    f"{'–' if gflop is None else f'{gflop:.1f}'} | {rate(gflop, rs)} | {rate(gflop, vs)} |")
+    rows.append(f"| step (sum of the parts) | {fmt_s(tot_ref)} | {fmt_s(tot_vq)} | {fmt_ratio(tot_vq, tot_ref)} "
+                f"| | | |")
+    md = [f"## Where a step's time goes: {cfg}, {os.path.basename(a.clip)}, f32, {a.device}", "", *rows, "",
+          f"Machine: {info['cpu']}, {info['cpus_usable']} usable CPUs, threads {a.threads} on both sides; "
+          f"{info['vqclip']} (git {info['git']}). Median of steps 2..{steps} of one run per side, the device "
+          f"synchronized between parts. FLOPs: torch's FlopCounterMode on the reference's towers at the loop's "
+          f"shapes (forward + backward to the input)." + (f" Peak: {how}." if how else "")]
+    return "\n".join(md), data
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["cpu", "gpu", "startup"])
+    ap.add_argument("mode", choices=["cpu", "gpu", "startup", "profile"])
     ap.add_argument("--quick", action="store_true", help="fewer steps per run")
     ap.add_argument("--runs", type=int, default=0, help="timed rounds per configuration (default 3)")
     ap.add_argument("--configs", help="comma list of WxHxCUTOUTS (default: the mode's two)")
@@ -658,6 +733,8 @@ def main():
     a.child_timeout = a.child_timeout or None
     if a.mode == "startup":
         md, data = run_startup(a)
+    elif a.mode == "profile":
+        md, data = run_profile(a)
     else:
         md, data = run_speed(a)
     os.makedirs(a.results, exist_ok=True)

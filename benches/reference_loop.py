@@ -572,6 +572,7 @@ def main():
 
     step_fn = profiled_step if args.profile else train_step
     flops = None
+    flops_parts = None
     if args.count_flops:
         # One untimed step under torch's FLOP counter: matmuls, convolutions and attention, forward and the
         # backward to z (the weights are frozen: only activation gradients), counted from the tensors' shapes.
@@ -580,6 +581,18 @@ def main():
         with counter:
             train_step()
         flops = counter.get_total_flops()
+        # The two towers apart (forward + backward to their input, at the loop's shapes), for each part's
+        # share of the peak in `scripts/bench profile`.
+        def tower_flops(fn, x):
+            x = x.detach().requires_grad_(True)
+            c = FlopCounterMode(display=False)
+            with c:
+                fn(x).float().sum().backward()
+            return c.get_total_flops()
+        flops_parts = dict(clip=tower_flops(perceptor.encode_image, torch.rand(args.cutouts, 3, cut_size, cut_size,
+                                                                                  device=device)))
+        if args.drawer == "vqgan":
+            flops_parts["decoder"] = tower_flops(model.decode, z.detach().movedim(1, 3).movedim(3, 1))
     windows = []  # (first step, last step, seconds)
     t_first_step = None
     sync(device)
@@ -605,6 +618,7 @@ def main():
         load_seconds=dict(imports=t_imported - T_PROCESS, vqgan=t_vqgan - t_imported, clip=t_clip - t_vqgan,
                           setup=t_ready - t_clip),
         rss_after_load_mib=rss_after_load, rss_peak_mib=max_rss_mib(), flops_per_step=flops,
+        flops_parts=flops_parts,
     )
     if device.type == "cuda":
         result.update(cuda_max_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
